@@ -1,0 +1,107 @@
+//! The command line (SPEC §7): clap derive types only, turned into each
+//! stage's plain options. Stage modules never see clap.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "faktura",
+    version,
+    about = "Batch billing: usage CSVs to exact invoices, PDFs and e-mails"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less log output (warnings and errors only).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The nightly job: ingest, aggregate, decide, render, send.
+    Run(StageArgs),
+    /// Only ingest usage files into OUT/usage and OUT/rejects.
+    Ingest(StageArgs),
+    /// Only aggregate usage into period lines (reports counts).
+    Aggregate(StageArgs),
+    /// Aggregate and decide: decisions, lines, invoices, numbers.
+    Decide(StageArgs),
+    /// Only render PDFs of issued invoices that have none yet.
+    Render(StageArgs),
+    /// Only deliver e-mails that are not sent yet.
+    Send(StageArgs),
+    /// Why a profile got an invoice or not, period by period (reads OUT only).
+    Explain(ExplainArgs),
+    /// Write a synthetic data directory.
+    Gen(GenArgs),
+    /// Print the resolved configuration (without secrets).
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The data directory (SPEC §2).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The output directory (SPEC §6).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The run date; default: today in UTC.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Configuration file; default: DATA/faktura.toml if it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub profile: String,
+    /// Only the period starting in this month (YYYY-MM).
+    #[arg(long)]
+    pub period: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, default_value_t = 1000)]
+    pub rows_per_day: u64,
+    #[arg(long, default_value_t = 20)]
+    pub profiles: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First usage day.
+    #[arg(long, default_value = "2026-10-01")]
+    pub start: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}

@@ -1,0 +1,310 @@
+//! Configuration (SPEC §8): `faktura.toml`, then `FAKTURA_<SECTION>_<KEY>`
+//! environment variables, resolved once into [`Settings`] before any stage
+//! runs. Unknown keys are an error, so a typo in the nightly config fails
+//! loudly instead of silently using a default.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config `{origin}`: {problem}")]
+    Invalid { origin: String, problem: String },
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub billing: BillingSettings,
+    pub issuer: IssuerSettings,
+    pub mail: MailSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingSettings {
+    pub invoice_prefix: String,
+    pub settle_days: u32,
+    pub billing_start: Option<NaiveDate>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerSettings {
+    pub name: String,
+    pub address: String,
+    pub email: String,
+    pub payment_details: String,
+    pub vat_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    pub transport: TransportKind,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub timeout_secs: u64,
+    pub max_per_second: Option<u32>,
+    /// From FAKTURA_SMTP_USER only; never read from or written to a file.
+    #[serde(skip)]
+    pub user: Option<String>,
+    /// From FAKTURA_SMTP_PASSWORD only; never printed.
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        BillingSettings {
+            invoice_prefix: "INV-".into(),
+            settle_days: 2,
+            billing_start: None,
+        }
+    }
+}
+
+impl Default for IssuerSettings {
+    fn default() -> Self {
+        IssuerSettings {
+            name: "Example Cloud AS".into(),
+            address: "Storgata 1, 0155 Oslo, Norway".into(),
+            email: "billing@example.com".into(),
+            payment_details: "IBAN NO93 8601 1117 947".into(),
+            vat_id: None,
+        }
+    }
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            transport: TransportKind::File,
+            from: "Example Cloud Billing <billing@example.com>".into(),
+            reply_to: None,
+            smtp: SmtpSettings::default(),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 25,
+            security: Security::None,
+            timeout_secs: 30,
+            max_per_second: None,
+            user: None,
+            password: None,
+        }
+    }
+}
+
+/// Keys that environment variables may set, as (path, is_integer).
+const ENV_KEYS: &[(&[&str], bool)] = &[
+    (&["billing", "invoice_prefix"], false),
+    (&["billing", "settle_days"], true),
+    (&["billing", "billing_start"], false),
+    (&["issuer", "name"], false),
+    (&["issuer", "address"], false),
+    (&["issuer", "email"], false),
+    (&["issuer", "payment_details"], false),
+    (&["issuer", "vat_id"], false),
+    (&["mail", "transport"], false),
+    (&["mail", "from"], false),
+    (&["mail", "reply_to"], false),
+    (&["mail", "smtp", "host"], false),
+    (&["mail", "smtp", "port"], true),
+    (&["mail", "smtp", "security"], false),
+    (&["mail", "smtp", "timeout_secs"], true),
+    (&["mail", "smtp", "max_per_second"], true),
+];
+
+/// The environment variable of a key: `FAKTURA_MAIL_SMTP_HOST`.
+pub fn env_name(path: &[&str]) -> String {
+    format!("FAKTURA_{}", path.join("_").to_uppercase())
+}
+
+impl Settings {
+    /// Resolves `--config FILE`, else `DATA/faktura.toml` if it exists, else
+    /// defaults; then applies the environment (`env` is a lookup so tests
+    /// need not touch the process environment).
+    pub fn load(
+        data_dir: &Path,
+        config_file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let default_file = data_dir.join("faktura.toml");
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| default_file.exists().then_some(default_file));
+        let (mut table, origin) = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                        origin: path.display().to_string(),
+                        problem: e.to_string(),
+                    })?;
+                (table, path.display().to_string())
+            }
+            None => (toml::Table::new(), "defaults".to_string()),
+        };
+        apply_env(&mut table, env)?;
+        let mut settings: Settings =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: origin.clone(),
+                    problem: e.to_string(),
+                })?;
+        settings.mail.smtp.user = env("FAKTURA_SMTP_USER");
+        settings.mail.smtp.password = env("FAKTURA_SMTP_PASSWORD");
+        settings.validate(&origin)?;
+        Ok(settings)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |problem: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            problem,
+        };
+        if self
+            .billing
+            .invoice_prefix
+            .chars()
+            .any(|c| c.is_control() || c == '/')
+        {
+            return Err(invalid(format!(
+                "key `billing.invoice_prefix`: {:?} may not contain `/` or control characters",
+                self.billing.invoice_prefix
+            )));
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(format!(
+                "key `mail.from`: {:?} is not a mailbox",
+                self.mail.from
+            )));
+        }
+        if let Some(reply_to) = &self.mail.reply_to
+            && reply_to.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(invalid(format!(
+                "key `mail.reply_to`: {reply_to:?} is not a mailbox"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn apply_env(
+    table: &mut toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (path, is_integer) in ENV_KEYS {
+        let name = env_name(path);
+        let Some(raw) = env(&name) else { continue };
+        let value = if *is_integer {
+            let n = raw
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::Invalid {
+                    origin: format!("environment variable {name}"),
+                    problem: format!("{raw:?} is not an integer"),
+                })?;
+            toml::Value::Integer(n)
+        } else {
+            toml::Value::String(raw)
+        };
+        let (last, sections) = path.split_last().expect("paths are not empty");
+        let mut current = &mut *table;
+        for section in sections {
+            let entry = current
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            current = entry.as_table_mut().ok_or_else(|| ConfigError::Invalid {
+                origin: format!("environment variable {name}"),
+                problem: format!("`{section}` is not a section"),
+            })?;
+        }
+        current.insert(last.to_string(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faktura.toml");
+        std::fs::write(&path, "[billing]\nsettle_dayz = 3\n").unwrap();
+        let err = Settings::load(dir.path(), None, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("settle_dayz"), "{err}");
+        assert!(err.contains("faktura.toml"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("faktura.toml"),
+            "[billing]\nsettle_days = 3\n[mail.smtp]\nhost = \"mail.example\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "FAKTURA_BILLING_SETTLE_DAYS" => Some("5".to_string()),
+            "FAKTURA_SMTP_PASSWORD" => Some("secret".to_string()),
+            _ => None,
+        };
+        let settings = Settings::load(dir.path(), None, &env).unwrap();
+        assert_eq!(settings.billing.settle_days, 5);
+        assert_eq!(settings.mail.smtp.host, "mail.example");
+        assert_eq!(settings.mail.smtp.password.as_deref(), Some("secret"));
+        let printed = toml::to_string(&settings).unwrap();
+        assert!(!printed.contains("secret"));
+    }
+}

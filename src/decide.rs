@@ -1,0 +1,530 @@
+//! Decide (SPEC §3–§4): for every profile, kind and closed period not yet
+//! decided, in period order, whether an invoice is owed and why not.
+//!
+//! A pure function: reference data, the current period lines, what the
+//! ledger already decided and billed, and `as_of` in; the decisions, lines,
+//! billed sums and numbered invoices to commit out. No I/O, no clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::aggregate::PeriodLines;
+use crate::ledger::{Billed, DecideCommit, DecisionKey, ProfileState};
+use crate::model::{
+    Agreement, Amounts, CoveredBy, Currency, Decision, DecisionCode, Invoice, Kind, Line, LineKey,
+    LineSums, Offer, Period, Profile, Reference, Scope,
+};
+
+/// Everything a decide step looks at.
+pub struct DecideInput<'a> {
+    pub reference: &'a Reference,
+    pub as_of: NaiveDate,
+    pub settle_days: u32,
+    pub billing_start: NaiveDate,
+    pub invoice_prefix: &'a str,
+    /// Days with at least one usage file that was read.
+    pub present_days: &'a BTreeSet<NaiveDate>,
+    pub lines: &'a PeriodLines,
+    pub decided: &'a BTreeMap<DecisionKey, Decision>,
+    pub billed: &'a BTreeMap<DecisionKey, Billed>,
+    pub next_seq: u64,
+}
+
+/// The first period of a profile: the one containing the later of its
+/// createdDate and billing_start (SPEC §3).
+pub fn first_period(profile: &Profile, billing_start: NaiveDate) -> Period {
+    Period::containing(
+        profile.created_date.max(billing_start),
+        profile.period_start_day,
+    )
+}
+
+/// Decides every closed, undecided period of every profile.
+pub fn decide(input: &DecideInput) -> DecideCommit {
+    let mut commit = DecideCommit::default();
+    let mut balances = credit_balances(input);
+    let mut issued: Vec<(usize, Invoice)> = Vec::new();
+    for profile in input.reference.profiles.values() {
+        decide_profile(input, profile, &mut balances, &mut commit, &mut issued);
+    }
+    number_invoices(input, &mut commit, issued);
+    commit
+}
+
+/// What is left of each prepaid grant after every decision so far.
+fn credit_balances(input: &DecideInput) -> BTreeMap<String, Decimal> {
+    let mut balances: BTreeMap<String, Decimal> = input
+        .reference
+        .credits
+        .iter()
+        .map(|c| (c.id.clone(), c.amount))
+        .collect();
+    for decision in input.decided.values() {
+        for (id, used) in &decision.credits_used {
+            if let Some(b) = balances.get_mut(id) {
+                *b -= *used;
+            }
+        }
+    }
+    balances
+}
+
+/// Running state of one profile while its periods are walked in order.
+struct ProfileWalk {
+    carry: BTreeMap<Kind, Decimal>,
+    held: bool,
+    /// Billed sums of this profile's decided periods, updated by adjustments.
+    billed: BTreeMap<DecisionKey, Billed>,
+}
+
+fn decide_profile(
+    input: &DecideInput,
+    profile: &Profile,
+    balances: &mut BTreeMap<String, Decimal>,
+    commit: &mut DecideCommit,
+    issued: &mut Vec<(usize, Invoice)>,
+) {
+    let mut walk = ProfileWalk {
+        carry: BTreeMap::new(),
+        held: false,
+        billed: input
+            .billed
+            .iter()
+            .filter(|((p, _, _), _)| *p == profile.id)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let mut decided_any = false;
+    let mut period = first_period(profile, input.billing_start);
+    while period.is_closed(input.as_of, input.settle_days) {
+        for kind in [Kind::Services, Kind::Purchases] {
+            let key = (profile.id.clone(), kind, period.start);
+            if let Some(done) = input.decided.get(&key)
+                && done.code != DecisionCode::HeldIncompleteUsage
+            {
+                walk.carry
+                    .insert(kind, done.amounts.map_or(Decimal::ZERO, |a| a.carried_out));
+                continue;
+            }
+            let decision = if let Some(missing) = missing_days(input, period, walk.held) {
+                walk.held = true;
+                held_decision(input, profile, kind, period, &walk, missing)
+            } else {
+                decide_period(
+                    input, profile, kind, period, &mut walk, balances, commit, issued,
+                )
+            };
+            if let Some(decision) = decision {
+                decided_any = true;
+                let unchanged = input
+                    .decided
+                    .get(&key)
+                    .is_some_and(|old| same_hold(old, &decision));
+                if !unchanged {
+                    commit.decisions.push(decision);
+                }
+            }
+        }
+        period = period.next();
+    }
+    if decided_any {
+        commit.profile_states.push((
+            profile.id.clone(),
+            ProfileState {
+                currency: profile.currency.code().to_string(),
+                period_start_day: profile.period_start_day,
+                created_date: profile.created_date,
+            },
+        ));
+    }
+}
+
+/// A held decision that says again what an earlier run said needs no write.
+fn same_hold(old: &Decision, new: &Decision) -> bool {
+    old.code == DecisionCode::HeldIncompleteUsage
+        && new.code == DecisionCode::HeldIncompleteUsage
+        && old.missing_days == new.missing_days
+}
+
+/// `Some(missing days)` when the period must be held (rule 6a).
+fn missing_days(input: &DecideInput, period: Period, earlier_held: bool) -> Option<Vec<NaiveDate>> {
+    let missing: Vec<NaiveDate> = period
+        .days()
+        .filter(|d| *d >= input.billing_start && !input.present_days.contains(d))
+        .collect();
+    (earlier_held || !missing.is_empty()).then_some(missing)
+}
+
+fn held_decision(
+    input: &DecideInput,
+    profile: &Profile,
+    kind: Kind,
+    period: Period,
+    walk: &ProfileWalk,
+    missing_days: Vec<NaiveDate>,
+) -> Option<Decision> {
+    let has_lines = input
+        .lines
+        .contains_key(&(profile.id.clone(), kind, period.start));
+    let carry = walk.carry.get(&kind).copied().unwrap_or_default();
+    if kind == Kind::Purchases && !has_lines && carry.is_zero() {
+        return None;
+    }
+    Some(Decision {
+        account_id: profile.account_id.clone(),
+        profile_id: profile.id.clone(),
+        kind,
+        period,
+        currency: profile.currency.code().to_string(),
+        code: DecisionCode::HeldIncompleteUsage,
+        amounts: None,
+        invoice_number: None,
+        missing_days,
+        decided_on: input.as_of,
+        credits_used: Vec::new(),
+    })
+}
+
+/// Late usage of an earlier decided period: what changed for one line key.
+struct Adjustment {
+    /// The key as billed (its `covered_by` says whether the trial covers it).
+    key: LineKey,
+    diff: LineSums,
+}
+
+/// Lines of a period: its current usage plus adjustments for late usage in
+/// periods decided earlier (whose billed sums are brought up to date).
+fn lines_with_adjustments(
+    input: &DecideInput,
+    profile: &Profile,
+    kind: Kind,
+    period: Period,
+    walk: &mut ProfileWalk,
+) -> (BTreeMap<LineKey, LineSums>, Vec<Adjustment>) {
+    let current = input
+        .lines
+        .get(&(profile.id.clone(), kind, period.start))
+        .cloned()
+        .unwrap_or_default();
+    let mut adjustments = Vec::new();
+    for ((_, billed_kind, start), billed) in walk.billed.iter_mut() {
+        if *billed_kind != kind || *start >= period.start {
+            continue;
+        }
+        let now = input
+            .lines
+            .get(&(profile.id.clone(), kind, *start))
+            .cloned()
+            .unwrap_or_default();
+        let keys: BTreeSet<&LineKey> = now.keys().chain(billed.keys()).collect();
+        let mut changed = false;
+        for key in keys {
+            let after = now.get(key).copied().unwrap_or_default();
+            let before = billed.get(key).copied().unwrap_or_default();
+            if after != before {
+                let diff = LineSums {
+                    quantity: after.quantity - before.quantity,
+                    cost: after.cost - before.cost,
+                    rows: after.rows - before.rows,
+                };
+                adjustments.push(Adjustment {
+                    key: key.clone(),
+                    diff,
+                });
+                changed = true;
+            }
+        }
+        if changed {
+            *billed = now;
+        }
+    }
+    (current, adjustments)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_period(
+    input: &DecideInput,
+    profile: &Profile,
+    kind: Kind,
+    period: Period,
+    walk: &mut ProfileWalk,
+    balances: &mut BTreeMap<String, Decimal>,
+    commit: &mut DecideCommit,
+    issued: &mut Vec<(usize, Invoice)>,
+) -> Option<Decision> {
+    let currency = profile.currency;
+    let before_adjust = walk.billed.clone();
+    let (current, adjustments) = lines_with_adjustments(input, profile, kind, period, walk);
+    let carried_in = walk.carry.get(&kind).copied().unwrap_or_default();
+    if kind == Kind::Purchases
+        && current.is_empty()
+        && adjustments.is_empty()
+        && carried_in.is_zero()
+    {
+        return None;
+    }
+    let lines = build_lines(currency, &current, &adjustments);
+    let (monthly_credit, prepaid_credit, credits_used) = if kind == Kind::Services {
+        let monthly = monthly_credit(input.reference, profile, &lines);
+        let eligible: Decimal = lines
+            .iter()
+            .filter(|l| l.key.credit_eligible)
+            .map(|l| l.amount)
+            .sum();
+        let (prepaid, used) = draw_prepaid(
+            input.reference,
+            profile,
+            period,
+            eligible - monthly,
+            balances,
+        );
+        (monthly, prepaid, used)
+    } else {
+        (Decimal::ZERO, Decimal::ZERO, Vec::new())
+    };
+    let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
+    let trial_covered: Decimal = lines
+        .iter()
+        .filter(|l| l.key.covered_by == CoveredBy::Trial)
+        .map(|l| currency.round(l.sums.cost))
+        .sum();
+    let amount_due = subtotal - monthly_credit - prepaid_credit + carried_in;
+    let mut amounts = Amounts {
+        subtotal,
+        trial_covered,
+        monthly_credit,
+        prepaid_credit,
+        carried_in,
+        amount_due,
+        carried_out: Decimal::ZERO,
+    };
+    let code = decision_code(profile, period, &lines, &amounts, currency);
+    amounts.carried_out = match code {
+        DecisionCode::DeferredFirst30Days => amount_due,
+        DecisionCode::FreeTrial | DecisionCode::CoveredByCredit if amount_due < Decimal::ZERO => {
+            amount_due
+        }
+        _ => Decimal::ZERO,
+    };
+    if code == DecisionCode::NoCharges {
+        amounts = Amounts::default();
+    }
+    walk.carry.insert(kind, amounts.carried_out);
+
+    let key = (profile.id.clone(), kind, period.start);
+    for (billed_key, billed) in &walk.billed {
+        if before_adjust.get(billed_key) != Some(billed) {
+            commit.billed.push((billed_key.clone(), billed.clone()));
+        }
+    }
+    walk.billed.insert(key.clone(), current.clone());
+    commit.billed.push((key.clone(), current));
+    commit.lines.push((key, lines.clone()));
+
+    let decision = Decision {
+        account_id: profile.account_id.clone(),
+        profile_id: profile.id.clone(),
+        kind,
+        period,
+        currency: currency.code().to_string(),
+        code,
+        amounts: Some(amounts),
+        invoice_number: None,
+        missing_days: Vec::new(),
+        decided_on: input.as_of,
+        credits_used,
+    };
+    if code == DecisionCode::InvoiceIssued {
+        let invoice = Invoice {
+            number: String::new(),
+            account_id: profile.account_id.clone(),
+            profile_id: profile.id.clone(),
+            kind,
+            period,
+            currency: currency.code().to_string(),
+            invoice_date: input.as_of,
+            due_date: input.as_of + chrono::Days::new(profile.payment_terms_days as u64),
+            amounts,
+            lines,
+            recipients: recipients_of(input.reference, profile, kind),
+        };
+        // The decision is pushed by the caller right after; remember its index.
+        issued.push((commit.decisions.len(), invoice));
+    }
+    Some(decision)
+}
+
+/// Rule 1 and 2: line amounts rounded half away from zero; trial lines 0.
+fn build_lines(
+    currency: Currency,
+    current: &BTreeMap<LineKey, LineSums>,
+    adjustments: &[Adjustment],
+) -> Vec<Line> {
+    let mut lines: Vec<Line> = current
+        .iter()
+        .map(|(key, sums)| Line {
+            key: key.clone(),
+            sums: *sums,
+            amount: if key.covered_by == CoveredBy::Trial {
+                Decimal::ZERO
+            } else {
+                currency.round(sums.cost)
+            },
+        })
+        .collect();
+    for adjustment in adjustments {
+        let mut key = adjustment.key.clone();
+        key.covered_by = CoveredBy::Adjustment;
+        let diff = adjustment.diff;
+        lines.push(Line {
+            key,
+            sums: diff,
+            amount: if adjustment.key.covered_by == CoveredBy::Trial {
+                Decimal::ZERO
+            } else {
+                currency.round(diff.cost)
+            },
+        });
+    }
+    lines
+}
+
+/// Rule 3: per MonthlyCredit subscription, min(credit, its eligible amounts).
+fn monthly_credit(reference: &Reference, profile: &Profile, lines: &[Line]) -> Decimal {
+    let mut total = Decimal::ZERO;
+    for sub in reference.subscriptions.values() {
+        if sub.profile_id != profile.id || sub.offer != Offer::MonthlyCredit {
+            continue;
+        }
+        let used: Decimal = lines
+            .iter()
+            .filter(|l| l.key.subscription_id == sub.id && l.key.credit_eligible)
+            .map(|l| l.amount)
+            .sum();
+        if used > Decimal::ZERO {
+            total += used.min(sub.monthly_credit.unwrap_or_default());
+        }
+    }
+    total
+}
+
+/// Rule 4: draws usable grants, earliest expiry first, ties by id.
+fn draw_prepaid(
+    reference: &Reference,
+    profile: &Profile,
+    period: Period,
+    mut remaining: Decimal,
+    balances: &mut BTreeMap<String, Decimal>,
+) -> (Decimal, Vec<(String, Decimal)>) {
+    let mut grants: Vec<_> = reference
+        .credits
+        .iter()
+        .filter(|c| {
+            c.profile_id == profile.id
+                && c.effective_date <= period.end
+                && c.expiry_date >= period.start
+        })
+        .collect();
+    grants.sort_by(|a, b| (a.expiry_date, &a.id).cmp(&(b.expiry_date, &b.id)));
+    let mut drawn = Decimal::ZERO;
+    let mut used = Vec::new();
+    for grant in grants {
+        if remaining <= Decimal::ZERO {
+            break;
+        }
+        let balance = balances.entry(grant.id.clone()).or_insert(grant.amount);
+        let take = remaining.min(*balance);
+        if take > Decimal::ZERO {
+            *balance -= take;
+            remaining -= take;
+            drawn += take;
+            used.push((grant.id.clone(), take));
+        }
+    }
+    (drawn, used)
+}
+
+/// Rule 6 b–f, the first that applies.
+fn decision_code(
+    profile: &Profile,
+    period: Period,
+    lines: &[Line],
+    a: &Amounts,
+    currency: Currency,
+) -> DecisionCode {
+    if lines.is_empty() && a.carried_in.is_zero() {
+        return DecisionCode::NoCharges;
+    }
+    if (period.end - profile.created_date).num_days() < 30 {
+        return DecisionCode::DeferredFirst30Days;
+    }
+    if a.amount_due <= Decimal::ZERO {
+        let any_trial = lines.iter().any(|l| l.key.covered_by == CoveredBy::Trial);
+        let all_trial = lines
+            .iter()
+            .filter(|l| !currency.round(l.sums.cost).is_zero())
+            .all(|l| l.key.covered_by == CoveredBy::Trial);
+        return if any_trial && all_trial {
+            DecisionCode::FreeTrial
+        } else {
+            DecisionCode::CoveredByCredit
+        };
+    }
+    DecisionCode::InvoiceIssued
+}
+
+/// SPEC §5: who gets a `services` invoice of an opted-in profile by e-mail.
+pub fn recipients_of(reference: &Reference, profile: &Profile, kind: Kind) -> Vec<String> {
+    if kind != Kind::Services || !profile.email_invoice {
+        return Vec::new();
+    }
+    let account = reference.account_of(profile);
+    let mut emails: BTreeSet<String> = BTreeSet::new();
+    match account.agreement {
+        Agreement::Mca | Agreement::Mpa => {
+            for role in &reference.roles {
+                if role.scope == Scope::BillingProfile && role.scope_id == profile.id {
+                    emails.insert(role.email.clone());
+                }
+            }
+        }
+        Agreement::Mosp => {
+            emails.insert(
+                profile
+                    .invoice_email
+                    .clone()
+                    .unwrap_or_else(|| account.admin_email.clone()),
+            );
+            for r in &reference.recipients {
+                if r.profile_id == profile.id {
+                    emails.insert(r.email.clone());
+                }
+            }
+        }
+    }
+    emails.into_iter().collect()
+}
+
+/// Numbers this step's invoices from one gapless sequence, in order of
+/// (period_end, billingProfileId byte-wise, kind with services first).
+fn number_invoices(
+    input: &DecideInput,
+    commit: &mut DecideCommit,
+    mut issued: Vec<(usize, Invoice)>,
+) {
+    issued.sort_by(|(_, a), (_, b)| {
+        (a.period.end, a.profile_id.as_bytes(), a.kind).cmp(&(
+            b.period.end,
+            b.profile_id.as_bytes(),
+            b.kind,
+        ))
+    });
+    for (offset, (decision_index, mut invoice)) in issued.into_iter().enumerate() {
+        let seq = input.next_seq + offset as u64;
+        invoice.number = format!("{}{:08}", input.invoice_prefix, seq);
+        commit.decisions[decision_index].invoice_number = Some(invoice.number.clone());
+        commit.invoices.push((seq, invoice));
+    }
+}

@@ -1,0 +1,266 @@
+//! Deliver (SPEC §5): one e-mail per (invoice, recipient), in the profile's
+//! language, with the PDF attached, through lettre. The outbox in the ledger
+//! records every delivery: `pending` until tried, `sent` once a transport
+//! accepted it (never sent again by a re-run), `failed` after a transient
+//! failure (retried on the next run), `bounced` after a permanent one.
+//!
+//! Message-IDs, dates and MIME boundaries are derived from the invoice and
+//! recipient, so the one unavoidable repeat (killed after the server
+//! accepted, before the ledger recorded it) is the same message.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Message, SmtpTransport, Transport};
+use sha2::{Digest, Sha256};
+
+use crate::config::{MailSettings, Security, TransportKind};
+use crate::model::{Invoice, Locale};
+use crate::store;
+
+/// The deterministic Message-ID of an (invoice, recipient) pair.
+pub fn message_id(invoice_number: &str, recipient: &str) -> String {
+    let digest =
+        Sha256::digest(format!("{invoice_number}\n{}", recipient.to_lowercase()).as_bytes());
+    let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("<{invoice_number}.{hash}@faktura.invoice>")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("cannot build the e-mail for {invoice} to {recipient}: {detail}")]
+    Build {
+        invoice: String,
+        recipient: String,
+        detail: String,
+    },
+    #[error("cannot set up the SMTP transport to {host}:{port}: {detail}")]
+    Setup {
+        host: String,
+        port: u16,
+        detail: String,
+    },
+}
+
+/// What a transport said about one message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Worth retrying later: 4xx, refused or dropped connections, timeouts.
+    Transient(String),
+    /// The server refused for good (5xx).
+    Permanent(String),
+}
+
+/// Where messages go: `OUT/outbox/…/*.eml` or an SMTP server.
+pub enum Mailer {
+    File {
+        outbox: PathBuf,
+    },
+    Smtp {
+        transport: SmtpTransport,
+        min_interval: Option<Duration>,
+    },
+}
+
+impl Mailer {
+    pub fn new(settings: &MailSettings, out_dir: &Path) -> Result<Mailer, DeliverError> {
+        match settings.transport {
+            TransportKind::File => Ok(Mailer::File {
+                outbox: out_dir.join("outbox"),
+            }),
+            TransportKind::Smtp => {
+                let smtp = &settings.smtp;
+                let setup_error = |detail: String| DeliverError::Setup {
+                    host: smtp.host.clone(),
+                    port: smtp.port,
+                    detail,
+                };
+                let tls = || {
+                    TlsParameters::new(smtp.host.clone()).map_err(|e| setup_error(e.to_string()))
+                };
+                let tls = match smtp.security {
+                    Security::None => Tls::None,
+                    Security::Starttls => Tls::Required(tls()?),
+                    Security::Tls => Tls::Wrapper(tls()?),
+                };
+                let mut builder = SmtpTransport::builder_dangerous(&smtp.host)
+                    .port(smtp.port)
+                    .tls(tls)
+                    .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
+                if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
+                    builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+                }
+                let min_interval = smtp
+                    .max_per_second
+                    .filter(|n| *n > 0)
+                    .map(|n| Duration::from_secs_f64(1.0 / n as f64));
+                Ok(Mailer::Smtp {
+                    transport: builder.build(),
+                    min_interval,
+                })
+            }
+        }
+    }
+
+    /// Hands one message to the transport.
+    pub fn send(&self, message: &Message, invoice_number: &str, recipient: &str) -> Outcome {
+        match self {
+            Mailer::File { outbox } => {
+                let path = outbox.join(invoice_number).join(format!("{recipient}.eml"));
+                match store::write_atomic(&path, &message.formatted()) {
+                    Ok(()) => Outcome::Sent,
+                    Err(e) => Outcome::Transient(format!("cannot write {}: {e}", path.display())),
+                }
+            }
+            Mailer::Smtp {
+                transport,
+                min_interval,
+            } => {
+                let started = std::time::Instant::now();
+                let outcome = match transport.send(message) {
+                    Ok(_) => Outcome::Sent,
+                    Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
+                    Err(e) => Outcome::Transient(e.to_string()),
+                };
+                if let Some(interval) = min_interval
+                    && let Some(rest) = interval.checked_sub(started.elapsed())
+                {
+                    std::thread::sleep(rest);
+                }
+                outcome
+            }
+        }
+    }
+}
+
+/// Builds the e-mail of `invoice` for `recipient` with the PDF attached.
+pub fn build_message(
+    invoice: &Invoice,
+    recipient: &str,
+    locale: Locale,
+    customer_name: &str,
+    pdf: Vec<u8>,
+    settings: &MailSettings,
+) -> Result<Message, DeliverError> {
+    let build_error = |detail: String| DeliverError::Build {
+        invoice: invoice.number.clone(),
+        recipient: recipient.to_string(),
+        detail,
+    };
+    let labels = locale.labels();
+    let to: Mailbox = recipient
+        .parse()
+        .map_err(|e| build_error(format!("recipient: {e}")))?;
+    let from: Mailbox = settings
+        .from
+        .parse()
+        .map_err(|e| build_error(format!("from: {e}")))?;
+    let month = locale.month_year(invoice.period.start);
+    let subject = format!("{} {} – {month}", labels.email_subject, invoice.number);
+    let amount = locale.money(invoice.amounts.amount_due, &invoice.currency);
+    let due = locale.date(invoice.due_date);
+    let period = locale.period(invoice.period);
+    let text = format!(
+        "{greeting}\n\n{customer}: {body}\n\n{num_l}: {num}\n{period_l}: {period}\n{amount_l}: {amount}\n{due_l}: {due}\n\n{attached}\n",
+        greeting = labels.email_greeting,
+        customer = customer_name,
+        body = labels.email_body,
+        num_l = labels.invoice_number,
+        num = invoice.number,
+        period_l = labels.billing_period,
+        amount_l = labels.amount_due,
+        due_l = labels.due_date,
+        attached = labels.email_attached,
+    );
+    let html = format!(
+        "<!DOCTYPE html><html><body><p>{greeting}</p><p>{customer}: {body}</p><table>\
+         <tr><td>{num_l}</td><td><b>{num}</b></td></tr><tr><td>{period_l}</td><td>{period}</td></tr>\
+         <tr><td>{amount_l}</td><td><b>{amount}</b></td></tr><tr><td>{due_l}</td><td>{due}</td></tr>\
+         </table><p>{attached}</p></body></html>",
+        greeting = escape_html(labels.email_greeting),
+        customer = escape_html(customer_name),
+        body = escape_html(labels.email_body),
+        num_l = escape_html(labels.invoice_number),
+        num = escape_html(&invoice.number),
+        period_l = escape_html(labels.billing_period),
+        period = escape_html(&period),
+        amount_l = escape_html(labels.amount_due),
+        amount = escape_html(&amount),
+        due_l = escape_html(labels.due_date),
+        due = escape_html(&due),
+        attached = escape_html(labels.email_attached),
+    );
+    let id = message_id(&invoice.number, recipient);
+    let boundary = |part: &str| {
+        format!(
+            "faktura-{part}-{}",
+            id.trim_matches(['<', '>']).replace('@', "-")
+        )
+    };
+    let body = MultiPart::mixed()
+        .boundary(boundary("mixed"))
+        .multipart(
+            MultiPart::alternative()
+                .boundary(boundary("alt"))
+                .singlepart(SinglePart::plain(text))
+                .singlepart(SinglePart::html(html)),
+        )
+        .singlepart(Attachment::new(format!("{}.pdf", invoice.number)).body(
+            pdf,
+            ContentType::parse("application/pdf").expect("valid content type"),
+        ));
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .message_id(Some(id))
+        .date(invoice_time(invoice));
+    if let Some(reply_to) = &settings.reply_to {
+        let reply_to: Mailbox = reply_to
+            .parse()
+            .map_err(|e| build_error(format!("reply_to: {e}")))?;
+        builder = builder.reply_to(reply_to);
+    }
+    builder
+        .multipart(body)
+        .map_err(|e| build_error(e.to_string()))
+}
+
+/// Midnight UTC of the invoice date: a Date header that is the same on a re-send.
+fn invoice_time(invoice: &Invoice) -> SystemTime {
+    let secs = invoice
+        .invoice_date
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp();
+    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_and_case_insensitive() {
+        assert_eq!(
+            message_id("INV-1", "Ann@Example.com"),
+            message_id("INV-1", "ann@example.com")
+        );
+        assert_ne!(
+            message_id("INV-1", "ann@example.com"),
+            message_id("INV-2", "ann@example.com")
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! `faktura explain`: why a profile got an invoice or not, period by period,
+//! in words a support person can read out to a customer. Reads OUT only
+//! (the ledger), never the data directory.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rust_decimal::Decimal;
+
+use crate::ledger::{Delivery, Ledger};
+use crate::model::{Decision, DecisionCode, Invoice, Kind, Locale};
+
+/// Explains every decided period of `profile`, or only those starting in
+/// `period` (`YYYY-MM`).
+pub fn explain(out_dir: &Path, profile: &str, period: Option<&str>) -> anyhow::Result<String> {
+    let path = out_dir.join("ledger.sqlite");
+    anyhow::ensure!(
+        path.exists(),
+        "no ledger at `{}`: has faktura run into this OUT?",
+        path.display()
+    );
+    let ledger = Ledger::open(&path).context("failed to open the ledger")?;
+    let invoices: Vec<(Invoice, Decimal, String)> = ledger.invoices()?;
+    let deliveries = ledger.deliveries()?;
+    let decisions: Vec<Decision> = ledger
+        .decisions()?
+        .into_values()
+        .filter(|d| d.profile_id == profile)
+        .filter(|d| period.is_none_or(|p| d.period.month_key() == p))
+        .collect();
+    if decisions.is_empty() {
+        let scope = period.map_or(String::new(), |p| format!(" for {p}"));
+        return Ok(format!(
+            "No decisions recorded for profile {profile}{scope}.\n"
+        ));
+    }
+    let mut out = String::new();
+    for d in &decisions {
+        let invoice = invoices
+            .iter()
+            .find(|(i, _, _)| Some(&i.number) == d.invoice_number.as_ref());
+        out += &explain_decision(d, invoice, &deliveries);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn money(value: Decimal, currency: &str) -> String {
+    let minor = crate::model::Currency::parse(currency).map_or(2, |c| c.minor_unit);
+    format!("{:.*} {currency}", minor as usize, value)
+}
+
+/// One decision in plain words.
+pub fn explain_decision(
+    d: &Decision,
+    invoice: Option<&(Invoice, Decimal, String)>,
+    deliveries: &[Delivery],
+) -> String {
+    let month = Locale::EnUs.month_year(d.period.start);
+    let what = match d.kind {
+        Kind::Services => String::new(),
+        Kind::Purchases => " (purchases)".to_string(),
+    };
+    let span = format!("{} to {}", d.period.start, d.period.end);
+    let m = |v: Decimal| money(v, &d.currency);
+    let Some(a) = d.amounts else {
+        let days: Vec<String> = d.missing_days.iter().map(|x| x.to_string()).collect();
+        return if days.is_empty() {
+            format!(
+                "No invoice yet for {month}{what} ({span}): an earlier period of this profile is still held for missing usage, and periods are decided in order.\n"
+            )
+        } else {
+            format!(
+                "No invoice yet for {month}{what} ({span}): no usage file arrived for {}. The period is decided on the first run after they arrive (a day that truly had no usage needs a header-only file).\n",
+                days.join(", ")
+            )
+        };
+    };
+    let carried = if a.carried_in.is_zero() {
+        String::new()
+    } else if a.carried_in < Decimal::ZERO {
+        format!(
+            " A credit of {} was carried from earlier periods.",
+            m(-a.carried_in)
+        )
+    } else {
+        format!(" {} was carried from earlier periods.", m(a.carried_in))
+    };
+    match d.code {
+        DecisionCode::HeldIncompleteUsage => unreachable!("held decisions have no amounts"),
+        DecisionCode::NoCharges => {
+            format!(
+                "No invoice for {month}{what} ({span}): there was no usage in the period and nothing carried from earlier periods.\n"
+            )
+        }
+        DecisionCode::DeferredFirst30Days => format!(
+            "No invoice for {month}{what} ({span}): the profile is new (its period ended fewer than 30 days after it was created), so the amount of {} is carried to the next period, not forgiven.{carried}\n",
+            m(a.amount_due)
+        ),
+        DecisionCode::FreeTrial => format!(
+            "No invoice for {month}{what} ({span}): the free trial covered all {} of usage.{carried}\n",
+            m(a.trial_covered)
+        ),
+        DecisionCode::CoveredByCredit => {
+            let mut covers = Vec::new();
+            if !a.monthly_credit.is_zero() {
+                covers.push(format!("the monthly credit of {}", m(a.monthly_credit)));
+            }
+            for (id, used) in &d.credits_used {
+                covers.push(format!("{} of prepaid credit {id}", m(*used)));
+            }
+            if a.carried_in < Decimal::ZERO {
+                covers.push(format!(
+                    "a credit of {} carried from earlier periods",
+                    m(-a.carried_in)
+                ));
+            }
+            if covers.is_empty() {
+                // Nothing but the lines themselves: refunds netted them to zero or less.
+                return format!(
+                    "No invoice for {month}{what} ({span}): refunds and credits in the period net the charges to {}.{}\n",
+                    m(a.subtotal),
+                    if a.carried_out < Decimal::ZERO {
+                        format!(
+                            " The credit of {} is carried to the next period.",
+                            m(-a.carried_out)
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let credit_left = if a.carried_out < Decimal::ZERO {
+                format!(
+                    " The remaining {} is carried to the next period as a credit.",
+                    m(-a.carried_out)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "No invoice for {month}{what} ({span}): {} covered all {} of usage.{credit_left}\n",
+                join_words(&covers),
+                m(a.subtotal)
+            )
+        }
+        DecisionCode::InvoiceIssued => {
+            explain_invoice(d, invoice, deliveries, &month, &what, &span)
+        }
+    }
+}
+
+fn explain_invoice(
+    d: &Decision,
+    invoice: Option<&(Invoice, Decimal, String)>,
+    deliveries: &[Delivery],
+    month: &str,
+    what: &str,
+    span: &str,
+) -> String {
+    let Some((invoice, paid, status)) = invoice else {
+        return format!(
+            "Invoice for {month}{what} ({span}) is recorded but missing from the ledger.\n"
+        );
+    };
+    let m = |v: Decimal| money(v, &d.currency);
+    let mut out = format!(
+        "Invoice {} for {month}{what} ({span}): amount due {}, due {}, status {status}",
+        invoice.number,
+        m(invoice.amounts.amount_due),
+        invoice.due_date
+    );
+    if !paid.is_zero() {
+        out += &format!(" ({} paid)", m(*paid));
+    }
+    out += ".\n";
+    let a = &invoice.amounts;
+    out += &format!("  Subtotal {}", m(a.subtotal));
+    if !a.trial_covered.is_zero() {
+        out += &format!(", free trial covered {}", m(a.trial_covered));
+    }
+    if !invoice.credits().is_zero() {
+        out += &format!(", credits {}", m(invoice.credits()));
+    }
+    if !a.carried_in.is_zero() {
+        out += &format!(", carried in {}", m(a.carried_in));
+    }
+    out += ".\n";
+    let sent: Vec<String> = deliveries
+        .iter()
+        .filter(|x| x.invoice_number == invoice.number)
+        .map(|x| format!("{} ({})", x.recipient, x.status))
+        .collect();
+    if sent.is_empty() {
+        out += match d.kind {
+            Kind::Purchases => "  Not e-mailed: purchases invoices are never e-mailed.\n",
+            Kind::Services => {
+                "  Not e-mailed: the profile has not opted in to e-mail invoices, or has no one to send to.\n"
+            }
+        };
+    } else {
+        out += &format!("  E-mailed to {}.\n", sent.join(", "));
+    }
+    out
+}
+
+fn join_words(items: &[String]) -> String {
+    match items {
+        [] => "credits".to_string(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}

@@ -1,0 +1,105 @@
+//! The `faktura` binary: parse arguments, set up logging, call the library,
+//! map the outcome to an exit status (see the README's table).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command, LogFormat, StageArgs};
+use faktura::{ExitStatus, RunOptions, Stages};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let status = match cli.command {
+        Command::Run(a) => run(a, Stages::All),
+        Command::Ingest(a) => run(a, Stages::Ingest),
+        Command::Aggregate(a) => run(a, Stages::Aggregate),
+        Command::Decide(a) => run(a, Stages::Decide),
+        Command::Render(a) => run(a, Stages::Render),
+        Command::Send(a) => run(a, Stages::Send),
+        Command::Explain(a) => report(faktura::explain::explain(
+            &a.out,
+            &a.profile,
+            a.period.as_deref(),
+        )),
+        Command::Gen(a) => {
+            let opts = faktura::synth::GenOptions {
+                out_dir: a.out,
+                days: a.days,
+                rows_per_day: a.rows_per_day,
+                profiles: a.profiles,
+                seed: a.seed,
+                start: a.start,
+            };
+            report(faktura::synth::generate(&opts).map(|rows| format!("wrote {rows} usage rows\n")))
+        }
+        Command::Config(a) => match faktura::load_inputs(&a.data, a.config.as_deref()) {
+            Ok((settings, _)) => report(toml::to_string(&settings).map_err(Into::into)),
+            Err(e) => fail(&e.into(), ExitStatus::BadInput),
+        },
+    };
+    ExitCode::from(status as u8)
+}
+
+fn run(args: StageArgs, stages: Stages) -> ExitStatus {
+    let opts = RunOptions {
+        data_dir: args.data,
+        out_dir: args.out,
+        as_of: args
+            .as_of
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        config: args.config,
+        stages,
+    };
+    match faktura::run(&opts) {
+        Ok(summary) => {
+            eprint!("{}", summary.human());
+            if summary.exit_code == 0 {
+                ExitStatus::Done
+            } else {
+                ExitStatus::NeedsAttention
+            }
+        }
+        Err(e) => {
+            let status = e.exit_status();
+            fail(&anyhow::Error::new(e), status)
+        }
+    }
+}
+
+fn report(result: anyhow::Result<String>) -> ExitStatus {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitStatus::Done
+        }
+        Err(e) => fail(&e, ExitStatus::Failed),
+    }
+}
+
+fn fail(error: &anyhow::Error, status: ExitStatus) -> ExitStatus {
+    eprintln!("error: {error:#}");
+    status
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FAKTURA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}

@@ -1,0 +1,535 @@
+//! The domain nouns every stage shares: reference data (accounts, profiles,
+//! subscriptions, roles, credits), billing periods, invoice lines, decisions
+//! and invoices. Plain data only; the rules live in `decide`, the money
+//! arithmetic here is limited to rounding to a currency's minor unit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{Datelike, Months, NaiveDate};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+/// The agreement a billing account was signed under (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Agreement {
+    Mca,
+    Mpa,
+    Mosp,
+}
+
+/// A subscription's offer (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Offer {
+    PayAsYouGo,
+    FreeTrial,
+    MonthlyCredit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RoleKind {
+    Owner,
+    Contributor,
+    Reader,
+    InvoiceManager,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    BillingAccount,
+    BillingProfile,
+}
+
+/// The four invoice languages (SPEC §2.2 `locale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Locale {
+    EnUs,
+    NbNo,
+    NlNl,
+    SvSe,
+}
+
+impl Locale {
+    pub fn parse(s: &str) -> Option<Locale> {
+        match s.to_ascii_lowercase().as_str() {
+            "en-us" => Some(Locale::EnUs),
+            "nb-no" => Some(Locale::NbNo),
+            "nl-nl" => Some(Locale::NlNl),
+            "sv-se" => Some(Locale::SvSe),
+            _ => None,
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Locale::EnUs => "en-US",
+            Locale::NbNo => "nb-NO",
+            Locale::NlNl => "nl-NL",
+            Locale::SvSe => "sv-SE",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub agreement: Agreement,
+    pub admin_email: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub currency: Currency,
+    pub locale: Locale,
+    pub created_date: NaiveDate,
+    pub period_start_day: u32,
+    pub email_invoice: bool,
+    /// MOSP only; empty in the file means the account admin's address.
+    pub invoice_email: Option<String>,
+    pub payment_terms_days: u32,
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: String,
+    pub profile_id: String,
+    pub name: String,
+    pub offer: Offer,
+    pub start_date: NaiveDate,
+    pub trial_end_date: Option<NaiveDate>,
+    pub monthly_credit: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleAssignment {
+    pub email: String,
+    pub name: String,
+    pub role: RoleKind,
+    pub scope: Scope,
+    pub scope_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub profile_id: String,
+    pub email: String,
+}
+
+/// A prepaid or promotional credit grant (SPEC §4 rule 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditGrant {
+    pub id: String,
+    pub profile_id: String,
+    pub amount: Decimal,
+    pub effective_date: NaiveDate,
+    /// The grant's last valid day.
+    pub expiry_date: NaiveDate,
+}
+
+/// All reference data of a data directory, validated as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct Reference {
+    pub accounts: BTreeMap<String, Account>,
+    pub profiles: BTreeMap<String, Profile>,
+    pub subscriptions: BTreeMap<String, Subscription>,
+    pub roles: Vec<RoleAssignment>,
+    pub recipients: Vec<Recipient>,
+    pub credits: Vec<CreditGrant>,
+    /// Non-fatal remarks made while loading (ignored rows and the like).
+    pub warnings: Vec<String>,
+}
+
+impl Reference {
+    pub fn account_of(&self, profile: &Profile) -> &Account {
+        &self.accounts[&profile.account_id]
+    }
+}
+
+/// An ISO 4217 currency with its minor unit (the number of decimals an
+/// amount is rounded to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency {
+    pub code: [u8; 3],
+    pub minor_unit: u32,
+}
+
+/// ISO 4217 active codes and their minor units. Codes not listed are unknown
+/// (a configuration error), so a typo such as `NKO` is caught.
+#[rustfmt::skip]
+const ISO_4217: &[(&str, u32)] = &[
+    ("AED", 2), ("AFN", 2), ("ALL", 2), ("AMD", 2), ("ANG", 2), ("AOA", 2), ("ARS", 2),
+    ("AUD", 2), ("AWG", 2), ("AZN", 2), ("BAM", 2), ("BBD", 2), ("BDT", 2), ("BGN", 2),
+    ("BHD", 3), ("BIF", 0), ("BMD", 2), ("BND", 2), ("BOB", 2), ("BRL", 2), ("BSD", 2),
+    ("BTN", 2), ("BWP", 2), ("BYN", 2), ("BZD", 2), ("CAD", 2), ("CDF", 2), ("CHF", 2),
+    ("CLP", 0), ("CNY", 2), ("COP", 2), ("CRC", 2), ("CUP", 2), ("CVE", 2), ("CZK", 2),
+    ("DJF", 0), ("DKK", 2), ("DOP", 2), ("DZD", 2), ("EGP", 2), ("ERN", 2), ("ETB", 2),
+    ("EUR", 2), ("FJD", 2), ("FKP", 2), ("GBP", 2), ("GEL", 2), ("GHS", 2), ("GIP", 2),
+    ("GMD", 2), ("GNF", 0), ("GTQ", 2), ("GYD", 2), ("HKD", 2), ("HNL", 2), ("HTG", 2),
+    ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2), ("IQD", 3), ("IRR", 2), ("ISK", 0),
+    ("JMD", 2), ("JOD", 3), ("JPY", 0), ("KES", 2), ("KGS", 2), ("KHR", 2), ("KMF", 0),
+    ("KPW", 2), ("KRW", 0), ("KWD", 3), ("KYD", 2), ("KZT", 2), ("LAK", 2), ("LBP", 2),
+    ("LKR", 2), ("LRD", 2), ("LSL", 2), ("LYD", 3), ("MAD", 2), ("MDL", 2), ("MGA", 2),
+    ("MKD", 2), ("MMK", 2), ("MNT", 2), ("MOP", 2), ("MRU", 2), ("MUR", 2), ("MVR", 2),
+    ("MWK", 2), ("MXN", 2), ("MYR", 2), ("MZN", 2), ("NAD", 2), ("NGN", 2), ("NIO", 2),
+    ("NOK", 2), ("NPR", 2), ("NZD", 2), ("OMR", 3), ("PAB", 2), ("PEN", 2), ("PGK", 2),
+    ("PHP", 2), ("PKR", 2), ("PLN", 2), ("PYG", 0), ("QAR", 2), ("RON", 2), ("RSD", 2),
+    ("RUB", 2), ("RWF", 0), ("SAR", 2), ("SBD", 2), ("SCR", 2), ("SDG", 2), ("SEK", 2),
+    ("SGD", 2), ("SHP", 2), ("SLE", 2), ("SOS", 2), ("SRD", 2), ("SSP", 2), ("STN", 2),
+    ("SYP", 2), ("SZL", 2), ("THB", 2), ("TJS", 2), ("TMT", 2), ("TND", 3), ("TOP", 2),
+    ("TRY", 2), ("TTD", 2), ("TWD", 2), ("TZS", 2), ("UAH", 2), ("UGX", 0), ("USD", 2),
+    ("UYU", 2), ("UZS", 2), ("VES", 2), ("VND", 0), ("VUV", 0), ("WST", 2), ("XAF", 0),
+    ("XCD", 2), ("XOF", 0), ("XPF", 0), ("YER", 2), ("ZAR", 2), ("ZMW", 2), ("ZWG", 2),
+];
+
+impl Currency {
+    /// Looks a code up in ISO 4217, case-insensitively.
+    pub fn parse(code: &str) -> Option<Currency> {
+        let upper = code.to_ascii_uppercase();
+        let minor = ISO_4217.iter().find(|(c, _)| *c == upper)?.1;
+        let b = upper.as_bytes();
+        Some(Currency {
+            code: [b[0], b[1], b[2]],
+            minor_unit: minor,
+        })
+    }
+
+    pub fn code(&self) -> &str {
+        std::str::from_utf8(&self.code).expect("ISO codes are ASCII")
+    }
+
+    /// Rounds half away from zero to the minor unit (SPEC §4 rule 1).
+    pub fn round(&self, value: Decimal) -> Decimal {
+        value.round_dp_with_strategy(self.minor_unit, RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    /// Whether `value` has no more digits than the minor unit, judged by value
+    /// (`100.000` USD is fine).
+    pub fn fits_minor_unit(&self, value: Decimal) -> bool {
+        value.normalize().scale() <= self.minor_unit
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A billing period: `start` to `end`, both inclusive (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Period {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl Period {
+    /// The period with anchor day `start_day` (1-28) that contains `date`.
+    pub fn containing(date: NaiveDate, start_day: u32) -> Period {
+        let this_month = date.with_day(start_day).expect("start day is 1-28");
+        let start = if date.day() >= start_day {
+            this_month
+        } else {
+            this_month - Months::new(1)
+        };
+        Period::starting(start)
+    }
+
+    /// The period starting on `start` (its anchor day is `start.day()`).
+    pub fn starting(start: NaiveDate) -> Period {
+        let end = start + Months::new(1) - chrono::Days::new(1);
+        Period { start, end }
+    }
+
+    pub fn next(&self) -> Period {
+        Period::starting(self.start + Months::new(1))
+    }
+
+    /// Closed on `as_of` when `as_of >= end + 1 + settle_days`.
+    pub fn is_closed(&self, as_of: NaiveDate, settle_days: u32) -> bool {
+        as_of >= self.end + chrono::Days::new(1 + settle_days as u64)
+    }
+
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + use<> {
+        let end = self.end;
+        self.start.iter_days().take_while(move |d| *d <= end)
+    }
+
+    /// `YYYY-MM` of the period's start: the partition name of its outputs.
+    pub fn month_key(&self) -> String {
+        self.start.format("%Y-%m").to_string()
+    }
+}
+
+/// Which invoice a line belongs to (SPEC §4 rule 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    Services,
+    Purchases,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Services => "services",
+            Kind::Purchases => "purchases",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "services" => Some(Kind::Services),
+            "purchases" => Some(Kind::Purchases),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CoveredBy {
+    None,
+    Trial,
+    Adjustment,
+}
+
+impl CoveredBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoveredBy::None => "none",
+            CoveredBy::Trial => "trial",
+            CoveredBy::Adjustment => "adjustment",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CoveredBy> {
+        match s {
+            "none" => Some(CoveredBy::None),
+            "trial" => Some(CoveredBy::Trial),
+            "adjustment" => Some(CoveredBy::Adjustment),
+            _ => None,
+        }
+    }
+}
+
+/// What identifies an invoice line within a period (SPEC §4 rule 1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LineKey {
+    pub subscription_id: String,
+    pub meter_id: String,
+    pub meter_category: String,
+    pub meter_name: String,
+    pub unit_of_measure: String,
+    pub charge_type: String,
+    pub publisher_type: String,
+    pub pricing_model: String,
+    pub credit_eligible: bool,
+    pub covered_by: CoveredBy,
+}
+
+impl LineKey {
+    /// SPEC §4 rule 7: Marketplace lines and reservation purchases/refunds.
+    pub fn is_purchase(&self) -> bool {
+        let charge = self.charge_type.to_ascii_lowercase();
+        self.publisher_type == "Marketplace"
+            || (self.pricing_model == "Reservation" && (charge == "purchase" || charge == "refund"))
+    }
+}
+
+/// Exact sums of the usage rows behind one line; costs at scale 10.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineSums {
+    pub quantity: Decimal,
+    pub cost: Decimal,
+    pub rows: i64,
+}
+
+impl LineSums {
+    pub fn add(&mut self, other: &LineSums) {
+        self.quantity += other.quantity;
+        self.cost += other.cost;
+        self.rows += other.rows;
+    }
+}
+
+/// An invoice line as decided: exact sums plus the rounded amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub key: LineKey,
+    pub sums: LineSums,
+    pub amount: Decimal,
+}
+
+/// The decision codes of SPEC §4 rule 6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DecisionCode {
+    HeldIncompleteUsage,
+    NoCharges,
+    DeferredFirst30Days,
+    FreeTrial,
+    CoveredByCredit,
+    InvoiceIssued,
+}
+
+impl DecisionCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionCode::HeldIncompleteUsage => "held_incomplete_usage",
+            DecisionCode::NoCharges => "no_charges",
+            DecisionCode::DeferredFirst30Days => "deferred_first_30_days",
+            DecisionCode::FreeTrial => "free_trial",
+            DecisionCode::CoveredByCredit => "covered_by_credit",
+            DecisionCode::InvoiceIssued => "invoice_issued",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DecisionCode> {
+        [
+            DecisionCode::HeldIncompleteUsage,
+            DecisionCode::NoCharges,
+            DecisionCode::DeferredFirst30Days,
+            DecisionCode::FreeTrial,
+            DecisionCode::CoveredByCredit,
+            DecisionCode::InvoiceIssued,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// The amounts behind a non-held decision (SPEC §6 `decisions`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amounts {
+    pub subtotal: Decimal,
+    pub trial_covered: Decimal,
+    pub monthly_credit: Decimal,
+    pub prepaid_credit: Decimal,
+    pub carried_in: Decimal,
+    pub amount_due: Decimal,
+    pub carried_out: Decimal,
+}
+
+/// One row of `decisions/`: what was decided for a profile, kind and period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub account_id: String,
+    pub profile_id: String,
+    pub kind: Kind,
+    pub period: Period,
+    pub currency: String,
+    pub code: DecisionCode,
+    /// `None` only for held decisions.
+    pub amounts: Option<Amounts>,
+    pub invoice_number: Option<String>,
+    pub missing_days: Vec<NaiveDate>,
+    pub decided_on: NaiveDate,
+    /// Prepaid grants drawn, `(creditId, amount)`, for `explain`.
+    pub credits_used: Vec<(String, Decimal)>,
+}
+
+/// Invoice payment status (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvoiceStatus {
+    Due,
+    PastDue,
+    Paid,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Due => "due",
+            InvoiceStatus::PastDue => "past_due",
+            InvoiceStatus::Paid => "paid",
+        }
+    }
+
+    pub fn of(amount_due: Decimal, amount_paid: Decimal, due: NaiveDate, as_of: NaiveDate) -> Self {
+        if amount_paid >= amount_due {
+            InvoiceStatus::Paid
+        } else if as_of > due {
+            InvoiceStatus::PastDue
+        } else {
+            InvoiceStatus::Due
+        }
+    }
+}
+
+/// An issued invoice. Its number, lines and amounts never change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub number: String,
+    pub account_id: String,
+    pub profile_id: String,
+    pub kind: Kind,
+    pub period: Period,
+    pub currency: String,
+    pub invoice_date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub amounts: Amounts,
+    pub lines: Vec<Line>,
+    /// Fixed when the invoice is issued (SPEC §5); lower-cased.
+    pub recipients: Vec<String>,
+}
+
+impl Invoice {
+    pub fn credits(&self) -> Decimal {
+        self.amounts.monthly_credit + self.amounts.prepaid_credit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn periods_on_calendar_and_anchored_days() {
+        let cases = [
+            // (date, start day, expected start, expected end)
+            ("2026-10-15", 1, "2026-10-01", "2026-10-31"),
+            ("2026-02-28", 1, "2026-02-01", "2026-02-28"),
+            ("2028-02-29", 1, "2028-02-01", "2028-02-29"),
+            ("2026-10-14", 15, "2026-09-15", "2026-10-14"),
+            ("2026-10-15", 15, "2026-10-15", "2026-11-14"),
+            ("2027-01-10", 28, "2026-12-28", "2027-01-27"),
+            ("2027-02-27", 28, "2027-01-28", "2027-02-27"),
+            ("2027-02-28", 28, "2027-02-28", "2027-03-27"),
+            ("2028-02-29", 28, "2028-02-28", "2028-03-27"),
+            ("2028-02-27", 28, "2028-01-28", "2028-02-27"),
+            ("2026-12-31", 1, "2026-12-01", "2026-12-31"),
+        ];
+        for (date, day, start, end) in cases {
+            let p = Period::containing(d(date), day);
+            assert_eq!((p.start, p.end), (d(start), d(end)), "{date} day {day}");
+        }
+    }
+
+    #[test]
+    fn closed_after_settle_days() {
+        let p = Period::containing(d("2026-10-05"), 1);
+        assert!(!p.is_closed(d("2026-11-02"), 2));
+        assert!(p.is_closed(d("2026-11-03"), 2));
+        assert!(p.is_closed(d("2026-11-01"), 0));
+    }
+
+    #[test]
+    fn currency_rounding_and_minor_units() {
+        let usd = Currency::parse("usd").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(usd.round(dec("1.005")), dec("1.01"));
+        assert_eq!(usd.round(dec("-1.005")), dec("-1.01"));
+        assert_eq!(usd.round(dec("1.0049999")), dec("1.00"));
+        assert_eq!(jpy.round(dec("12.5")), dec("13"));
+        assert!(usd.fits_minor_unit(dec("100.000")));
+        assert!(!usd.fits_minor_unit(dec("100.001")));
+        assert!(Currency::parse("NKO").is_none());
+    }
+}

@@ -1,0 +1,554 @@
+//! Render: an issued invoice to an A4 PDF in the customer's language
+//! (printpdf, DejaVu Sans embedded and subset). Issuer, customer, numbers
+//! and dates at the top, a summary, the lines grouped by subscription and
+//! meter category, totals on the last page and payment details on every
+//! page, with "page x of y".
+//!
+//! Reproducible: the same invoice gives byte-identical bytes (fixed font
+//! ids, creation date = invoice date, document id derived from the number).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use printpdf::{
+    Color, FontId, Line as PdfLine, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument,
+    PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem,
+};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+use crate::config::IssuerSettings;
+use crate::model::{CoveredBy, Invoice, Kind, Line, Locale};
+
+/// Bumped whenever the layout changes, so a re-render is explainable.
+pub const TEMPLATE_VERSION: u32 = 1;
+
+static REGULAR_TTF: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static BOLD_TTF: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-Bold.ttf");
+/// DejaVu Sans' `head.unitsPerEm`.
+const UNITS_PER_EM: f32 = 2048.0;
+
+struct Fonts {
+    regular: ParsedFont,
+    bold: ParsedFont,
+}
+
+fn fonts() -> &'static Fonts {
+    static FONTS: OnceLock<Fonts> = OnceLock::new();
+    FONTS.get_or_init(|| Fonts {
+        regular: ParsedFont::from_bytes(REGULAR_TTF, 0, &mut Vec::new())
+            .expect("bundled font parses"),
+        bold: ParsedFont::from_bytes(BOLD_TTF, 0, &mut Vec::new()).expect("bundled font parses"),
+    })
+}
+
+/// Who the invoice is from and to, besides what the invoice itself holds.
+pub struct Parties<'a> {
+    pub issuer: &'a IssuerSettings,
+    pub locale: Locale,
+    pub customer_name: &'a str,
+    pub customer_address: &'a str,
+    pub account_name: &'a str,
+    /// Subscription id -> display name.
+    pub subscription_names: BTreeMap<String, String>,
+}
+
+const PAGE_W: f32 = 210.0;
+const PAGE_H: f32 = 297.0;
+const LEFT: f32 = 18.0;
+const RIGHT: f32 = 192.0;
+const ROW: f32 = 5.2;
+/// Where the table may start on the first and later pages, and must end.
+const FIRST_TABLE_TOP: f32 = 128.0;
+const NEXT_TABLE_TOP: f32 = 30.0;
+const TABLE_BOTTOM: f32 = 262.0;
+/// Space the totals block needs after the table on the last page.
+const TOTALS_HEIGHT: f32 = 38.0;
+
+/// One row of the lines table.
+enum TableRow {
+    Group(String),
+    Line {
+        description: String,
+        quantity: String,
+        amount: String,
+    },
+}
+
+/// Renders `invoice` to PDF bytes.
+pub fn render_invoice(invoice: &Invoice, parties: &Parties) -> Vec<u8> {
+    let rows = table_rows(invoice, parties);
+    let pages = paginate(rows.len());
+    let page_count = pages.len();
+    let mut pdf_pages = Vec::with_capacity(page_count);
+    for (index, range) in pages.iter().enumerate() {
+        let mut page = Canvas::default();
+        let top = if index == 0 {
+            draw_header(&mut page, invoice, parties);
+            FIRST_TABLE_TOP
+        } else {
+            draw_continuation_header(&mut page, invoice, parties);
+            NEXT_TABLE_TOP
+        };
+        let end = draw_table(&mut page, parties.locale, &rows[range.clone()], top);
+        if index + 1 == page_count {
+            draw_totals(&mut page, invoice, parties.locale, end + 4.0);
+        }
+        draw_footer(&mut page, invoice, parties, index + 1, page_count);
+        pdf_pages.push(PdfPage::new(Mm(PAGE_W), Mm(PAGE_H), page.ops));
+    }
+    save(invoice, parties, pdf_pages)
+}
+
+fn save(invoice: &Invoice, parties: &Parties, pages: Vec<PdfPage>) -> Vec<u8> {
+    let labels = parties.locale.labels();
+    let mut doc = PdfDocument::new(&format!("{} {}", labels.invoice, invoice.number));
+    let f = fonts();
+    // Fixed ids: printpdf would draw random ones, and the subset tag is derived from them.
+    doc.resources.fonts.map.insert(
+        FontId("FKTREG".into()),
+        printpdf::PdfFont::new(f.regular.clone()),
+    );
+    doc.resources.fonts.map.insert(
+        FontId("FKTBLD".into()),
+        printpdf::PdfFont::new(f.bold.clone()),
+    );
+    let midnight = invoice
+        .invoice_date
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp();
+    let stamp = printpdf::DateTime::from_unix_timestamp(midnight).expect("invoice dates are valid");
+    let info = &mut doc.metadata.info;
+    info.creation_date = stamp;
+    info.modification_date = stamp;
+    info.metadata_date = stamp;
+    info.author = parties.issuer.name.clone();
+    info.creator = format!("faktura invoice template v{TEMPLATE_VERSION}");
+    info.producer = "faktura".into();
+    info.subject = format!("{} {}", labels.invoice, invoice.number);
+    info.identifier = invoice.number.clone();
+    let bytes = doc
+        .with_pages(pages)
+        .save(&PdfSaveOptions::default(), &mut Vec::new());
+    fix_document_id(bytes, &invoice.number)
+}
+
+/// printpdf writes a random trailer `/ID`; replace both 32-character strings
+/// with ones derived from the invoice number (same length, so the xref
+/// offsets stay valid).
+fn fix_document_id(mut bytes: Vec<u8>, number: &str) -> Vec<u8> {
+    let digest = Sha256::digest(format!("faktura-invoice:{number}").as_bytes());
+    let id: String = digest.iter().take(16).map(|b| format!("{b:02X}")).collect();
+    let needle = b"/ID";
+    let Some(pos) = bytes.windows(needle.len()).rposition(|w| w == needle) else {
+        return bytes;
+    };
+    let mut i = pos + needle.len();
+    for _ in 0..2 {
+        while i < bytes.len() && bytes[i] != b'(' {
+            i += 1;
+        }
+        let start = i + 1;
+        let Some(len) = bytes[start..].iter().position(|b| *b == b')') else {
+            return bytes;
+        };
+        if len == id.len() {
+            bytes[start..start + len].copy_from_slice(id.as_bytes());
+        }
+        i = start + len;
+    }
+    bytes
+}
+
+/// Splits `n` table rows into pages, leaving room for the totals at the end.
+fn paginate(n: usize) -> Vec<std::ops::Range<usize>> {
+    let first = ((TABLE_BOTTOM - FIRST_TABLE_TOP - ROW) / ROW) as usize;
+    let next = ((TABLE_BOTTOM - NEXT_TABLE_TOP - ROW) / ROW) as usize;
+    let totals_rows = (TOTALS_HEIGHT / ROW).ceil() as usize;
+    let mut pages = Vec::new();
+    let mut start = 0;
+    let mut capacity = first;
+    loop {
+        let remaining = n - start;
+        if remaining + totals_rows <= capacity {
+            pages.push(start..n);
+            return pages;
+        }
+        let take = remaining.min(capacity);
+        pages.push(start..start + take);
+        start += take;
+        capacity = next;
+    }
+}
+
+fn table_rows(invoice: &Invoice, parties: &Parties) -> Vec<TableRow> {
+    let locale = parties.locale;
+    let labels = locale.labels();
+    let mut groups: BTreeMap<(String, String), Vec<&Line>> = BTreeMap::new();
+    for line in &invoice.lines {
+        groups
+            .entry((
+                line.key.subscription_id.clone(),
+                line.key.meter_category.clone(),
+            ))
+            .or_default()
+            .push(line);
+    }
+    let mut rows = Vec::new();
+    for ((subscription, category), lines) in groups {
+        let name = parties
+            .subscription_names
+            .get(&subscription)
+            .cloned()
+            .unwrap_or_default();
+        let title = if name.is_empty() {
+            format!("{subscription} · {category}")
+        } else {
+            format!("{name} ({subscription}) · {category}")
+        };
+        rows.push(TableRow::Group(title));
+        for line in lines {
+            let note = match line.key.covered_by {
+                CoveredBy::None => String::new(),
+                CoveredBy::Trial => format!(" ({})", labels.free_trial),
+                CoveredBy::Adjustment => format!(" ({})", labels.adjustment),
+            };
+            rows.push(TableRow::Line {
+                description: format!("{}{}", line.key.meter_name, note),
+                quantity: quantity_with_unit(locale, line.sums.quantity, &line.key.unit_of_measure),
+                amount: locale.money(line.amount, &invoice.currency),
+            });
+        }
+    }
+    rows
+}
+
+/// `744 Hour` for Azure's `1 Hour` units, `496 × 10K` for the others.
+fn quantity_with_unit(locale: Locale, quantity: Decimal, unit: &str) -> String {
+    let number = trim_number(locale, quantity);
+    match unit.strip_prefix("1 ") {
+        Some(rest) => format!("{number} {rest}"),
+        None if unit.is_empty() => number,
+        None => format!("{number} × {unit}"),
+    }
+}
+
+/// A quantity with as many decimals as it needs (at most 4).
+fn trim_number(locale: Locale, value: Decimal) -> String {
+    let rounded = value.round_dp(4).normalize();
+    locale.number(rounded, rounded.scale())
+}
+
+fn draw_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
+    let locale = parties.locale;
+    let labels = locale.labels();
+    let issuer = parties.issuer;
+    page.fill_rect(0.0, 0.0, PAGE_W, 8.0, ACCENT);
+    page.text(LEFT, 20.0, 13.0, true, &issuer.name);
+    let mut y = 26.0;
+    for part in issuer.address.split(", ").chain([issuer.email.as_str()]) {
+        page.text(LEFT, y, 9.0, false, part);
+        y += 4.5;
+    }
+    if let Some(vat) = &issuer.vat_id {
+        page.text(LEFT, y, 9.0, false, &format!("{} {vat}", labels.vat_id));
+    }
+    let title = if invoice.kind == Kind::Purchases {
+        labels.purchases_invoice
+    } else {
+        labels.invoice
+    };
+    page.text_right(RIGHT, 22.0, 22.0, true, title);
+
+    let facts = [
+        (labels.invoice_number, invoice.number.clone()),
+        (labels.invoice_date, locale.date(invoice.invoice_date)),
+        (labels.due_date, locale.date(invoice.due_date)),
+        (labels.billing_period, locale.period(invoice.period)),
+        (labels.billing_account, invoice.account_id.clone()),
+        (labels.billing_profile, invoice.profile_id.clone()),
+    ];
+    let mut y = 50.0;
+    for (label, value) in facts {
+        page.text(96.0, y, 8.5, false, label);
+        page.text_right(RIGHT, y, 8.5, true, &value);
+        y += 5.0;
+    }
+
+    page.text(LEFT, 50.0, 8.5, true, labels.sold_to);
+    let mut y = 55.5;
+    for part in [parties.customer_name, parties.account_name]
+        .into_iter()
+        .chain(parties.customer_address.split(", "))
+        .filter(|s| !s.is_empty())
+    {
+        page.text(LEFT, y, 9.5, false, part);
+        y += 4.8;
+    }
+
+    page.text(LEFT, 90.0, 11.0, true, labels.summary);
+    page.rule(LEFT, 92.0, RIGHT, 0.4);
+    let mut y = 97.5;
+    for (label, value, bold) in summary_rows(invoice, locale) {
+        let size = if bold { 11.0 } else { 9.0 };
+        page.text(LEFT, y, size, bold, &label);
+        page.text_right(RIGHT, y, size, bold, &value);
+        y += if bold { 6.0 } else { 4.8 };
+    }
+}
+
+/// Subtotal, trial, credits, carry and amount due (bold), then the due date.
+fn summary_rows(invoice: &Invoice, locale: Locale) -> Vec<(String, String, bool)> {
+    let labels = locale.labels();
+    let a = &invoice.amounts;
+    let money = |v: Decimal| locale.money(v, &invoice.currency);
+    let mut rows = vec![(labels.subtotal.to_string(), money(a.subtotal), false)];
+    if !a.trial_covered.is_zero() {
+        rows.push((
+            labels.trial_covered.to_string(),
+            money(a.trial_covered),
+            false,
+        ));
+    }
+    if !invoice.credits().is_zero() {
+        rows.push((labels.credits.to_string(), money(-invoice.credits()), false));
+    }
+    if !a.carried_in.is_zero() {
+        rows.push((labels.carried_in.to_string(), money(a.carried_in), false));
+    }
+    rows.push((labels.amount_due.to_string(), money(a.amount_due), true));
+    rows.push((
+        labels.due_date.to_string(),
+        locale.date(invoice.due_date),
+        false,
+    ));
+    rows
+}
+
+fn draw_continuation_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
+    let labels = parties.locale.labels();
+    page.fill_rect(0.0, 0.0, PAGE_W, 8.0, ACCENT);
+    page.text(LEFT, 18.0, 10.0, true, &parties.issuer.name);
+    page.text_right(
+        RIGHT,
+        18.0,
+        10.0,
+        true,
+        &format!("{} {}", labels.invoice, invoice.number),
+    );
+}
+
+/// Draws the table header and rows from `top`; returns where it ended.
+fn draw_table(page: &mut Canvas, locale: Locale, rows: &[TableRow], top: f32) -> f32 {
+    let labels = locale.labels();
+    page.text(LEFT, top, 8.5, true, labels.description);
+    page.text_right(150.0, top, 8.5, true, labels.quantity);
+    page.text_right(RIGHT, top, 8.5, true, labels.amount);
+    page.rule(LEFT, top + 1.5, RIGHT, 0.3);
+    let mut y = top + ROW + 0.8;
+    for row in rows {
+        match row {
+            TableRow::Group(title) => page.text(
+                LEFT,
+                y,
+                8.5,
+                true,
+                &page.fit(title, 8.5, true, RIGHT - LEFT),
+            ),
+            TableRow::Line {
+                description,
+                quantity,
+                amount,
+            } => {
+                let description = page.fit(description, 8.0, false, 92.0);
+                page.text(LEFT + 3.0, y, 8.0, false, &description);
+                page.text_right(150.0, y, 8.0, false, quantity);
+                page.text_right(RIGHT, y, 8.0, false, amount);
+            }
+        }
+        y += ROW;
+    }
+    y
+}
+
+fn draw_totals(page: &mut Canvas, invoice: &Invoice, locale: Locale, top: f32) {
+    page.rule(110.0, top - 3.0, RIGHT, 0.4);
+    let mut y = top + 2.0;
+    for (label, value, bold) in summary_rows(invoice, locale) {
+        let size = if bold { 10.5 } else { 8.5 };
+        page.text(112.0, y, size, bold, &label);
+        page.text_right(RIGHT, y, size, bold, &value);
+        y += if bold { 5.8 } else { 4.6 };
+    }
+}
+
+fn draw_footer(
+    page: &mut Canvas,
+    invoice: &Invoice,
+    parties: &Parties,
+    number: usize,
+    count: usize,
+) {
+    let labels = parties.locale.labels();
+    let issuer = parties.issuer;
+    page.rule(LEFT, 268.0, RIGHT, 0.3);
+    page.text(LEFT, 273.0, 8.0, true, labels.payment_details);
+    page.text(LEFT, 277.5, 8.0, false, &issuer.payment_details);
+    page.text(
+        LEFT,
+        282.0,
+        8.0,
+        false,
+        &format!("{}: {}", labels.payment_reference, invoice.number),
+    );
+    let tax = match &issuer.vat_id {
+        Some(vat) => format!("{}. {} {vat}", labels.excludes_vat, labels.vat_id),
+        None => format!("{}.", labels.excludes_vat),
+    };
+    page.text(LEFT, 286.5, 7.5, false, &tax);
+    page.text_right(
+        RIGHT,
+        286.5,
+        7.5,
+        false,
+        &format!("{} {number} {} {count}", labels.page, labels.of),
+    );
+}
+
+const ACCENT: (f32, f32, f32) = (0.16, 0.32, 0.55);
+
+/// A page's drawing operations, in millimetres from the top-left corner.
+#[derive(Default)]
+struct Canvas {
+    ops: Vec<Op>,
+}
+
+impl Canvas {
+    fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
+        let font = FontId(if bold { "FKTBLD" } else { "FKTREG" }.into());
+        self.ops.extend([
+            Op::StartTextSection,
+            Op::SetFont {
+                font: PdfFontHandle::External(font),
+                size: Pt(size),
+            },
+            Op::SetTextCursor {
+                pos: Point::new(Mm(x), Mm(PAGE_H - y)),
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(text.to_string())],
+            },
+            Op::EndTextSection,
+        ]);
+    }
+
+    fn text_right(&mut self, right: f32, y: f32, size: f32, bold: bool, text: &str) {
+        let width = text_width(text, size, bold);
+        self.text(right - width, y, size, bold, text);
+    }
+
+    /// `text`, shortened with an ellipsis to fit `max_width` millimetres.
+    fn fit(&self, text: &str, size: f32, bold: bool, max_width: f32) -> String {
+        if text_width(text, size, bold) <= max_width {
+            return text.to_string();
+        }
+        let mut chars: Vec<char> = text.chars().collect();
+        while !chars.is_empty() {
+            chars.pop();
+            let candidate: String = chars.iter().collect::<String>() + "…";
+            if text_width(&candidate, size, bold) <= max_width {
+                return candidate;
+            }
+        }
+        String::new()
+    }
+
+    fn rule(&mut self, x1: f32, y: f32, x2: f32, thickness: f32) {
+        let point = |x: f32| LinePoint {
+            p: Point::new(Mm(x), Mm(PAGE_H - y)),
+            bezier: false,
+        };
+        self.ops.extend([
+            Op::SetOutlineColor {
+                col: Color::Rgb(Rgb {
+                    r: 0.6,
+                    g: 0.6,
+                    b: 0.6,
+                    icc_profile: None,
+                }),
+            },
+            Op::SetOutlineThickness { pt: Pt(thickness) },
+            Op::DrawLine {
+                line: PdfLine {
+                    points: vec![point(x1), point(x2)],
+                    is_closed: false,
+                },
+            },
+        ]);
+    }
+
+    fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, (r, g, b): (f32, f32, f32)) {
+        self.ops.extend([
+            Op::SaveGraphicsState,
+            Op::SetFillColor {
+                col: Color::Rgb(Rgb {
+                    r,
+                    g,
+                    b,
+                    icc_profile: None,
+                }),
+            },
+            Op::DrawRectangle {
+                rectangle: Rect {
+                    x: Mm(x).into(),
+                    y: Mm(PAGE_H - y - h).into(),
+                    width: Mm(w).into(),
+                    height: Mm(h).into(),
+                    mode: Some(PaintMode::Fill),
+                    winding_order: None,
+                },
+            },
+            Op::RestoreGraphicsState,
+        ]);
+    }
+}
+
+/// Width of `text` in millimetres at `size` points.
+fn text_width(text: &str, size: f32, bold: bool) -> f32 {
+    let f = fonts();
+    let font = if bold { &f.bold } else { &f.regular };
+    let units: f32 = text
+        .chars()
+        .map(|c| {
+            font.lookup_glyph_index(c as u32)
+                .map_or(0.0, |g| font.get_horizontal_advance(g) as f32)
+        })
+        .sum();
+    units / UNITS_PER_EM * size * 25.4 / 72.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagination_leaves_room_for_totals() {
+        assert_eq!(paginate(3), vec![0..3]);
+        let pages = paginate(300);
+        assert!(pages.len() > 1);
+        assert_eq!(pages.last().unwrap().end, 300);
+        for pair in pages.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+    }
+
+    #[test]
+    fn document_id_is_replaced_in_place() {
+        let input = b"trailer << /ID [(01234567890123456789012345678901) (abcdefghijklmnopqrstuvwxyzabcdef)] >>".to_vec();
+        let out = fix_document_id(input.clone(), "INV-00000001");
+        assert_eq!(out.len(), input.len());
+        assert_ne!(out, input);
+        assert_eq!(out, fix_document_id(input, "INV-00000001"));
+    }
+}

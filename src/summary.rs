@@ -1,0 +1,223 @@
+//! The run summary: `OUT/runs/{as_of}-{run_id}.json` and the short human
+//! version printed at the end of every run. It says what each stage did,
+//! how the money reconciles, and what needs a person (which sets exit 3).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::ingest::IngestReport;
+use crate::ledger::Ledger;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub bounced: usize,
+    pub already_sent: usize,
+}
+
+/// Totals over every ingested day: rows read = accepted + rejected.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Reconciliation {
+    pub days: usize,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub accepted_cost: Decimal,
+    pub balanced: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub as_of: NaiveDate,
+    pub billing_start: NaiveDate,
+    pub exit_code: i32,
+    pub ingest: Option<IngestReport>,
+    pub aggregate_groups: usize,
+    pub periods_with_usage: usize,
+    /// Decisions written this run, by code.
+    pub decisions: BTreeMap<String, usize>,
+    pub invoices_issued: Vec<String>,
+    pub pdfs_written: usize,
+    pub delivery: DeliveryReport,
+    pub payments_rejected: usize,
+    pub overpaid: Vec<String>,
+    /// Periods currently held for missing usage: `profile kind period_start`.
+    pub held: Vec<String>,
+    /// All ingested days so far (from the ledger).
+    pub reconciliation: Reconciliation,
+    /// What needs a person; non-empty means exit 3.
+    pub needs_attention: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Seconds per stage.
+    pub durations: BTreeMap<String, f64>,
+}
+
+impl RunSummary {
+    pub fn new(run_id: i64, as_of: NaiveDate, billing_start: NaiveDate) -> RunSummary {
+        RunSummary {
+            run_id,
+            as_of,
+            billing_start,
+            exit_code: 0,
+            ingest: None,
+            aggregate_groups: 0,
+            periods_with_usage: 0,
+            decisions: BTreeMap::new(),
+            invoices_issued: Vec::new(),
+            pdfs_written: 0,
+            delivery: DeliveryReport::default(),
+            payments_rejected: 0,
+            overpaid: Vec::new(),
+            held: Vec::new(),
+            reconciliation: Reconciliation::default(),
+            needs_attention: Vec::new(),
+            warnings: Vec::new(),
+            durations: BTreeMap::new(),
+        }
+    }
+
+    pub fn record_ingest(&mut self, report: IngestReport, took: Duration) {
+        for f in &report.ignored_files {
+            self.warnings
+                .push(format!("ignored {f}: its name does not start with a date"));
+        }
+        for f in &report.files_before_billing_start {
+            self.warnings
+                .push(format!("ignored {f}: dated before billing_start"));
+        }
+        self.ingest = Some(report);
+        self.durations.insert("ingest".into(), took.as_secs_f64());
+    }
+
+    pub fn record_aggregate(&mut self, groups: usize, periods: usize, took: Duration) {
+        self.aggregate_groups = groups;
+        self.periods_with_usage = periods;
+        self.durations
+            .insert("aggregate".into(), took.as_secs_f64());
+    }
+
+    /// Reconciles, lists what needs a person and sets the exit code.
+    pub fn finish(&mut self, ledger: &Ledger) -> crate::ledger::Result<()> {
+        let days = ledger.days()?;
+        let r = &mut self.reconciliation;
+        r.days = days.len();
+        for d in &days {
+            r.rows_read += d.rows_read;
+            r.rows_accepted += d.rows_accepted;
+            r.rows_rejected += d.rows_rejected;
+            r.accepted_cost += d.accepted_cost;
+        }
+        r.balanced = r.rows_read == r.rows_accepted + r.rows_rejected;
+
+        let mut attention = Vec::new();
+        if let Some(ingest) = &self.ingest {
+            let rejected: u64 = ingest.days_ingested.iter().map(|d| d.rows_rejected).sum();
+            if rejected > 0 {
+                attention.push(format!(
+                    "{rejected} usage rows rejected this run (see rejects/)"
+                ));
+            }
+            for (file, reason) in &ingest.files_rejected {
+                attention.push(format!("usage file {file} rejected whole: {reason}"));
+            }
+        }
+        if !self.held.is_empty() {
+            attention.push(format!(
+                "{} periods held for missing usage days",
+                self.held.len()
+            ));
+        }
+        if self.delivery.failed > 0 {
+            attention.push(format!(
+                "{} e-mails failed and will be retried",
+                self.delivery.failed
+            ));
+        }
+        if self.delivery.bounced > 0 {
+            attention.push(format!(
+                "{} e-mails refused permanently",
+                self.delivery.bounced
+            ));
+        }
+        if self.payments_rejected > 0 {
+            attention.push(format!(
+                "{} payments rejected (see rejects/payments.csv)",
+                self.payments_rejected
+            ));
+        }
+        self.needs_attention = attention;
+        self.exit_code = if self.needs_attention.is_empty() {
+            0
+        } else {
+            3
+        };
+        Ok(())
+    }
+
+    /// The short human summary printed at the end of a run.
+    pub fn human(&self) -> String {
+        let mut out = format!("faktura run {} as of {}\n", self.run_id, self.as_of);
+        if let Some(i) = &self.ingest {
+            let read: u64 = i.days_ingested.iter().map(|d| d.rows_read).sum();
+            let accepted: u64 = i.days_ingested.iter().map(|d| d.rows_accepted).sum();
+            out += &format!(
+                "  ingest:    {} days ingested, {} unchanged; {read} rows read, {accepted} accepted, {} rejected\n",
+                i.days_ingested.len(),
+                i.days_unchanged,
+                read - accepted
+            );
+        }
+        let decisions: Vec<String> = self
+            .decisions
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        out += &format!(
+            "  decide:    {} new decisions ({}); {} invoices issued\n",
+            self.decisions.values().sum::<usize>(),
+            if decisions.is_empty() {
+                "none".into()
+            } else {
+                decisions.join(", ")
+            },
+            self.invoices_issued.len()
+        );
+        out += &format!("  render:    {} PDFs written\n", self.pdfs_written);
+        out += &format!(
+            "  send:      {} sent, {} failed, {} refused, {} sent earlier\n",
+            self.delivery.sent,
+            self.delivery.failed,
+            self.delivery.bounced,
+            self.delivery.already_sent
+        );
+        let r = &self.reconciliation;
+        out += &format!(
+            "  totals:    {} days, {} rows read = {} accepted + {} rejected{}; accepted cost {}\n",
+            r.days,
+            r.rows_read,
+            r.rows_accepted,
+            r.rows_rejected,
+            if r.balanced {
+                ""
+            } else {
+                " (DOES NOT BALANCE)"
+            },
+            r.accepted_cost.normalize()
+        );
+        if self.needs_attention.is_empty() {
+            out += "  status:    done\n";
+        } else {
+            out += "  needs attention:\n";
+            for item in &self.needs_attention {
+                out += &format!("    - {item}\n");
+            }
+        }
+        out
+    }
+}

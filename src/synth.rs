@@ -1,0 +1,509 @@
+//! `faktura gen`: a deterministic synthetic data directory of any size —
+//! reference files that validate and daily usage files in Azure's
+//! usage-details shape, with GUIDs, long resource ids, quoted meter names
+//! containing commas, quotes and non-ASCII letters, refunds, Marketplace
+//! and reservation purchases. The same seed gives the same bytes.
+//! (Named `synth` because edition 2024 reserves `gen`.)
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use rayon::prelude::*;
+
+/// Options of `faktura gen`.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    pub out_dir: PathBuf,
+    pub days: u32,
+    pub rows_per_day: u64,
+    pub profiles: u32,
+    pub seed: u64,
+    pub start: NaiveDate,
+}
+
+/// SplitMix64: tiny, fast, and stable across versions (unlike a crate's RNG).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, stream: u64) -> Rng {
+        let mut rng = Rng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        rng.next();
+        rng
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() >> 32) * n) >> 32
+    }
+
+    fn guid(&mut self) -> String {
+        let a = self.next();
+        let b = self.next();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+const CURRENCIES: [(&str, &str); 4] = [
+    ("USD", "en-US"),
+    ("EUR", "nl-NL"),
+    ("NOK", "nb-NO"),
+    ("SEK", "sv-SE"),
+];
+
+/// A meter of the catalogue: category, name (CSV-quoted when needed), unit,
+/// unit price at scale 6, publisher, pricing model, charge type.
+struct Meter {
+    id: String,
+    category: &'static str,
+    name: String,
+    unit: &'static str,
+    price_micros: u64,
+    publisher: &'static str,
+    pricing: &'static str,
+    charge: &'static str,
+}
+
+const METER_SHAPES: &[(&str, &str, &str, u64, &str, &str, &str)] = &[
+    (
+        "Virtual Machines",
+        "D2s v3, Nordic – Øst",
+        "1 Hour",
+        96_000,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Virtual Machines",
+        "E4as v5 \"Spot\", Sverige Central",
+        "1 Hour",
+        41_300,
+        "Azure",
+        "Spot",
+        "Usage",
+    ),
+    (
+        "Virtual Machines",
+        "B2ms Linux, Västeurope",
+        "1 Hour",
+        83_200,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Storage",
+        "Hot LRS Data Stored, Østlandet",
+        "1 GB/Month",
+        18_400,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Storage",
+        "Premium SSD Managed Disks – P10",
+        "1/Month",
+        19_712_000,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Storage",
+        "Read Operations (Hot), Noord-Holland",
+        "10K",
+        4_400,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Bandwidth",
+        "Standard Data Transfer Out, Zone 1",
+        "1 GB",
+        87_000,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Azure Cosmos DB",
+        "100 RU/s, Malmö",
+        "1/Hour",
+        8_000,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "SQL Database",
+        "vCore – General Purpose, Gen5",
+        "1 Hour",
+        252_000,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Azure Monitor",
+        "Log Analytics – Data Ingestion",
+        "1 GB",
+        2_760_000,
+        "Azure",
+        "OnDemand",
+        "Usage",
+    ),
+    (
+        "Azure App Service",
+        "P1v3 App Service Plan, Linux",
+        "1 Hour",
+        169_000,
+        "Azure",
+        "SavingsPlan",
+        "Usage",
+    ),
+    (
+        "Virtual Machines",
+        "D4s v5 Reserved, 1 Year",
+        "1 Hour",
+        0,
+        "Azure",
+        "Reservation",
+        "Usage",
+    ),
+    (
+        "Virtual Machines",
+        "D4s v5 Reservation, 1 Year",
+        "1",
+        1_261_440_000,
+        "Azure",
+        "Reservation",
+        "Purchase",
+    ),
+    (
+        "SaaS",
+        "Contoso Analytics, Premium “Teams” Plan",
+        "1 Month",
+        49_000_000,
+        "Marketplace",
+        "OnDemand",
+        "Purchase",
+    ),
+    (
+        "Virtual Machines Licenses",
+        "Fjällräven Linux, Enterprise",
+        "1 Hour",
+        120_000,
+        "Marketplace",
+        "OnDemand",
+        "Usage",
+    ),
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn meters(rng: &mut Rng) -> Vec<Meter> {
+    METER_SHAPES
+        .iter()
+        .map(
+            |&(category, name, unit, price_micros, publisher, pricing, charge)| Meter {
+                id: rng.guid(),
+                category,
+                name: csv_field(name),
+                unit,
+                price_micros,
+                publisher,
+                pricing,
+                charge,
+            },
+        )
+        .collect()
+}
+
+struct GenProfile {
+    id: String,
+    account: String,
+    currency: &'static str,
+    mosp: bool,
+}
+
+struct GenSubscription {
+    id: String,
+    profile: usize,
+    resource_group: String,
+}
+
+/// Writes the data directory; returns the number of usage rows written.
+pub fn generate(opts: &GenOptions) -> anyhow::Result<u64> {
+    let dir = &opts.out_dir;
+    std::fs::create_dir_all(dir.join("usage"))
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let mut rng = Rng::new(opts.seed, 0);
+    let meters = meters(&mut rng);
+    let (profiles, subscriptions) = write_reference(dir, opts, &mut rng)?;
+    let written: u64 = (0..opts.days)
+        .into_par_iter()
+        .map(|day_index| write_day(dir, opts, day_index, &profiles, &subscriptions, &meters))
+        .collect::<anyhow::Result<Vec<u64>>>()?
+        .into_iter()
+        .sum();
+    Ok(written)
+}
+
+fn write_reference(
+    dir: &Path,
+    opts: &GenOptions,
+    rng: &mut Rng,
+) -> anyhow::Result<(Vec<GenProfile>, Vec<GenSubscription>)> {
+    let mut accounts = String::from("billingAccountId,name,agreement,adminEmail\n");
+    let mut profiles_csv = String::from(
+        "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address\n",
+    );
+    let mut subs_csv = String::from(
+        "subscriptionId,billingProfileId,name,offer,startDate,trialEndDate,monthlyCredit\n",
+    );
+    let mut roles = String::from("email,name,role,scope,scopeId\n");
+    let mut recipients = String::from("billingProfileId,email\n");
+    let mut credits = String::from("creditId,billingProfileId,amount,effectiveDate,expiryDate\n");
+    let mut profiles = Vec::new();
+    let mut subscriptions = Vec::new();
+    let start = opts.start;
+    let mut p = 0u32;
+    let mut account_index = 0u32;
+    while p < opts.profiles {
+        let account = format!("acct-{:05}-{}", account_index, &rng.guid()[..8]);
+        let mosp = account_index % 10 == 9;
+        let per_account = if mosp { 1 } else { 1 + rng.below(3) as u32 };
+        let agreement = if mosp {
+            "MOSP"
+        } else if account_index % 7 == 3 {
+            "MPA"
+        } else {
+            "MCA"
+        };
+        let admin = format!("admin{account_index}@customer{account_index}.example");
+        writeln!(
+            accounts,
+            "{account},Customer {account_index} Ørsted-Åberg,{agreement},{admin}"
+        )?;
+        writeln!(
+            roles,
+            "{admin},Admin {account_index},Owner,billingAccount,{account}"
+        )?;
+        for _ in 0..per_account.min(opts.profiles - p) {
+            let (currency, locale) = CURRENCIES[(p % 4) as usize];
+            let id = if mosp {
+                rng.guid()
+            } else {
+                format!("prof-{p:06}")
+            };
+            let created = start - chrono::Days::new(400 - rng.below(380));
+            let start_day = if p % 5 == 4 { 1 + rng.below(28) } else { 1 };
+            let email = p % 6 != 5;
+            writeln!(
+                profiles_csv,
+                "{id},{account},\"Profile {p}, Dept. Økonomi\",{currency},{locale},{created},{start_day},{email},,30,\"Gate {p}, 0150 Oslo\""
+            )?;
+            for (role, n) in [("Owner", 0), ("Reader", 1), ("InvoiceManager", 2)] {
+                writeln!(
+                    roles,
+                    "user{p}.{n}@customer{account_index}.example,User {p}.{n},{role},billingProfile,{id}"
+                )?;
+            }
+            if mosp {
+                writeln!(
+                    recipients,
+                    "{id},finance{p}@customer{account_index}.example"
+                )?;
+            }
+            if p % 8 == 2 {
+                writeln!(
+                    credits,
+                    "credit-{p:06},{id},{}.00,{start},{}",
+                    50 + rng.below(500),
+                    start + chrono::Days::new(90)
+                )?;
+            }
+            let sub_count = if mosp { 1 } else { 4 };
+            for s in 0..sub_count {
+                let sub_id = if mosp && s == 0 {
+                    id.clone()
+                } else {
+                    rng.guid()
+                };
+                let sub_start = created;
+                let (offer, trial_end, credit) = match (p + s) % 9 {
+                    4 => (
+                        "FreeTrial",
+                        (start + chrono::Days::new(10)).to_string(),
+                        String::new(),
+                    ),
+                    7 => ("MonthlyCredit", String::new(), "150.00".to_string()),
+                    _ => ("PayAsYouGo", String::new(), String::new()),
+                };
+                writeln!(
+                    subs_csv,
+                    "{sub_id},{id},Subscription {p}-{s},{offer},{sub_start},{trial_end},{credit}"
+                )?;
+                subscriptions.push(GenSubscription {
+                    id: sub_id,
+                    profile: profiles.len(),
+                    resource_group: format!(
+                        "rg-{}-{}",
+                        ["prod", "dev", "test", "shared"][s as usize % 4],
+                        p
+                    ),
+                });
+            }
+            profiles.push(GenProfile {
+                id,
+                account: account.clone(),
+                currency,
+                mosp,
+            });
+            p += 1;
+        }
+        account_index += 1;
+    }
+    for (name, text) in [
+        ("accounts.csv", accounts),
+        ("profiles.csv", profiles_csv),
+        ("subscriptions.csv", subs_csv),
+        ("roles.csv", roles),
+        ("recipients.csv", recipients),
+        ("credits.csv", credits),
+    ] {
+        std::fs::write(dir.join(name), text).with_context(|| format!("failed to write {name}"))?;
+    }
+    Ok((profiles, subscriptions))
+}
+
+const HEADER: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,isAzureCreditEligible,resourceId\n";
+
+/// Writes one day's usage file; returns its row count.
+fn write_day(
+    dir: &Path,
+    opts: &GenOptions,
+    day_index: u32,
+    profiles: &[GenProfile],
+    subscriptions: &[GenSubscription],
+    meters: &[Meter],
+) -> anyhow::Result<u64> {
+    let day = opts.start + chrono::Days::new(day_index as u64);
+    let mut rng = Rng::new(opts.seed, 1 + day_index as u64);
+    let path = dir.join(format!("usage/{day}.csv"));
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("failed to create `{}`", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    out.write_all(HEADER.as_bytes())?;
+    let mut line = String::with_capacity(512);
+    for _ in 0..opts.rows_per_day {
+        let sub = &subscriptions[rng.below(subscriptions.len() as u64) as usize];
+        let profile = &profiles[sub.profile];
+        let mut meter = &meters[rng.below(meters.len() as u64) as usize];
+        if !profile.mosp && meter.charge == "Purchase" && meter.publisher == "Marketplace" {
+            meter = &meters[0];
+        }
+        // quantity at scale 4, price at scale 6: the cost is exact at scale 10.
+        let quantity = 1 + rng.below(2_000_000) as i128;
+        let refund = rng.below(200) == 0;
+        let mut cost = quantity * meter.price_micros as i128;
+        let charge = if refund {
+            cost = -cost;
+            "Refund"
+        } else {
+            meter.charge
+        };
+        let eligible = if meter.publisher == "Azure" {
+            "True"
+        } else {
+            "False"
+        };
+        line.clear();
+        writeln!(
+            line,
+            "{day},{},{},{},{},{},{},{},{},{},{},{},{charge},{},{},{eligible},/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/vm-{}-{:04}",
+            profile.account,
+            profile.id,
+            sub.id,
+            meter.id,
+            meter.category,
+            meter.name,
+            meter.unit,
+            Scaled(quantity, 4),
+            Scaled(meter.price_micros as i128, 6),
+            Scaled(cost, 10),
+            profile.currency,
+            meter.publisher,
+            meter.pricing,
+            sub.id,
+            sub.resource_group,
+            meter.category.len(),
+            rng.below(10_000),
+        )?;
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(opts.rows_per_day)
+}
+
+/// An integer at a decimal scale, written as a plain decimal.
+struct Scaled(i128, u32);
+
+impl std::fmt::Display for Scaled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Scaled(value, scale) = *self;
+        let divisor = 10i128.pow(scale);
+        let sign = if value < 0 { "-" } else { "" };
+        let abs = value.abs();
+        write!(
+            f,
+            "{sign}{}.{:0width$}",
+            abs / divisor,
+            abs % divisor,
+            width = scale as usize
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_numbers_print_exactly() {
+        assert_eq!(Scaled(12345, 4).to_string(), "1.2345");
+        assert_eq!(Scaled(-5, 2).to_string(), "-0.05");
+        assert_eq!(Scaled(0, 10).to_string(), "0.0000000000");
+    }
+
+    #[test]
+    fn same_seed_same_guids() {
+        assert_eq!(Rng::new(7, 1).guid(), Rng::new(7, 1).guid());
+        assert_ne!(Rng::new(7, 1).guid(), Rng::new(8, 1).guid());
+    }
+}

@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The repository's bundled sample data directory.
+pub fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
+}
+
+/// Runs the faktura binary with `args`.
+pub fn faktura(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+        .args(args)
+        .env_remove("FAKTURA_LOG")
+        .output()
+        .expect("faktura runs")
+}
+
+/// `faktura run --data DATA --out OUT --as-of AS_OF`, returning the exit code.
+pub fn run(data: &Path, out: &Path, as_of: &str) -> (i32, String) {
+    let output = faktura(&[
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-of",
+        as_of,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().expect("exited"), stderr)
+}
+
+/// Every parquet file under `dir`, read with arrow-rs.
+pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    for path in files_under(dir) {
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                batches.push(batch.unwrap());
+            }
+        }
+    }
+    batches
+}
+
+/// All files under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Contents of every output file except the ledger, run summaries and lock.
+pub fn snapshot(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_under(out)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(out).unwrap().to_string_lossy().into_owned(),
+                p,
+            )
+        })
+        .filter(|(rel, _)| {
+            !rel.starts_with("ledger.sqlite") && !rel.starts_with("runs/") && rel != ".lock"
+        })
+        .map(|(rel, p)| (rel, std::fs::read(p).unwrap()))
+        .collect()
+}
+
+/// The text of a PDF, extracted by pdf-extract (a second, independent reader).
+pub fn pdf_text(bytes: &[u8]) -> String {
+    pdf_extract::extract_text_from_mem(bytes).expect("PDF parses")
+}

@@ -1,0 +1,7 @@
+//! Integration tests: each runs the real `faktura` binary in its own
+//! temporary directory and reads what it wrote with independent readers
+//! (arrow-rs for parquet, mail-parser for .eml, pdf-extract for PDFs).
+
+mod common;
+// The bundled sample through `faktura run`, and a second identical run.
+mod end_to_end;
