@@ -528,3 +528,6 @@ fn number_invoices(
         commit.invoices.push((seq, invoice));
     }
 }
+
+#[cfg(test)]
+mod tests;
