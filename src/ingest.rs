@@ -241,57 +241,98 @@ fn fingerprint(data_dir: &Path, path: &Path) -> std::io::Result<FileFingerprint>
     })
 }
 
+/// Bytes read from a usage file at a time; records are cut at block ends,
+/// so memory stays flat however large a file or a day is.
+const BLOCK_BYTES: usize = 64 << 20;
+/// A block is parsed in chunks of about this size, in parallel.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Rows gathered before a parquet row group is written.
+const ROW_GROUP_ROWS: usize = 256 * 1024;
+
 /// Parses all files of one day and writes its usage and rejects partitions.
+/// A file found unreadable part-way is rejected whole: the day is then
+/// parsed again without it, so none of its rows reach the partition.
 fn ingest_day(
     opts: &IngestOptions,
     day: NaiveDate,
     files: &[PathBuf],
 ) -> anyhow::Result<(DayStats, Vec<Reject>)> {
+    let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
+    loop {
+        match try_ingest_day(opts, day, files, &unreadable) {
+            Ok(result) => return Ok(result),
+            Err(DayError::Unreadable { path, detail }) => {
+                unreadable.insert(path, detail);
+            }
+            Err(DayError::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+enum DayError {
+    Unreadable { path: PathBuf, detail: String },
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for DayError {
+    fn from(e: E) -> Self {
+        DayError::Failed(e.into())
+    }
+}
+
+fn try_ingest_day(
+    opts: &IngestOptions,
+    day: NaiveDate,
+    files: &[PathBuf],
+    unreadable: &BTreeMap<PathBuf, String>,
+) -> Result<(DayStats, Vec<Reject>), DayError> {
     let mut stats = DayStats {
         day,
         files: files.len() as u64,
         ..Default::default()
     };
-    let mut rows = UsageColumns::default();
+    let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
+    let mut writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
+    let mut cost: i128 = 0;
     for path in files {
         let rel = relative(opts.data_dir, path);
-        match read_usage_file(path) {
-            Ok(text) => {
-                let outcome = parse_usage(&text, &rel, day, opts, &mut rows, &mut rejects);
-                match outcome {
-                    FileOutcome::Read { rows_read } => {
-                        stats.present = true;
-                        stats.rows_read += rows_read;
-                    }
-                    FileOutcome::Rejected => stats.files_rejected += 1,
-                }
+        if let Some(detail) = unreadable.get(path) {
+            stats.files_rejected += 1;
+            rejects.push(whole_file(
+                &rel,
+                RejectReason::Unreadable,
+                detail.clone(),
+                "",
+            ));
+            continue;
+        }
+        let file = FileInput {
+            path,
+            rel: &rel,
+            day,
+        };
+        match read_file(opts, &file, &mut writer, &mut rejects) {
+            Ok(FileOutcome::Read {
+                rows_read,
+                accepted_cost,
+            }) => {
+                stats.present = true;
+                stats.rows_read += rows_read;
+                cost += accepted_cost;
             }
-            Err(detail) => {
-                stats.files_rejected += 1;
-                rejects.push(Reject {
-                    file: rel,
-                    line: 1,
-                    reason: RejectReason::Unreadable,
-                    detail,
-                    raw: String::new(),
-                });
+            Ok(FileOutcome::Rejected) => stats.files_rejected += 1,
+            Err(e) => {
+                writer.abort();
+                return Err(e);
             }
         }
     }
-    stats.rows_accepted = rows.len() as u64;
+    stats.rows_accepted = writer.finish()?;
     stats.rows_rejected = stats.rows_read - stats.rows_accepted;
-    let cost: i128 = rows.cost.iter().sum();
     stats.accepted_cost = scaled_to_decimal(cost, USAGE_SCALE)
-        .ok_or_else(|| anyhow::anyhow!("accepted cost of {day} overflows"))?;
-
-    let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
-    if rows.is_empty() {
-        store::remove_if_exists(&partition)?;
-    } else {
-        let mut df = rows.into_frame()?;
-        store::write_parquet(&partition, &mut df)?;
-    }
+        .ok_or_else(|| anyhow::anyhow!("accepted cost of {day} overflows"))?
+        .normalize();
     let rejects_path = opts.out_dir.join(format!("rejects/{day}.csv"));
     if rejects.is_empty() {
         store::remove_if_exists(&rejects_path)?;
@@ -301,29 +342,95 @@ fn ingest_day(
     Ok((stats, rejects))
 }
 
-/// Reads a usage file as UTF-8 text, un-gzipping `.gz`; Err is the reason
-/// the file is `unreadable`.
-fn read_usage_file(path: &Path) -> Result<String, String> {
-    let raw = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| format!("corrupt gzip: {e}"))?;
-        out
-    } else {
-        raw
-    };
-    let mut text = String::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
-    if text.starts_with('\u{feff}') {
-        text.drain(..3);
-    }
-    Ok(text)
+/// A usage file being read.
+struct FileInput<'a> {
+    path: &'a Path,
+    rel: &'a str,
+    day: NaiveDate,
 }
 
 enum FileOutcome {
-    Read { rows_read: u64 },
+    Read { rows_read: u64, accepted_cost: i128 },
     Rejected,
+}
+
+fn open_usage_file(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let file = std::fs::File::open(path)?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        )))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Fills `buf` up to `BLOCK_BYTES` (more if it already holds that much);
+/// returns whether the file has ended.
+fn fill_block(reader: &mut dyn Read, buf: &mut Vec<u8>, path: &Path) -> Result<bool, DayError> {
+    let want = BLOCK_BYTES.saturating_sub(buf.len()).max(BLOCK_BYTES / 2);
+    match reader.take(want as u64).read_to_end(buf) {
+        Ok(n) => Ok(n < want),
+        // A gzip stream that fails to decode is the file's fault, not the machine's.
+        Err(e)
+            if path.extension().is_some_and(|x| x == "gz")
+                || e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Err(DayError::Unreadable {
+                path: path.to_path_buf(),
+                detail: format!("corrupt gzip: {e}"),
+            })
+        }
+        Err(e) => Err(DayError::Failed(
+            anyhow::Error::new(e).context(format!("failed to read `{}`", path.display())),
+        )),
+    }
+}
+
+/// The end of the first record in `bytes` (after its `\n`), if complete.
+fn first_record_end(bytes: &[u8]) -> Option<usize> {
+    let mut in_quotes = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Where records end in `bytes` (a `\n` outside quotes, plus one), with
+/// one cut about every `CHUNK_BYTES`; the last cut is the last record end.
+/// Also counts the physical lines before each cut.
+fn record_cuts(bytes: &[u8]) -> Vec<(usize, u64)> {
+    let mut cuts = Vec::new();
+    let mut in_quotes = false;
+    let mut lines = 0u64;
+    let mut last: Option<(usize, u64)> = None;
+    let mut next_target = CHUNK_BYTES;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' => {
+                lines += 1;
+                if !in_quotes {
+                    last = Some((i + 1, lines));
+                    if i + 1 >= next_target {
+                        cuts.push((i + 1, lines));
+                        next_target = i + 1 + CHUNK_BYTES;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(last) = last
+        && cuts.last() != Some(&last)
+    {
+        cuts.push(last);
+    }
+    cuts
 }
 
 /// Positions of the usage columns in one file's header.
@@ -365,85 +472,192 @@ impl UsageHeader {
     }
 }
 
-fn parse_usage(
-    text: &str,
-    rel: &str,
-    day: NaiveDate,
+/// Streams one usage file through the parser into the day's partition.
+fn read_file(
     opts: &IngestOptions,
-    rows: &mut UsageColumns,
+    file: &FileInput,
+    writer: &mut PartitionWriter,
     rejects: &mut Vec<Reject>,
-) -> FileOutcome {
+) -> Result<FileOutcome, DayError> {
+    let unreadable = |detail: String| DayError::Unreadable {
+        path: file.path.to_path_buf(),
+        detail,
+    };
+    let mut reader =
+        open_usage_file(file.path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
+    let mut buf = Vec::new();
+    let mut eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+    if buf.starts_with(b"\xEF\xBB\xBF") {
+        buf.drain(..3);
+    }
+    // The header: the first record.
+    let header_end = first_record_end(&buf).unwrap_or(buf.len());
+    let header_text = std::str::from_utf8(&buf[..header_end])
+        .map_err(|e| unreadable(format!("invalid UTF-8: {e}")))?;
+    let header = Header::new(
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(header_text.as_bytes())
+            .records()
+            .next()
+            .and_then(Result::ok)
+            .as_ref()
+            .map(|r| r.iter().map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str),
+    );
+    let columns = match UsageHeader::new(&header) {
+        Ok(c) => c,
+        Err(missing) => {
+            let detail = format!("missing columns: {}", missing.join(", "));
+            rejects.push(whole_file(
+                file.rel,
+                RejectReason::MissingColumns,
+                detail,
+                header_text,
+            ));
+            return Ok(FileOutcome::Rejected);
+        }
+    };
+    let mut next_line = 1 + header_text.bytes().filter(|b| *b == b'\n').count() as u64;
+    if !header_text.ends_with('\n') {
+        next_line += 1;
+    }
+    buf.drain(..header_end);
+    let mut rows_read = 0;
+    let mut accepted_cost = 0;
+    loop {
+        let mut cuts = record_cuts(&buf);
+        if eof && cuts.last().is_none_or(|c| c.0 < buf.len()) {
+            let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
+            cuts.push((buf.len(), lines));
+        }
+        let Some(&(end, _)) = cuts.last() else {
+            // No complete record in a whole block (an unbalanced quote?): read more.
+            eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+            continue;
+        };
+        let text = std::str::from_utf8(&buf[..end])
+            .map_err(|e| unreadable(format!("invalid UTF-8: {e}")))?;
+        let mut chunks = Vec::with_capacity(cuts.len());
+        let (mut start, mut lines_before) = (0, 0);
+        for &(cut, lines) in &cuts {
+            chunks.push((&text[start..cut], next_line + lines_before));
+            (start, lines_before) = (cut, lines);
+        }
+        let parsed: Vec<Result<ChunkOutput, ChunkError>> = chunks
+            .into_par_iter()
+            .map(|(chunk, first_line)| parse_chunk(chunk, first_line, &columns, file, opts))
+            .collect();
+        for chunk in parsed {
+            let chunk = chunk.map_err(|e| match e {
+                ChunkError::Unreadable(detail) => unreadable(detail),
+                ChunkError::Polars(e) => DayError::Failed(e.into()),
+            })?;
+            rows_read += chunk.rows_read;
+            accepted_cost += chunk.accepted_cost;
+            rejects.extend(chunk.rejects);
+            writer.push(chunk.rows)?;
+        }
+        next_line += lines_before;
+        buf.drain(..end);
+        if eof && buf.is_empty() {
+            break;
+        }
+        if !eof {
+            eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+        }
+    }
+    Ok(FileOutcome::Read {
+        rows_read,
+        accepted_cost,
+    })
+}
+
+/// What one chunk of records gave.
+struct ChunkOutput {
+    rows: DataFrame,
+    rows_read: u64,
+    accepted_cost: i128,
+    rejects: Vec<Reject>,
+}
+
+enum ChunkError {
+    Unreadable(String),
+    Polars(PolarsError),
+}
+
+/// Parses and validates the records of one chunk (`first_line` is the
+/// physical line its first record starts on).
+fn parse_chunk(
+    text: &str,
+    first_line: u64,
+    columns: &UsageHeader,
+    file: &FileInput,
+    opts: &IngestOptions,
+) -> Result<ChunkOutput, ChunkError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
-    let header = match reader.read_record(&mut record) {
-        Ok(true) => Header::new(record.iter()),
-        Ok(false) => Header::new([]),
-        Err(e) => {
-            rejects.push(whole_file(
-                rel,
-                RejectReason::Unreadable,
-                e.to_string(),
-                text,
-            ));
-            return FileOutcome::Rejected;
-        }
-    };
-    let columns = match UsageHeader::new(&header) {
-        Ok(c) => c,
-        Err(missing) => {
-            let detail = format!("missing columns: {}", missing.join(", "));
-            rejects.push(whole_file(rel, RejectReason::MissingColumns, detail, text));
-            return FileOutcome::Rejected;
-        }
-    };
+    let mut rows = UsageColumns::with_capacity(text.len() / 200);
+    let mut rejects = Vec::new();
     let mut rows_read = 0;
+    let bytes = text.as_bytes();
+    let (mut line, mut counted_to) = (first_line, 0);
     loop {
-        let start = reader.position().clone();
         match reader.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => {
-                // Only invalid UTF-8 fails here, and the text was checked.
-                rejects.push(whole_file(
-                    rel,
-                    RejectReason::Unreadable,
-                    e.to_string(),
-                    text,
-                ));
-                return FileOutcome::Rejected;
-            }
+            Err(e) => return Err(ChunkError::Unreadable(e.to_string())),
         }
         rows_read += 1;
-        let line = record.position().map_or(start.line(), |p| p.line());
-        match validate_row(&record, &columns, day, opts) {
-            Ok(row) => rows.push(row, rel, line),
+        // csv ends a record at `\r` and starts the next at the `\n`: the
+        // record really starts after any line-end bytes, on the next line.
+        let mut start = record
+            .position()
+            .expect("records read from a reader have a position")
+            .byte() as usize;
+        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        line += bytes[counted_to..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        counted_to = start;
+        match validate_row(&record, columns, file.day, opts) {
+            Ok(row) => rows.push(row, line),
             Err((reason, detail)) => {
-                let end = reader.position().byte() as usize;
-                let begin = record.position().map_or(start.byte(), |p| p.byte()) as usize;
-                let raw = text[begin..end].trim_end_matches(['\r', '\n']).to_string();
+                let raw = &text[start..reader.position().byte() as usize];
                 rejects.push(Reject {
-                    file: rel.to_string(),
+                    file: file.rel.to_string(),
                     line,
                     reason,
                     detail,
-                    raw,
+                    raw: raw.trim_end_matches(['\r', '\n']).to_string(),
                 });
             }
         }
     }
-    FileOutcome::Read { rows_read }
+    let accepted_cost = rows.cost.iter().sum();
+    Ok(ChunkOutput {
+        rows: rows.into_frame(file.rel).map_err(ChunkError::Polars)?,
+        rows_read,
+        accepted_cost,
+        rejects,
+    })
 }
 
-fn whole_file(rel: &str, reason: RejectReason, detail: String, text: &str) -> Reject {
+fn whole_file(rel: &str, reason: RejectReason, detail: String, header: &str) -> Reject {
     Reject {
         file: rel.to_string(),
         line: 1,
         reason,
         detail,
-        raw: text.lines().next().unwrap_or("").to_string(),
+        raw: header.lines().next().unwrap_or("").to_string(),
     }
 }
 
@@ -614,88 +828,192 @@ fn validate_row<'a>(
     })
 }
 
-/// Accepted rows of a day, column by column (SPEC §6 `usage`).
-#[derive(Default)]
+/// Accepted rows of a chunk, column by column (SPEC §6 `usage`).
 struct UsageColumns {
-    date: Vec<NaiveDate>,
-    account: Vec<String>,
-    profile: Vec<String>,
-    subscription: Vec<String>,
-    meter_id: Vec<String>,
-    meter_category: Vec<String>,
-    meter_name: Vec<String>,
-    unit: Vec<String>,
+    date: Vec<i32>,
+    account: StringChunkedBuilder,
+    profile: StringChunkedBuilder,
+    subscription: StringChunkedBuilder,
+    meter_id: StringChunkedBuilder,
+    meter_category: StringChunkedBuilder,
+    meter_name: StringChunkedBuilder,
+    unit: StringChunkedBuilder,
     quantity: Vec<i128>,
     unit_price: Vec<i128>,
     cost: Vec<i128>,
-    currency: Vec<String>,
-    charge_type: Vec<String>,
-    publisher_type: Vec<&'static str>,
-    pricing_model: Vec<&'static str>,
+    currency: StringChunkedBuilder,
+    charge_type: StringChunkedBuilder,
+    publisher_type: StringChunkedBuilder,
+    pricing_model: StringChunkedBuilder,
     credit_eligible: Vec<bool>,
-    resource_id: Vec<Option<String>>,
-    source_file: Vec<String>,
+    resource_id: StringChunkedBuilder,
     source_line: Vec<i64>,
 }
 
 impl UsageColumns {
-    fn len(&self) -> usize {
-        self.date.len()
+    fn with_capacity(n: usize) -> UsageColumns {
+        let text = |name: &str| StringChunkedBuilder::new(name.into(), n);
+        UsageColumns {
+            date: Vec::with_capacity(n),
+            account: text("billing_account_id"),
+            profile: text("billing_profile_id"),
+            subscription: text("subscription_id"),
+            meter_id: text("meter_id"),
+            meter_category: text("meter_category"),
+            meter_name: text("meter_name"),
+            unit: text("unit_of_measure"),
+            quantity: Vec::with_capacity(n),
+            unit_price: Vec::with_capacity(n),
+            cost: Vec::with_capacity(n),
+            currency: text("billing_currency"),
+            charge_type: text("charge_type"),
+            publisher_type: text("publisher_type"),
+            pricing_model: text("pricing_model"),
+            credit_eligible: Vec::with_capacity(n),
+            resource_id: text("resource_id"),
+            source_line: Vec::with_capacity(n),
+        }
     }
 
-    fn is_empty(&self) -> bool {
-        self.date.is_empty()
-    }
-
-    fn push(&mut self, row: UsageRow, file: &str, line: u64) {
-        self.date.push(row.date);
-        self.account.push(row.account.to_string());
-        self.profile.push(row.profile.to_string());
-        self.subscription.push(row.subscription.to_string());
-        self.meter_id.push(row.meter_id.to_string());
-        self.meter_category.push(row.meter_category.to_string());
-        self.meter_name.push(row.meter_name.to_string());
-        self.unit.push(row.unit.to_string());
+    fn push(&mut self, row: UsageRow, line: u64) {
+        self.date.push(store::days_since_epoch(row.date));
+        self.account.append_value(row.account);
+        self.profile.append_value(row.profile);
+        self.subscription.append_value(row.subscription);
+        self.meter_id.append_value(row.meter_id);
+        self.meter_category.append_value(row.meter_category);
+        self.meter_name.append_value(row.meter_name);
+        self.unit.append_value(row.unit);
         self.quantity.push(row.quantity);
         self.unit_price.push(row.unit_price);
         self.cost.push(row.cost);
-        self.currency.push(row.currency.to_string());
-        self.charge_type.push(row.charge_type.to_string());
-        self.publisher_type.push(row.publisher_type);
-        self.pricing_model.push(row.pricing_model);
+        self.currency.append_value(row.currency);
+        self.charge_type.append_value(row.charge_type);
+        self.publisher_type.append_value(row.publisher_type);
+        self.pricing_model.append_value(row.pricing_model);
         self.credit_eligible.push(row.credit_eligible);
-        self.resource_id.push(row.resource_id.map(str::to_string));
-        self.source_file.push(file.to_string());
+        self.resource_id.append_option(row.resource_id);
         self.source_line.push(line as i64);
     }
 
-    fn into_frame(self) -> PolarsResult<DataFrame> {
+    fn into_frame(self, source_file: &str) -> PolarsResult<DataFrame> {
         let scale = USAGE_SCALE as usize;
         let height = self.date.len();
+        let text = |b: StringChunkedBuilder| Column::from(b.finish().into_series());
         DataFrame::new(
             height,
             vec![
-                store::date_column("date", self.date),
-                store::string_column("billing_account_id", &self.account),
-                store::string_column("billing_profile_id", &self.profile),
-                store::string_column("subscription_id", &self.subscription),
-                store::string_column("meter_id", &self.meter_id),
-                store::string_column("meter_category", &self.meter_category),
-                store::string_column("meter_name", &self.meter_name),
-                store::string_column("unit_of_measure", &self.unit),
+                Int32Chunked::from_vec("date".into(), self.date)
+                    .into_date()
+                    .into_series()
+                    .into(),
+                text(self.account),
+                text(self.profile),
+                text(self.subscription),
+                text(self.meter_id),
+                text(self.meter_category),
+                text(self.meter_name),
+                text(self.unit),
                 store::decimal_column("quantity", self.quantity, scale)?,
                 store::decimal_column("unit_price", self.unit_price, scale)?,
                 store::decimal_column("cost_in_billing_currency", self.cost, scale)?,
-                store::string_column("billing_currency", &self.currency),
-                store::string_column("charge_type", &self.charge_type),
-                store::string_column("publisher_type", &self.publisher_type),
-                store::string_column("pricing_model", &self.pricing_model),
+                text(self.currency),
+                text(self.charge_type),
+                text(self.publisher_type),
+                text(self.pricing_model),
                 Column::new("is_azure_credit_eligible".into(), self.credit_eligible),
-                store::opt_string_column("resource_id", &self.resource_id),
-                store::string_column("source_file", &self.source_file),
+                text(self.resource_id),
+                StringChunked::full("source_file".into(), source_file, height)
+                    .into_series()
+                    .into(),
                 Column::new("source_line".into(), self.source_line),
             ],
         )
+    }
+}
+
+/// The day's partition: row groups streamed to a temporary file, renamed
+/// into place when the day is complete (removed when it has no rows).
+struct PartitionWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    pending: Option<DataFrame>,
+    rows: u64,
+}
+
+impl PartitionWriter {
+    fn new(path: &Path) -> anyhow::Result<PartitionWriter> {
+        let dir = path.parent().expect("partitions have a folder");
+        let tmp = dir.join(format!(".usage.parquet.tmp-{}", std::process::id()));
+        Ok(PartitionWriter {
+            path: path.to_path_buf(),
+            tmp,
+            writer: None,
+            pending: None,
+            rows: 0,
+        })
+    }
+
+    fn push(&mut self, df: DataFrame) -> anyhow::Result<()> {
+        if df.height() == 0 {
+            return Ok(());
+        }
+        self.rows += df.height() as u64;
+        match &mut self.pending {
+            Some(pending) => {
+                pending.vstack_mut(&df)?;
+            }
+            None => self.pending = Some(df),
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.height() >= ROW_GROUP_ROWS)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let Some(mut df) = self.pending.take() else {
+            return Ok(());
+        };
+        df.rechunk_mut_par();
+        if self.writer.is_none() {
+            std::fs::create_dir_all(self.tmp.parent().expect("has a folder"))?;
+            let file = std::fs::File::create(&self.tmp)?;
+            let writer = ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .batched(df.schema())?;
+            self.writer = Some(writer);
+        }
+        self.writer
+            .as_mut()
+            .expect("created above")
+            .write_batch(&df)?;
+        Ok(())
+    }
+
+    /// Completes the partition; returns its row count.
+    fn finish(mut self) -> anyhow::Result<u64> {
+        self.flush()?;
+        match self.writer.take() {
+            None => store::remove_if_exists(&self.path)?,
+            Some(writer) => {
+                writer.finish()?;
+                drop(writer);
+                std::fs::File::open(&self.tmp)?.sync_all()?;
+                std::fs::rename(&self.tmp, &self.path)?;
+            }
+        }
+        Ok(self.rows)
+    }
+
+    fn abort(mut self) {
+        self.writer = None;
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 

@@ -5,3 +5,5 @@
 mod common;
 // The bundled sample through `faktura run`, and a second identical run.
 mod end_to_end;
+// Ingest: reject reasons, column order, gzip, incremental, killed runs, reference validation.
+mod ingest;

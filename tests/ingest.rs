@@ -1,0 +1,439 @@
+//! Ingest (SPEC §2): every reject reason, column order and header case,
+//! gzip, incremental re-ingest, a killed run, and reference validation.
+
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+
+use crate::common::{faktura, files_under, read_parquet_dir};
+
+const HEADER: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,isAzureCreditEligible,resourceId";
+
+/// A good row for `day` with cost `cost`.
+fn row(day: &str, cost: &str) -> String {
+    format!(
+        "{day},A,P,S,m1,Virtual Machines,\"D2s v3, Nordic – Øst\",1 Hour,2,0.5,{cost},USD,Usage,Azure,OnDemand,True,/subscriptions/S/vm-1"
+    )
+}
+
+/// A data directory with one MCA account A, profile P (USD, created
+/// 2026-09-20) and PayAsYouGo subscription S starting 2026-10-02.
+pub fn reference_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("usage")).unwrap();
+    std::fs::write(
+        p.join("accounts.csv"),
+        "billingAccountId,name,agreement,adminEmail\nA,Acme,MCA,admin@acme.example\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("profiles.csv"),
+        "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice\nP,A,Acme,USD,en-US,2026-09-20,1,true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("subscriptions.csv"),
+        "subscriptionId,billingProfileId,name,offer,startDate,trialEndDate,monthlyCredit\nS,P,Main,PayAsYouGo,2026-10-02,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("roles.csv"),
+        "email,name,role,scope,scopeId\nowner@acme.example,Owner,Owner,billingProfile,P\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("faktura.toml"),
+        "[billing]\nbilling_start = \"2026-10-01\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn stage(stage: &str, data: &Path, out: &Path) -> i32 {
+    let output = faktura(&[
+        stage,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-of",
+        "2026-10-10",
+    ]);
+    output.status.code().unwrap()
+}
+
+fn rejects(out: &Path) -> Vec<(String, u64, String)> {
+    let mut found = Vec::new();
+    for path in files_under(&out.join("rejects")) {
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        for record in reader.records() {
+            let r = record.unwrap();
+            found.push((r[0].to_string(), r[1].parse().unwrap(), r[2].to_string()));
+        }
+    }
+    found
+}
+
+fn latest_summary(out: &Path) -> serde_json::Value {
+    let path = files_under(&out.join("runs")).pop().unwrap();
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn every_reject_reason_names_file_line_and_reason() {
+    let data = reference_dir();
+    let day = "2026-10-03";
+    let good = row(day, "1");
+    let rows = [
+        (good.clone(), None),
+        (good.replacen(day, "2026-13-45", 1), Some("bad_date")),
+        (good.replacen(day, "2026-10-04", 1), Some("date_mismatch")),
+        (
+            good.replacen(",A,P,", ",A,NOPE,", 1),
+            Some("unknown_profile"),
+        ),
+        (
+            good.replacen(",S,m1,", ",NOPE,m1,", 1),
+            Some("unknown_subscription"),
+        ),
+        (good.replace(",USD,", ",EUR,"), Some("currency_mismatch")),
+        (good.replace(",2,0.5,", ",\"2,5\",0.5,"), Some("bad_number")),
+        (good.replace(",Azure,", ",Google,"), Some("bad_enum")),
+        (good.replace(",OnDemand,", ",Lease,"), Some("bad_enum")),
+        (good.replace(",True,", ",maybe,"), Some("bad_bool")),
+        (good.replace(",m1,", ",,"), Some("missing_value")),
+        (
+            good.replacen(",/subscriptions/S/vm-1", "", 1),
+            Some("too_few_fields"),
+        ),
+        (format!("{good},extra"), Some("too_many_fields")),
+        // A quoted field spanning two physical lines: the next row starts one line later.
+        (
+            good.replace("\"D2s v3, Nordic – Øst\"", "\"D2s v3,\nØst\""),
+            None,
+        ),
+        (good.replace(",2,0.5,", ",abc,0.5,"), Some("bad_number")),
+    ];
+    let mut text = format!("{HEADER}\n");
+    let mut expected = Vec::new();
+    let mut line = 2;
+    for (r, reason) in &rows {
+        text += r;
+        text.push('\n');
+        if let Some(reason) = reason {
+            expected.push((format!("usage/{day}.csv"), line, reason.to_string()));
+        }
+        line += 1 + r.matches('\n').count() as u64;
+    }
+    std::fs::write(data.path().join(format!("usage/{day}.csv")), text).unwrap();
+    // before_start: dated before the subscription's startDate (2026-10-02).
+    std::fs::write(
+        data.path().join("usage/2026-10-01.csv"),
+        format!("{HEADER}\n{}\n", row("2026-10-01", "1")),
+    )
+    .unwrap();
+    expected.push(("usage/2026-10-01.csv".into(), 2, "before_start".into()));
+    // Whole files: a header lacking columns, a corrupt gzip, invalid UTF-8.
+    std::fs::write(
+        data.path().join("usage/2026-10-04.csv"),
+        "date,quantity\n2026-10-04,1\n",
+    )
+    .unwrap();
+    expected.push(("usage/2026-10-04.csv".into(), 1, "missing_columns".into()));
+    std::fs::write(
+        data.path().join("usage/2026-10-05.csv.gz"),
+        b"\x1f\x8b\x08\x00garbage",
+    )
+    .unwrap();
+    expected.push(("usage/2026-10-05.csv.gz".into(), 1, "unreadable".into()));
+    let mut bad_utf8 = format!("{HEADER}\n{}\n", row("2026-10-06", "1")).into_bytes();
+    bad_utf8.extend_from_slice(
+        b"2026-10-06,A,P,S,m1,VM,\xff\xfe,1 Hour,1,1,1,USD,Usage,Azure,OnDemand,True,x\n",
+    );
+    std::fs::write(data.path().join("usage/2026-10-06.csv"), bad_utf8).unwrap();
+    expected.push(("usage/2026-10-06.csv".into(), 1, "unreadable".into()));
+
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(stage("ingest", data.path(), out.path()), 3);
+    let mut found = rejects(out.path());
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected);
+
+    let missing = std::fs::read_to_string(out.path().join("rejects/2026-10-04.csv")).unwrap();
+    assert!(
+        missing.contains("missing columns: billingAccountId"),
+        "{missing}"
+    );
+
+    // Reconciliation: rows read = accepted + rejected, per day; whole-file rejects count no rows.
+    let summary = latest_summary(out.path());
+    for day in summary["ingest"]["days_ingested"].as_array().unwrap() {
+        let read = day["rows_read"].as_u64().unwrap();
+        assert_eq!(
+            read,
+            day["rows_accepted"].as_u64().unwrap() + day["rows_rejected"].as_u64().unwrap()
+        );
+        if day["day"] == "2026-10-03" {
+            assert_eq!((read, day["rows_accepted"].as_u64().unwrap()), (15, 2));
+            assert_eq!(day["accepted_cost"], "2");
+        }
+        if day["day"] == "2026-10-04" || day["day"] == "2026-10-05" {
+            assert_eq!(read, 0);
+            assert_eq!(day["present"], false);
+        }
+    }
+}
+
+/// Usage batches without `source_file`, for comparing twins of one file.
+fn usage_without_source(out: &Path) -> Vec<RecordBatch> {
+    read_parquet_dir(&out.join("usage"))
+        .into_iter()
+        .map(|b| {
+            let keep: Vec<usize> = (0..b.num_columns())
+                .filter(|i| b.schema().field(*i).name() != "source_file")
+                .collect();
+            b.project(&keep).unwrap()
+        })
+        .collect()
+}
+
+fn day_text(day: &str) -> String {
+    let mut text = format!("{HEADER}\n");
+    for i in 0..40 {
+        text += &row(day, &format!("{i}.{i:02}5"));
+        text.push('\n');
+    }
+    text += &row(day, "-3.25").replace("Usage", "Refund");
+    text.push('\n');
+    text
+}
+
+#[test]
+fn gzip_file_equals_its_plain_twin() {
+    use std::io::Write;
+    let plain = reference_dir();
+    let gzipped = reference_dir();
+    let text = day_text("2026-10-03");
+    std::fs::write(plain.path().join("usage/2026-10-03.csv"), &text).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    std::fs::write(
+        gzipped.path().join("usage/2026-10-03.csv.gz"),
+        encoder.finish().unwrap(),
+    )
+    .unwrap();
+    let (out_plain, out_gz) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(stage("ingest", plain.path(), out_plain.path()), 0);
+    assert_eq!(stage("ingest", gzipped.path(), out_gz.path()), 0);
+    let batches = usage_without_source(out_plain.path());
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 41);
+    assert_eq!(batches, usage_without_source(out_gz.path()));
+}
+
+#[test]
+fn shuffled_columns_and_header_case_give_identical_parquet() {
+    let text = day_text("2026-10-03");
+    let baseline = reference_dir();
+    std::fs::write(baseline.path().join("usage/2026-10-03.csv"), &text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(stage("ingest", baseline.path(), out.path()), 0);
+    let expected = read_parquet_dir(&out.path().join("usage"));
+
+    // A property over permutations: a seeded shuffle of the columns and a
+    // seeded mix of upper/lower case in every header name, plus a BOM and CRLF.
+    let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for case in 0..6 {
+        let mut order: Vec<usize> = (0..rows[0].len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(vec![0xEF, 0xBB, 0xBF]);
+        for (i, r) in rows.iter().enumerate() {
+            let cells: Vec<String> = order
+                .iter()
+                .map(|&c| {
+                    if i > 0 {
+                        return r[c].clone();
+                    }
+                    r[c].chars()
+                        .map(|ch| {
+                            if next() % 2 == 0 {
+                                ch.to_ascii_uppercase()
+                            } else {
+                                ch.to_ascii_lowercase()
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            writer.write_record(&cells).unwrap();
+        }
+        let data = reference_dir();
+        std::fs::write(
+            data.path().join("usage/2026-10-03.csv"),
+            writer.into_inner().unwrap(),
+        )
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        assert_eq!(stage("ingest", data.path(), out.path()), 0, "case {case}");
+        let got = read_parquet_dir(&out.path().join("usage"));
+        assert_eq!(got.len(), expected.len(), "case {case}");
+        for (g, e) in got.iter().zip(&expected) {
+            for (i, field) in e.schema().fields().iter().enumerate() {
+                assert_eq!(
+                    g.column(i),
+                    e.column(i),
+                    "case {case}: column {} (order {order:?})",
+                    field.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn changed_file_is_reingested_and_unchanged_one_is_not() {
+    let data = reference_dir();
+    for day in ["2026-10-03", "2026-10-04", "2026-10-05"] {
+        std::fs::write(data.path().join(format!("usage/{day}.csv")), day_text(day)).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(stage("ingest", data.path(), out.path()), 0);
+    let first = std::fs::read(out.path().join("usage/date=2026-10-03/usage.parquet")).unwrap();
+
+    // Unchanged: nothing ingested, nothing rewritten.
+    assert_eq!(stage("ingest", data.path(), out.path()), 0);
+    let summary = latest_summary(out.path());
+    assert_eq!(
+        summary["ingest"]["days_ingested"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(summary["ingest"]["days_unchanged"], 3);
+
+    // One day changes: only it is ingested again, and its partition replaced.
+    let changed = day_text("2026-10-04") + &row("2026-10-04", "100") + "\n";
+    std::fs::write(data.path().join("usage/2026-10-04.csv"), changed).unwrap();
+    assert_eq!(stage("ingest", data.path(), out.path()), 0);
+    let summary = latest_summary(out.path());
+    let days = summary["ingest"]["days_ingested"].as_array().unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0]["day"], "2026-10-04");
+    assert_eq!(days[0]["rows_accepted"], 42);
+    assert_eq!(summary["ingest"]["days_unchanged"], 2);
+    assert_eq!(
+        std::fs::read(out.path().join("usage/date=2026-10-03/usage.parquet")).unwrap(),
+        first
+    );
+}
+
+#[test]
+fn a_killed_ingest_leaves_no_partial_partition_and_the_next_run_completes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let generated = faktura(&[
+        "gen",
+        "--out",
+        data.path().to_str().unwrap(),
+        "--days",
+        "4",
+        "--rows-per-day",
+        "60000",
+        "--profiles",
+        "12",
+        "--seed",
+        "3",
+    ]);
+    assert!(generated.status.success());
+    let reference_out = tempfile::tempdir().unwrap();
+    assert_eq!(stage("ingest", data.path(), reference_out.path()), 0);
+    let expected = read_parquet_dir(&reference_out.path().join("usage"));
+
+    for delay_ms in [150, 600, 1500] {
+        let out = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+            .args([
+                "ingest",
+                "--data",
+                data.path().to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+                "--as-of",
+                "2026-10-10",
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Whatever is in place is a complete parquet file (readable), never a partial one.
+        for path in files_under(&out.path().join("usage")) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name == "usage.parquet" {
+                read_parquet_dir(path.parent().unwrap());
+            }
+        }
+        assert_eq!(
+            stage("ingest", data.path(), out.path()),
+            0,
+            "re-run after kill at {delay_ms} ms"
+        );
+        assert!(
+            files_under(out.path())
+                .iter()
+                .all(|p| !p.to_string_lossy().contains(".tmp-"))
+        );
+        assert_eq!(
+            read_parquet_dir(&out.path().join("usage")),
+            expected,
+            "after kill at {delay_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn invalid_reference_data_names_file_line_column_and_value_and_writes_nothing() {
+    let data = reference_dir();
+    std::fs::write(
+        data.path().join("profiles.csv"),
+        "billingProfileId,billingAccountId,name,currency,locale,createdDate\nP,A,Acme,NKO,en-US,2026-09-20\nP,GHOST,Acme,USD,xx-XX,20260920\n",
+    )
+    .unwrap();
+    let out = data.path().join("out");
+    let output = faktura(&[
+        "run",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-of",
+        "2026-10-10",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "profiles.csv line 2, column `currency`, value \"NKO\"",
+        "profiles.csv line 3, column `billingProfileId`, value \"P\": duplicate id",
+        "profiles.csv line 3, column `billingAccountId`, value \"GHOST\"",
+        "profiles.csv line 3, column `locale`, value \"xx-XX\"",
+        "profiles.csv line 3, column `createdDate`, value \"20260920\"",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in {stderr}");
+    }
+    assert!(!out.exists(), "OUT was created");
+}
