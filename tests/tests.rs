@@ -7,3 +7,5 @@ mod common;
 mod end_to_end;
 // Ingest: reject reasons, column order, gzip, incremental, killed runs, reference validation.
 mod ingest;
+// Billing rules: each decision code, holds, payments, explain, day order.
+mod rules;
