@@ -45,7 +45,7 @@ pub enum Command {
     /// Only render PDFs of issued invoices that have none yet.
     Render(StageArgs),
     /// Only deliver e-mails that are not sent yet.
-    Send(StageArgs),
+    Send(SendArgs),
     /// Why a profile got an invoice or not, period by period (reads OUT only).
     Explain(ExplainArgs),
     /// Write a synthetic data directory.
@@ -68,6 +68,15 @@ pub struct StageArgs {
     /// Configuration file; default: DATA/faktura.toml if it exists.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Send this invoice's e-mails again, to every recipient, deliberately.
+    #[arg(long, value_name = "INVOICE")]
+    pub resend: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -138,6 +138,32 @@ impl Mailer {
     }
 }
 
+/// Waits between tries of a message after a transient failure, within a run.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
+
+impl Mailer {
+    /// Sends, retrying transient failures with backoff; returns the final
+    /// outcome and how many tries it took.
+    pub fn send_with_retry(
+        &self,
+        message: &Message,
+        invoice_number: &str,
+        recipient: &str,
+    ) -> (Outcome, u32) {
+        let mut tries = 1;
+        loop {
+            let outcome = self.send(message, invoice_number, recipient);
+            match outcome {
+                Outcome::Transient(_) if (tries as usize) <= RETRY_DELAYS.len() => {
+                    std::thread::sleep(RETRY_DELAYS[tries as usize - 1]);
+                    tries += 1;
+                }
+                _ => return (outcome, tries),
+            }
+        }
+    }
+}
+
 /// Builds the e-mail of `invoice` for `recipient` with the PDF attached.
 pub fn build_message(
     invoice: &Invoice,

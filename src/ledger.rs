@@ -628,14 +628,26 @@ impl Ledger {
         recipient: &str,
         status: &str,
         reply: Option<&str>,
+        tries: u32,
     ) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE outbox SET status = ?3, attempts = attempts + 1, last_reply = ?4
+                "UPDATE outbox SET status = ?3, attempts = attempts + ?5, last_reply = ?4
                  WHERE invoice_number = ?1 AND recipient = ?2",
-                params![invoice, recipient, status, reply],
+                params![invoice, recipient, status, reply, tries],
             )
             .map(drop)
+            .map_err(self.err())
+    }
+
+    /// Puts every delivery of `invoice` back to pending, for a deliberate
+    /// re-send; returns how many there are.
+    pub fn reset_deliveries(&mut self, invoice: &str) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET status = 'pending' WHERE invoice_number = ?1",
+                [invoice],
+            )
             .map_err(self.err())
     }
 

@@ -86,6 +86,8 @@ pub struct RunOptions {
     pub as_of: NaiveDate,
     pub config: Option<PathBuf>,
     pub stages: Stages,
+    /// `faktura send --resend INVOICE`: send this invoice's e-mails again.
+    pub resend: Option<String>,
 }
 
 /// Errors that stop a run before it produces anything.
@@ -434,6 +436,14 @@ fn send_pending(
         .map(|(i, _, _)| (i.number.clone(), i))
         .collect();
     let mut report = summary::DeliveryReport::default();
+    if let Some(number) = &ctx.opts.resend {
+        anyhow::ensure!(
+            invoices.contains_key(number),
+            "no issued invoice {number} to re-send"
+        );
+        let n = ledger.reset_deliveries(number)?;
+        tracing::info!(invoice = %number, recipients = n, "re-sending on request");
+    }
     for delivery in ledger.deliveries()? {
         match delivery.status.as_str() {
             "sent" => {
@@ -463,7 +473,9 @@ fn send_pending(
             pdf,
             &ctx.settings.mail,
         )?;
-        let (status, reply) = match mailer.send(&message, &invoice.number, &delivery.recipient) {
+        let (outcome, tries) =
+            mailer.send_with_retry(&message, &invoice.number, &delivery.recipient);
+        let (status, reply) = match outcome {
             deliver::Outcome::Sent => {
                 report.sent += 1;
                 ("sent", None)
@@ -484,6 +496,7 @@ fn send_pending(
             &delivery.recipient,
             status,
             reply.as_deref(),
+            tries,
         )?;
     }
     Ok(report)

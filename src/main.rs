@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Command::Aggregate(a) => run(a, Stages::Aggregate),
         Command::Decide(a) => run(a, Stages::Decide),
         Command::Render(a) => run(a, Stages::Render),
-        Command::Send(a) => run(a, Stages::Send),
+        Command::Send(a) => run_stage(a.stage, Stages::Send, a.resend),
         Command::Explain(a) => report(faktura::explain::explain(
             &a.out,
             &a.profile,
@@ -44,7 +44,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: StageArgs, stages: Stages) -> ExitStatus {
+    run_stage(args, stages, None)
+}
+
+fn run_stage(args: StageArgs, stages: Stages, resend: Option<String>) -> ExitStatus {
     let opts = RunOptions {
+        resend,
         data_dir: args.data,
         out_dir: args.out,
         as_of: args

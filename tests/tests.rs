@@ -9,3 +9,7 @@ mod end_to_end;
 mod ingest;
 // Billing rules: each decision code, holds, payments, explain, day order.
 mod rules;
+// Invoice PDFs: pagination, reproducible bytes, languages.
+mod pdf;
+// E-mail over SMTP to a local server: recipients, 451, 550, drops, re-send.
+mod mail;

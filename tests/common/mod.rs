@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod smtp;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -34,6 +36,32 @@ pub fn run(data: &Path, out: &Path, as_of: &str) -> (i32, String) {
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code().expect("exited"), stderr)
+}
+
+/// `faktura ARGS` with extra environment variables; returns exit code and stderr.
+pub fn faktura_env(args: &[&str], env: &[(String, String)]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("FAKTURA_LOG")
+        .output()
+        .expect("faktura runs");
+    (
+        output.status.code().expect("exited"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A copy of the bundled sample in a temporary directory, to edit.
+pub fn sample_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for path in files_under(&sample_dir()) {
+        let rel = path.strip_prefix(sample_dir()).unwrap();
+        let target = dir.path().join(rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&path, target).unwrap();
+    }
+    dir
 }
 
 /// Every parquet file under `dir`, read with arrow-rs.

@@ -1,0 +1,181 @@
+//! A small SMTP server on 127.0.0.1 for the tests: speaks enough RFC 5321
+//! for lettre (EHLO/HELO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP,
+//! QUIT), stores what it accepted, and misbehaves on command: a 451 on the
+//! next N DATA commands, a 550 for chosen recipients, or a dropped
+//! connection in the middle of a DATA after N accepted messages.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// A message the server accepted.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub rcpt: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+/// How the server misbehaves.
+#[derive(Debug, Default)]
+pub struct Script {
+    /// Answer 451 to this many DATA commands (then accept).
+    pub temp_fail_data: usize,
+    /// Answer 550 to RCPT TO for these addresses.
+    pub reject_rcpt: Vec<String>,
+    /// After this many accepted messages, drop the connection in the middle
+    /// of every DATA, without answering, until [`SmtpServer::heal`].
+    pub drop_after: Option<usize>,
+}
+
+#[derive(Default)]
+struct State {
+    script: Script,
+    received: Vec<Received>,
+    connections: usize,
+}
+
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl SmtpServer {
+    pub fn start(script: Script) -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            script,
+            ..Default::default()
+        }));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let state = shared.clone();
+                state.lock().unwrap().connections += 1;
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &state);
+                });
+            }
+        });
+        SmtpServer { addr, state }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Stops dropping connections.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().script.drop_after = None;
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
+    /// Environment for `faktura` to send through this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FAKTURA_MAIL_TRANSPORT".into(), "smtp".into()),
+            ("FAKTURA_MAIL_SMTP_HOST".into(), "127.0.0.1".into()),
+            (
+                "FAKTURA_MAIL_SMTP_PORT".into(),
+                self.addr.port().to_string(),
+            ),
+            ("FAKTURA_MAIL_SMTP_SECURITY".into(), "none".into()),
+            ("FAKTURA_MAIL_SMTP_TIMEOUT_SECS".into(), "5".into()),
+        ]
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    writer.write_all(b"220 faktura-test ESMTP\r\n")?;
+    let mut rcpt = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_string();
+        let upper = command.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            writer.write_all(b"250-faktura-test\r\n250 8BITMIME\r\n")?;
+        } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+            writer.write_all(b"250 ok\r\n")?;
+        } else if upper.starts_with("MAIL FROM:") {
+            rcpt.clear();
+            writer.write_all(b"250 ok\r\n")?;
+        } else if upper.starts_with("RCPT TO:") {
+            let address = command[8..]
+                .trim()
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap_or("")
+                .to_lowercase();
+            if state.lock().unwrap().script.reject_rcpt.contains(&address) {
+                writer.write_all(b"550 5.1.1 no such mailbox\r\n")?;
+            } else {
+                rcpt.push(address);
+                writer.write_all(b"250 ok\r\n")?;
+            }
+        } else if upper == "DATA" {
+            writer.write_all(b"354 go ahead\r\n")?;
+            let drop_now = {
+                let s = state.lock().unwrap();
+                let accepted = s.received.len();
+                s.script.drop_after.is_some_and(|n| accepted >= n)
+            };
+            let data = read_data(&mut reader)?;
+            if drop_now {
+                // Gone without a word, as a crashed server or a cut cable.
+                return Ok(());
+            }
+            let mut s = state.lock().unwrap();
+            if s.script.temp_fail_data > 0 {
+                s.script.temp_fail_data -= 1;
+                writer.write_all(b"451 4.3.0 try again later\r\n")?;
+            } else {
+                s.received.push(Received {
+                    rcpt: rcpt.clone(),
+                    data,
+                });
+                writer.write_all(b"250 2.0.0 queued\r\n")?;
+            }
+        } else if upper.starts_with("RSET") {
+            rcpt.clear();
+            writer.write_all(b"250 ok\r\n")?;
+        } else if upper.starts_with("QUIT") {
+            writer.write_all(b"221 bye\r\n")?;
+            return Ok(());
+        } else {
+            writer.write_all(b"502 5.5.2 command not implemented\r\n")?;
+        }
+    }
+}
+
+/// Reads a DATA body up to the lone `.` line, undoing dot-stuffing.
+fn read_data(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(data);
+        }
+        if line == b".\r\n" || line == b".\n" {
+            return Ok(data);
+        }
+        let unstuffed = if line.starts_with(b"..") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
+        data.extend_from_slice(unstuffed);
+    }
+}
