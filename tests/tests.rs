@@ -13,3 +13,5 @@ mod rules;
 mod pdf;
 // E-mail over SMTP to a local server: recipients, 451, 550, drops, re-send.
 mod mail;
+// Operations: killed and re-run, concurrent runs, bad configuration.
+mod operations;

@@ -1,0 +1,220 @@
+//! Unattended operation (issue 8): a run killed at many moments and re-run
+//! ends exactly where an uninterrupted run does; a second concurrent run is
+//! refused; bad configuration exits 2 naming file, key and problem.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use mail_parser::MessageParser;
+
+use crate::common::smtp::{Script, SmtpServer};
+use crate::common::{faktura_env, read_parquet_dir, snapshot};
+
+const AS_OF: &str = "2026-11-20";
+
+fn generated_month() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let (code, stderr) = faktura_env(
+        &[
+            "gen",
+            "--out",
+            data.path().to_str().unwrap(),
+            "--days",
+            "40",
+            "--rows-per-day",
+            "3000",
+            "--profiles",
+            "40",
+            "--seed",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    data
+}
+
+fn run_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+    ]
+}
+
+/// Distinct (Message-ID, recipient) pairs the server received, and the total.
+fn messages(server: &SmtpServer) -> (BTreeSet<(String, String)>, usize) {
+    let received = server.received();
+    let ids = received
+        .iter()
+        .map(|m| {
+            let parsed = MessageParser::default().parse(&m.data).unwrap();
+            (parsed.message_id().unwrap().to_string(), m.rcpt[0].clone())
+        })
+        .collect();
+    (ids, received.len())
+}
+
+#[test]
+fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
+    let data = generated_month();
+    let clean_server = SmtpServer::start(Script::default());
+    let clean = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (code, stderr) = faktura_env(&run_args(data.path(), clean.path()), &clean_server.env());
+    assert!(code == 0 || code == 3, "{stderr}");
+    let duration = started.elapsed();
+    let (clean_messages, _) = messages(&clean_server);
+    assert!(!clean_messages.is_empty());
+
+    let mut kills = 0;
+    // Kill points spread over the whole run: ingest, aggregate, decide, render, send.
+    // Each from scratch, killed once, then run again to completion.
+    for tenth in [1, 2, 4, 6, 8, 9] {
+        let server = SmtpServer::start(Script::default());
+        let out = tempfile::tempdir().unwrap();
+        let delay = duration.mul_f64(tenth as f64 / 10.0);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+            .args(run_args(data.path(), out.path()))
+            .envs(server.env())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no destructor, no cleanup
+            kills += 1;
+        }
+        child.wait().unwrap();
+        let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &server.env());
+        assert!(code == 0 || code == 3, "{stderr}");
+
+        let at = format!("killed at {tenth}/10 of the run");
+        for folder in ["usage", "lines", "decisions", "invoices"] {
+            assert_eq!(
+                read_parquet_dir(&out.path().join(folder)),
+                read_parquet_dir(&clean.path().join(folder)),
+                "{folder}, {at}"
+            );
+        }
+        // The same invoice numbers with byte-identical PDFs, and no temporary files.
+        assert!(
+            files(out.path(), "pdf/") == files(clean.path(), "pdf/"),
+            "PDFs, {at}"
+        );
+        assert!(
+            snapshot(out.path()).keys().all(|k| !k.contains(".tmp-")),
+            "{at}"
+        );
+        // Every recipient got their message once; a repeat can only be the
+        // unavoidable one (killed after the server accepted, before the ledger
+        // recorded it), and it carries the same Message-ID.
+        let (got, total) = messages(&server);
+        assert_eq!(got, clean_messages, "{at}");
+        assert!(
+            total - got.len() <= 1,
+            "{} repeats, {at}",
+            total - got.len()
+        );
+    }
+    assert!(
+        kills >= 4,
+        "only {kills} runs were still running when killed"
+    );
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_second_run_is_refused_while_one_holds_the_lock() {
+    let data = crate::common::sample_copy();
+    let out = tempfile::tempdir().unwrap();
+    let lock_path = out.path().join(".lock");
+    std::fs::write(&lock_path, "pid 4242 since 2026-12-03T02:30:00+00:00\n").unwrap();
+    let holder = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    holder.try_lock().unwrap();
+    let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("another faktura run holds"), "{stderr}");
+    assert!(
+        stderr.contains("pid 4242 since 2026-12-03T02:30:00"),
+        "{stderr}"
+    );
+    assert!(!out.path().join("ledger.sqlite").exists());
+    // Released (as the kernel does when the holder dies): the run goes ahead.
+    drop(holder);
+    let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &[]);
+    assert_eq!(code, 3, "{stderr}");
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_file_key_and_problem() {
+    let data = crate::common::sample_copy();
+    let out = data.path().join("out");
+    let config = data.path().join("faktura.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+
+    std::fs::write(
+        &config,
+        original.replace("settle_days = 2", "settle_dayz = 2"),
+    )
+    .unwrap();
+    let (code, stderr) = faktura_env(&run_args(data.path(), &out), &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("faktura.toml") && stderr.contains("settle_dayz"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown field"), "{stderr}");
+
+    std::fs::write(
+        &config,
+        original.replace("transport = \"file\"", "transport = \"pigeon\""),
+    )
+    .unwrap();
+    let (code, stderr) = faktura_env(&run_args(data.path(), &out), &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("pigeon"), "{stderr}");
+
+    std::fs::write(&config, &original).unwrap();
+    let (code, stderr) = faktura_env(
+        &run_args(data.path(), &out),
+        &[("FAKTURA_BILLING_SETTLE_DAYS".into(), "two".into())],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("FAKTURA_BILLING_SETTLE_DAYS") && stderr.contains("\"two\""),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing under OUT on a configuration error");
+
+    // `faktura config` prints the resolved settings, never the SMTP password.
+    let (code, _) = faktura_env(
+        &["config", "--data", data.path().to_str().unwrap()],
+        &[("FAKTURA_SMTP_PASSWORD".into(), "hunter2".into())],
+    );
+    assert_eq!(code, 0);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+        .args(["config", "--data", data.path().to_str().unwrap()])
+        .env("FAKTURA_SMTP_PASSWORD", "hunter2")
+        .env("FAKTURA_MAIL_SMTP_PORT", "2626")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("port = 2626"), "{printed}");
+    assert!(!printed.contains("hunter2"));
+}
