@@ -60,29 +60,67 @@ pub fn usage_partitions(out_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Sums all accepted usage by (profile, day, line key), with polars.
-pub fn daily_sums(partitions: &[PathBuf]) -> anyhow::Result<Vec<DailySums>> {
-    if partitions.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Where the per-day sums of a usage partition are kept:
+/// `OUT/aggregates/date=D/daily.parquet` beside `OUT/usage/date=D/usage.parquet`.
+pub fn daily_cache_path(out_dir: &Path, day: chrono::NaiveDate) -> PathBuf {
+    out_dir.join(format!("aggregates/date={day}/daily.parquet"))
+}
+
+fn cache_of(partition: &Path) -> PathBuf {
+    let day_dir = partition.parent().expect("partitions have a folder");
+    let out_dir = day_dir
+        .parent()
+        .and_then(Path::parent)
+        .expect("partitions are under OUT/usage");
+    out_dir
+        .join("aggregates")
+        .join(day_dir.file_name().expect("date=D"))
+        .join("daily.parquet")
+}
+
+fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     let mut args = ScanArgsParquet::default();
     // The `date=D` folder is not a column: the files carry `date` themselves.
     args.hive_options.enabled = Some(false);
-    let scans = partitions
-        .iter()
-        .map(|p| {
-            LazyFrame::scan_parquet(PlRefPath::from(p.to_string_lossy().as_ref()), args.clone())
-        })
-        .collect::<PolarsResult<Vec<_>>>()?;
+    LazyFrame::scan_parquet(PlRefPath::from(path.to_string_lossy().as_ref()), args)
+}
+
+/// Sums all accepted usage by (profile, day, line key), with polars. Each
+/// day's sums are computed once, when its partition is new or replaced,
+/// and kept beside it; a night with one new day groups only that day.
+pub fn daily_sums(partitions: &[PathBuf]) -> anyhow::Result<Vec<DailySums>> {
     let keys: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
-    let df = concat(scans, UnionArgs::default())?
-        .group_by(keys)
-        .agg([
-            col("quantity").sum(),
-            col("cost_in_billing_currency").sum(),
-            len().cast(DataType::Int64).alias("rows"),
-        ])
-        .collect()?;
+    let mut caches = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let cache = cache_of(partition);
+        if !cache.exists() {
+            let mut df = scan(partition)?
+                .group_by(keys.clone())
+                .agg([
+                    col("quantity").sum(),
+                    col("cost_in_billing_currency").sum(),
+                    len().cast(DataType::Int64).alias("rows"),
+                ])
+                .sort(
+                    GROUP_COLUMNS
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>(),
+                    Default::default(),
+                )
+                .collect()?;
+            store::write_parquet(&cache, &mut df)?;
+        }
+        caches.push(cache);
+    }
+    if caches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scans = caches
+        .iter()
+        .map(|c| scan(c))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let df = concat(scans, UnionArgs::default())?.collect()?;
     frame_to_daily_sums(&df)
 }
 

@@ -37,7 +37,7 @@ pub enum Command {
     /// The nightly job: ingest, aggregate, decide, render, send.
     Run(StageArgs),
     /// Only ingest usage files into OUT/usage and OUT/rejects.
-    Ingest(StageArgs),
+    Ingest(IngestArgs),
     /// Only aggregate usage into period lines (reports counts).
     Aggregate(StageArgs),
     /// Aggregate and decide: decisions, lines, invoices, numbers.
@@ -68,6 +68,16 @@ pub struct StageArgs {
     /// Configuration file; default: DATA/faktura.toml if it exists.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Be shard worker I of N (0-based): ingest every Nth day into OUT and
+    /// write a manifest for the next `faktura run`. No lock, no ledger.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -152,6 +152,86 @@ pub fn list_usage_files(data_dir: &Path) -> std::io::Result<UsageListing> {
     Ok(listing)
 }
 
+/// One shard of N (`--shard I/N`): the days whose ordinal modulo N is I.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` with `0 <= I < N`.
+    pub fn parse(s: &str) -> Option<Shard> {
+        let (i, n) = s.split_once('/')?;
+        let (index, count) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+        (count > 0 && index < count).then_some(Shard { index, count })
+    }
+
+    pub fn owns(&self, day: NaiveDate) -> bool {
+        use chrono::Datelike;
+        day.num_days_from_ce().rem_euclid(self.count as i32) == self.index as i32
+    }
+}
+
+/// What a shard worker ingested: adopted into the ledger by the next run.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub days: Vec<(DayStats, Vec<FileFingerprint>)>,
+}
+
+/// `faktura ingest --shard I/N`: ingests this shard's days (all of them,
+/// no ledger to compare with) and writes `OUT/manifests/shard-I-of-N.json`.
+/// Takes no lock and never touches the ledger.
+pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<IngestReport> {
+    let listing = list_usage_files(opts.data_dir)?;
+    let mut report = IngestReport::default();
+    let mut manifest = Manifest::default();
+    for (day, files) in listing.days {
+        if day < opts.billing_start || !shard.owns(day) {
+            continue;
+        }
+        let fingerprints = files
+            .par_iter()
+            .map(|f| fingerprint(opts.data_dir, f))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let (stats, _) = ingest_day(opts, day, &files)?;
+        manifest.days.push((stats.clone(), fingerprints));
+        report.days_ingested.push(stats);
+    }
+    let path = opts.out_dir.join(format!(
+        "manifests/shard-{}-of-{}.json",
+        shard.index, shard.count
+    ));
+    store::write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    Ok(report)
+}
+
+/// Records what shard workers ingested in the ledger, then removes their
+/// manifests; returns the number of days adopted.
+pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<usize> {
+    let dir = out_dir.join("manifests");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut adopted = 0;
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    paths.sort();
+    for path in paths
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
+        let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path)?)?;
+        for (stats, fingerprints) in &manifest.days {
+            ledger.record_day(stats, fingerprints)?;
+            adopted += 1;
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok(adopted)
+}
+
 /// Ingests every new or changed day of usage.
 pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<IngestReport> {
     let listing = list_usage_files(opts.data_dir)?;
@@ -159,41 +239,41 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
         ignored_files: listing.ignored.clone(),
         ..Default::default()
     };
-    let mut todo = Vec::new();
-    for (day, files) in &listing.days {
-        if *day < opts.billing_start {
+    let mut candidates = Vec::new();
+    for (day, files) in listing.days {
+        if day < opts.billing_start {
             report
                 .files_before_billing_start
                 .extend(files.iter().map(|f| relative(opts.data_dir, f)));
-            continue;
-        }
-        let fingerprints = files
-            .iter()
-            .map(|f| fingerprint(opts.data_dir, f))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        if ledger.ingested_files(*day)? == fingerprints {
-            report.days_unchanged += 1;
         } else {
-            todo.push((*day, files.clone(), fingerprints));
+            candidates.push((day, files));
         }
     }
-    let results: Vec<anyhow::Result<IngestedDay>> = todo
-        .into_par_iter()
-        .map(|(day, files, fingerprints)| {
-            let (stats, rejects) = ingest_day(opts, day, &files)?;
-            Ok(IngestedDay {
-                stats,
-                fingerprints,
-                rejects,
-            })
+    // Hashing every file is a full read: done in parallel across files.
+    let fingerprints: Vec<Vec<FileFingerprint>> = candidates
+        .par_iter()
+        .map(|(_, files)| {
+            files
+                .par_iter()
+                .map(|f| fingerprint(opts.data_dir, f))
+                .collect()
         })
-        .collect();
-    for result in results {
-        let IngestedDay {
-            stats,
-            fingerprints,
-            rejects,
-        } = result?;
+        .collect::<std::io::Result<_>>()?;
+    let mut todo = Vec::new();
+    for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
+        if ledger.ingested_files(day)? == fingerprints {
+            report.days_unchanged += 1;
+        } else {
+            todo.push((day, files, fingerprints));
+        }
+    }
+    // One day at a time, each parsed in parallel chunks: memory stays that
+    // of one block however many days arrive, and each day is recorded as
+    // soon as its partition is in place, so a killed run keeps what it did.
+    let progress = crate::progress::Progress::new(todo.len() as u64, "ingest");
+    for (day, files, fingerprints) in todo {
+        let (stats, rejects) = ingest_day(opts, day, &files)?;
+        progress.inc();
         for r in rejects
             .iter()
             .filter(|r| r.line == 1 && is_whole_file(r.reason))
@@ -206,13 +286,6 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
         report.days_ingested.push(stats);
     }
     Ok(report)
-}
-
-/// A day whose partitions were written, before the ledger records it.
-struct IngestedDay {
-    stats: DayStats,
-    fingerprints: Vec<FileFingerprint>,
-    rejects: Vec<Reject>,
 }
 
 fn is_whole_file(reason: RejectReason) -> bool {
@@ -292,6 +365,8 @@ fn try_ingest_day(
         ..Default::default()
     };
     let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
+    // The day's sums are recomputed from the new partition by aggregate.
+    store::remove_if_exists(&crate::aggregate::daily_cache_path(opts.out_dir, day))?;
     let mut writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;

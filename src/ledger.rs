@@ -68,7 +68,7 @@ pub struct Ledger {
 }
 
 /// A file of a usage day as last ingested.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct FileFingerprint {
     pub path: String,
     pub size: u64,
@@ -76,7 +76,7 @@ pub struct FileFingerprint {
 }
 
 /// Reconciliation of one usage day (SPEC: read = accepted + rejected).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DayStats {
     pub day: NaiveDate,
     /// At least one file of the day was read (not rejected whole).

@@ -28,6 +28,7 @@ pub mod model;
 pub mod outputs;
 pub mod parse;
 pub mod payments;
+pub mod progress;
 pub mod reference;
 pub mod render;
 pub mod store;
@@ -168,6 +169,33 @@ pub fn lock_out(out_dir: &Path) -> Result<OutLock, RunError> {
     }
 }
 
+/// A shard worker: ingests its share of the days into OUT's usage and
+/// rejects partitions and writes a manifest for the next `faktura run`.
+/// `billing.billing_start` must be configured, so every worker and the
+/// following run agree on it.
+pub fn run_shard(
+    opts: &RunOptions,
+    shard: ingest::Shard,
+) -> Result<ingest::IngestReport, RunError> {
+    let (settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
+    let billing_start = settings.billing.billing_start.ok_or_else(|| {
+        RunError::Recorded("`--shard` needs billing.billing_start in the configuration".into())
+    })?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("failed to create `{}`", opts.out_dir.display()))?;
+    let report = ingest::ingest_shard(
+        &ingest::IngestOptions {
+            data_dir: &opts.data_dir,
+            out_dir: &opts.out_dir,
+            billing_start,
+            reference: &reference,
+        },
+        shard,
+    )
+    .context("failed to ingest the shard")?;
+    Ok(report)
+}
+
 /// The nightly job, or one stage of it.
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let (settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
@@ -179,6 +207,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let billing_start = resolve_billing_start(&opts.data_dir, &settings, &mut ledger)?;
     check_recorded_profiles(&reference, &ledger)?;
     store::sweep_temporaries(&opts.out_dir).context("failed to clean temporary files")?;
+    let adopted = ingest::adopt_manifests(&opts.out_dir, &mut ledger)
+        .context("failed to adopt shard manifests")?;
+    if adopted > 0 {
+        tracing::info!(days = adopted, "adopted days ingested by shard workers");
+    }
 
     let run_id = ledger
         .start_run(opts.as_of)
@@ -413,9 +446,11 @@ fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<usize> 
         .map(|(i, _, _)| i)
         .filter(|i| !pdf_path(&ctx.opts.out_dir, i).exists())
         .collect();
+    let progress = progress::Progress::new(invoices.len() as u64, "render");
     invoices
         .par_iter()
         .try_for_each(|invoice| -> anyhow::Result<()> {
+            progress.inc();
             let bytes = render_pdf(ctx, invoice)?;
             let path = pdf_path(&ctx.opts.out_dir, invoice);
             store::write_atomic(&path, &bytes)
@@ -444,7 +479,10 @@ fn send_pending(
         let n = ledger.reset_deliveries(number)?;
         tracing::info!(invoice = %number, recipients = n, "re-sending on request");
     }
-    for delivery in ledger.deliveries()? {
+    let deliveries = ledger.deliveries()?;
+    let progress = progress::Progress::new(deliveries.len() as u64, "send");
+    for delivery in deliveries {
+        progress.inc();
         match delivery.status.as_str() {
             "sent" => {
                 report.already_sent += 1;

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let status = match cli.command {
         Command::Run(a) => run(a, Stages::All),
-        Command::Ingest(a) => run(a, Stages::Ingest),
+        Command::Ingest(a) => match a.shard.as_deref() {
+            None => run(a.stage, Stages::Ingest),
+            Some(text) => shard(a.stage, text),
+        },
         Command::Aggregate(a) => run(a, Stages::Aggregate),
         Command::Decide(a) => run(a, Stages::Decide),
         Command::Render(a) => run(a, Stages::Render),
@@ -47,8 +50,8 @@ fn run(args: StageArgs, stages: Stages) -> ExitStatus {
     run_stage(args, stages, None)
 }
 
-fn run_stage(args: StageArgs, stages: Stages, resend: Option<String>) -> ExitStatus {
-    let opts = RunOptions {
+fn options(args: StageArgs, stages: Stages, resend: Option<String>) -> RunOptions {
+    RunOptions {
         resend,
         data_dir: args.data,
         out_dir: args.out,
@@ -57,7 +60,11 @@ fn run_stage(args: StageArgs, stages: Stages, resend: Option<String>) -> ExitSta
             .unwrap_or_else(|| chrono::Utc::now().date_naive()),
         config: args.config,
         stages,
-    };
+    }
+}
+
+fn run_stage(args: StageArgs, stages: Stages, resend: Option<String>) -> ExitStatus {
+    let opts = options(args, stages, resend);
     match faktura::run(&opts) {
         Ok(summary) => {
             eprint!("{}", summary.human());
@@ -66,6 +73,30 @@ fn run_stage(args: StageArgs, stages: Stages, resend: Option<String>) -> ExitSta
             } else {
                 ExitStatus::NeedsAttention
             }
+        }
+        Err(e) => {
+            let status = e.exit_status();
+            fail(&anyhow::Error::new(e), status)
+        }
+    }
+}
+
+fn shard(args: StageArgs, text: &str) -> ExitStatus {
+    let Some(shard) = faktura::ingest::Shard::parse(text) else {
+        eprintln!("error: --shard takes I/N with 0 <= I < N, not {text:?}");
+        return ExitStatus::BadInput;
+    };
+    let opts = options(args, Stages::Ingest, None);
+    match faktura::run_shard(&opts, shard) {
+        Ok(report) => {
+            let rows: u64 = report.days_ingested.iter().map(|d| d.rows_read).sum();
+            eprintln!(
+                "shard {}/{}: {} days ingested, {rows} rows read; manifest written",
+                shard.index,
+                shard.count,
+                report.days_ingested.len()
+            );
+            ExitStatus::Done
         }
         Err(e) => {
             let status = e.exit_status();

@@ -23,7 +23,7 @@ fn generated_month() -> tempfile::TempDir {
             "--days",
             "40",
             "--rows-per-day",
-            "3000",
+            "1500",
             "--profiles",
             "40",
             "--seed",
@@ -65,27 +65,62 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
     let data = generated_month();
     let clean_server = SmtpServer::start(Script::default());
     let clean = tempfile::tempdir().unwrap();
-    let started = Instant::now();
     let (code, stderr) = faktura_env(&run_args(data.path(), clean.path()), &clean_server.env());
     assert!(code == 0 || code == 3, "{stderr}");
-    let duration = started.elapsed();
     let (clean_messages, _) = messages(&clean_server);
-    assert!(!clean_messages.is_empty());
+    assert!(clean_messages.len() > 50);
 
+    // Kill points in every stage, found by watching what the run has done so far.
+    let count = |dir: &Path| crate::common::files_under(dir).len();
+    type Milestone = (&'static str, Box<dyn Fn(&Path, &SmtpServer) -> bool>);
+    let milestones: Vec<Milestone> = vec![
+        ("ingest began", Box::new(|o, _| o.join("usage").exists())),
+        (
+            "ingest half done",
+            Box::new(move |o, _| count(&o.join("usage")) >= 20),
+        ),
+        (
+            "aggregate began",
+            Box::new(move |o, _| count(&o.join("aggregates")) >= 5),
+        ),
+        (
+            "decide wrote outputs",
+            Box::new(|o, _| o.join("decisions").exists()),
+        ),
+        (
+            "render began",
+            Box::new(move |o, _| count(&o.join("pdf")) >= 1),
+        ),
+        (
+            "render half done",
+            Box::new(move |o, _| count(&o.join("pdf")) >= 20),
+        ),
+        (
+            "send began",
+            Box::new(|_, server| !server.received().is_empty()),
+        ),
+        (
+            "send half done",
+            Box::new(|_, server| server.received().len() >= 50),
+        ),
+    ];
     let mut kills = 0;
-    // Kill points spread over the whole run: ingest, aggregate, decide, render, send.
-    // Each from scratch, killed once, then run again to completion.
-    for tenth in [1, 2, 4, 6, 8, 9] {
+    for (moment, reached) in &milestones {
         let server = SmtpServer::start(Script::default());
         let out = tempfile::tempdir().unwrap();
-        let delay = duration.mul_f64(tenth as f64 / 10.0);
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
             .args(run_args(data.path(), out.path()))
             .envs(server.env())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none()
+            && !reached(out.path(), &server)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL: no destructor, no cleanup
             kills += 1;
@@ -94,7 +129,7 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &server.env());
         assert!(code == 0 || code == 3, "{stderr}");
 
-        let at = format!("killed at {tenth}/10 of the run");
+        let at = format!("killed when {moment}");
         for folder in ["usage", "lines", "decisions", "invoices"] {
             assert_eq!(
                 read_parquet_dir(&out.path().join(folder)),
@@ -123,8 +158,9 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         );
     }
     assert!(
-        kills >= 4,
-        "only {kills} runs were still running when killed"
+        kills >= 6,
+        "only {kills} of {} runs were still running when killed",
+        milestones.len()
     );
 }
 

@@ -15,3 +15,5 @@ mod pdf;
 mod mail;
 // Operations: killed and re-run, concurrent runs, bad configuration.
 mod operations;
+// Scale: shard workers then one run equal a single run.
+mod scale;
