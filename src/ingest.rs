@@ -8,7 +8,7 @@
 //! reconciliation (read = accepted + rejected, accepted cost) goes to the
 //! ledger and the run summary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
-use crate::model::{Period, Reference};
+use crate::model::{Profile, Reference, Subscription};
 use crate::parse::{
     Header, USAGE_SCALE, parse_bool, parse_iso_date, parse_scaled, parse_usage_date,
     scaled_to_decimal,
@@ -364,44 +364,74 @@ fn try_ingest_day(
         files: files.len() as u64,
         ..Default::default()
     };
+    let index = ReferenceIndex::new(opts.reference, opts.billing_start);
     let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
     // The day's sums are recomputed from the new partition by aggregate.
     store::remove_if_exists(&crate::aggregate::daily_cache_path(opts.out_dir, day))?;
-    let mut writer = PartitionWriter::new(&partition)?;
+    let writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;
-    for path in files {
-        let rel = relative(opts.data_dir, path);
-        if let Some(detail) = unreadable.get(path) {
-            stats.files_rejected += 1;
-            rejects.push(whole_file(
-                &rel,
-                RejectReason::Unreadable,
-                detail.clone(),
-                "",
-            ));
-            continue;
-        }
-        let file = FileInput {
-            path,
-            rel: &rel,
-            day,
-        };
-        match read_file(opts, &file, &mut writer, &mut rejects) {
-            Ok(FileOutcome::Read {
-                rows_read,
-                accepted_cost,
-            }) => {
-                stats.present = true;
-                stats.rows_read += rows_read;
-                cost += accepted_cost;
+    let day_text = day.to_string();
+    // Parquet encoding runs on its own thread while the next block is parsed;
+    // the channel holds about one block of parsed chunks.
+    let (sink, frames) = std::sync::mpsc::sync_channel::<DataFrame>(BLOCK_BYTES / CHUNK_BYTES);
+    let (read, writer) = std::thread::scope(|scope| {
+        let encoder = scope.spawn(move || -> anyhow::Result<PartitionWriter> {
+            let mut writer = writer;
+            for frame in frames {
+                writer.push(frame)?;
             }
-            Ok(FileOutcome::Rejected) => stats.files_rejected += 1,
-            Err(e) => {
-                writer.abort();
-                return Err(e);
+            Ok(writer)
+        });
+        let mut read = Ok(());
+        for path in files {
+            let rel = relative(opts.data_dir, path);
+            if let Some(detail) = unreadable.get(path) {
+                stats.files_rejected += 1;
+                rejects.push(whole_file(
+                    &rel,
+                    RejectReason::Unreadable,
+                    detail.clone(),
+                    "",
+                ));
+                continue;
+            }
+            let file = FileInput {
+                path,
+                rel: &rel,
+                day,
+                day_text: &day_text,
+                index: &index,
+            };
+            match read_file(&file, &sink, &mut rejects) {
+                Ok(FileOutcome::Read {
+                    rows_read,
+                    accepted_cost,
+                }) => {
+                    stats.present = true;
+                    stats.rows_read += rows_read;
+                    cost += accepted_cost;
+                }
+                Ok(FileOutcome::Rejected) => stats.files_rejected += 1,
+                Err(e) => {
+                    read = Err(e);
+                    break;
+                }
             }
         }
+        drop(sink);
+        (
+            read,
+            encoder
+                .join()
+                .expect("the parquet encoder thread does not panic"),
+        )
+    });
+    // The encoder's own error explains a closed channel better than the reader can.
+    let writer = writer?;
+    if let Err(e) = read {
+        writer.abort();
+        return Err(e);
     }
     stats.rows_accepted = writer.finish()?;
     stats.rows_rejected = stats.rows_read - stats.rows_accepted;
@@ -422,6 +452,9 @@ struct FileInput<'a> {
     path: &'a Path,
     rel: &'a str,
     day: NaiveDate,
+    /// `day` as `YYYY-MM-DD`: most rows' date cell is exactly this.
+    day_text: &'a str,
+    index: &'a ReferenceIndex<'a>,
 }
 
 enum FileOutcome {
@@ -484,20 +517,18 @@ fn record_cuts(bytes: &[u8]) -> Vec<(usize, u64)> {
     let mut lines = 0u64;
     let mut last: Option<(usize, u64)> = None;
     let mut next_target = CHUNK_BYTES;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' => {
-                lines += 1;
-                if !in_quotes {
-                    last = Some((i + 1, lines));
-                    if i + 1 >= next_target {
-                        cuts.push((i + 1, lines));
-                        next_target = i + 1 + CHUNK_BYTES;
-                    }
-                }
+    for i in memchr::memchr2_iter(b'"', b'\n', bytes) {
+        if bytes[i] == b'"' {
+            in_quotes = !in_quotes;
+            continue;
+        }
+        lines += 1;
+        if !in_quotes {
+            last = Some((i + 1, lines));
+            if i + 1 >= next_target {
+                cuts.push((i + 1, lines));
+                next_target = i + 1 + CHUNK_BYTES;
             }
-            _ => {}
         }
     }
     if let Some(last) = last
@@ -549,9 +580,8 @@ impl UsageHeader {
 
 /// Streams one usage file through the parser into the day's partition.
 fn read_file(
-    opts: &IngestOptions,
     file: &FileInput,
-    writer: &mut PartitionWriter,
+    sink: &std::sync::mpsc::SyncSender<DataFrame>,
     rejects: &mut Vec<Reject>,
 ) -> Result<FileOutcome, DayError> {
     let unreadable = |detail: String| DayError::Unreadable {
@@ -613,17 +643,15 @@ fn read_file(
             eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
             continue;
         };
-        let text = std::str::from_utf8(&buf[..end])
-            .map_err(|e| unreadable(format!("invalid UTF-8: {e}")))?;
         let mut chunks = Vec::with_capacity(cuts.len());
         let (mut start, mut lines_before) = (0, 0);
         for &(cut, lines) in &cuts {
-            chunks.push((&text[start..cut], next_line + lines_before));
+            chunks.push((&buf[start..cut], next_line + lines_before));
             (start, lines_before) = (cut, lines);
         }
         let parsed: Vec<Result<ChunkOutput, ChunkError>> = chunks
             .into_par_iter()
-            .map(|(chunk, first_line)| parse_chunk(chunk, first_line, &columns, file, opts))
+            .map(|(chunk, first_line)| parse_chunk(chunk, first_line, &columns, file))
             .collect();
         for chunk in parsed {
             let chunk = chunk.map_err(|e| match e {
@@ -633,7 +661,8 @@ fn read_file(
             rows_read += chunk.rows_read;
             accepted_cost += chunk.accepted_cost;
             rejects.extend(chunk.rejects);
-            writer.push(chunk.rows)?;
+            sink.send(chunk.rows)
+                .map_err(|_| DayError::Failed(anyhow::anyhow!("the parquet encoder stopped")))?;
         }
         next_line += lines_before;
         buf.drain(..end);
@@ -666,12 +695,13 @@ enum ChunkError {
 /// Parses and validates the records of one chunk (`first_line` is the
 /// physical line its first record starts on).
 fn parse_chunk(
-    text: &str,
+    bytes: &[u8],
     first_line: u64,
     columns: &UsageHeader,
     file: &FileInput,
-    opts: &IngestOptions,
 ) -> Result<ChunkOutput, ChunkError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ChunkError::Unreadable(format!("invalid UTF-8: {e}")))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -680,7 +710,6 @@ fn parse_chunk(
     let mut rows = UsageColumns::with_capacity(text.len() / 200);
     let mut rejects = Vec::new();
     let mut rows_read = 0;
-    let bytes = text.as_bytes();
     let (mut line, mut counted_to) = (first_line, 0);
     loop {
         match reader.read_record(&mut record) {
@@ -703,7 +732,7 @@ fn parse_chunk(
             .filter(|b| **b == b'\n')
             .count() as u64;
         counted_to = start;
-        match validate_row(&record, columns, file.day, opts) {
+        match validate_row(&record, columns, file) {
             Ok(row) => rows.push(row, line),
             Err((reason, detail)) => {
                 let raw = &text[start..reader.position().byte() as usize];
@@ -759,12 +788,51 @@ struct UsageRow<'a> {
 
 type RowError = (RejectReason, String);
 
+/// The reference data a usage row is checked against, indexed for the hot
+/// loop: hash lookups by id, each profile's first period computed once.
+struct ReferenceIndex<'a> {
+    profiles: FastMap<&'a str, ProfileCheck<'a>>,
+    subscriptions: FastMap<&'a str, &'a Subscription>,
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A profile as the row checks need it.
+#[derive(Clone, Copy)]
+struct ProfileCheck<'a> {
+    account_id: &'a str,
+    currency: &'a crate::model::Currency,
+    first_period_start: NaiveDate,
+}
+
+impl<'a> ReferenceIndex<'a> {
+    fn new(reference: &'a Reference, billing_start: NaiveDate) -> ReferenceIndex<'a> {
+        let check = |p: &'a Profile| ProfileCheck {
+            account_id: &p.account_id,
+            currency: &p.currency,
+            first_period_start: crate::decide::first_period(p, billing_start).start,
+        };
+        ReferenceIndex {
+            profiles: reference
+                .profiles
+                .iter()
+                .map(|(id, p)| (id.as_str(), check(p)))
+                .collect(),
+            subscriptions: reference
+                .subscriptions
+                .iter()
+                .map(|(id, s)| (id.as_str(), s))
+                .collect(),
+        }
+    }
+}
+
 fn validate_row<'a>(
     record: &'a csv::StringRecord,
     columns: &UsageHeader,
-    day: NaiveDate,
-    opts: &IngestOptions<'a>,
+    file: &FileInput<'a>,
 ) -> Result<UsageRow<'a>, RowError> {
+    let (day, index) = (file.day, file.index);
     use RejectReason::*;
     if record.len() < columns.len {
         return Err((
@@ -803,16 +871,18 @@ fn validate_row<'a>(
         publisher,
     ] = cells;
 
-    let date_value =
-        parse_usage_date(date).ok_or_else(|| (BadDate, format!("{date:?} is not a date")))?;
+    let date_value = if date == file.day_text {
+        day
+    } else {
+        parse_usage_date(date).ok_or_else(|| (BadDate, format!("{date:?} is not a date")))?
+    };
     if date_value != day {
         return Err((
             DateMismatch,
             format!("row dated {date_value}, file is for {day}"),
         ));
     }
-    let reference = opts.reference;
-    let known_profile = reference
+    let known_profile = index
         .profiles
         .get(profile)
         .filter(|p| p.account_id == account);
@@ -822,7 +892,7 @@ fn validate_row<'a>(
             format!("profile {profile:?} is not under account {account:?}"),
         )
     })?;
-    let sub = reference
+    let sub = index
         .subscriptions
         .get(subscription)
         .filter(|s| s.profile_id == profile)
@@ -832,16 +902,12 @@ fn validate_row<'a>(
                 format!("subscription {subscription:?} is not under profile {profile:?}"),
             )
         })?;
-    let first_period = Period::containing(
-        profile_ref.created_date.max(opts.billing_start),
-        profile_ref.period_start_day,
-    );
-    if date_value < sub.start_date || date_value < first_period.start {
+    if date_value < sub.start_date || date_value < profile_ref.first_period_start {
         return Err((
             BeforeStart,
             format!(
                 "dated {date_value}, before subscription start {} or first period {}",
-                sub.start_date, first_period.start
+                sub.start_date, profile_ref.first_period_start
             ),
         ));
     }
@@ -1060,7 +1126,7 @@ impl PartitionWriter {
             std::fs::create_dir_all(self.tmp.parent().expect("has a folder"))?;
             let file = std::fs::File::create(&self.tmp)?;
             let writer = ParquetWriter::new(file)
-                .with_compression(ParquetCompression::Zstd(None))
+                .with_compression(ParquetCompression::Snappy)
                 .batched(df.schema())?;
             self.writer = Some(writer);
         }
