@@ -279,14 +279,18 @@ fn run_stages(
         let started = Instant::now();
         let _span = tracing::info_span!("aggregate").entered();
         let partitions = aggregate::usage_partitions(&ctx.opts.out_dir)?;
-        let daily = aggregate::daily_sums(&partitions).context("failed to aggregate usage")?;
-        let period_lines = aggregate::period_lines(&daily, ctx.reference);
+        let period_lines = aggregate::period_lines_from(&partitions, ctx.reference)
+            .context("failed to aggregate usage")?;
         tracing::info!(
-            groups = daily.len(),
+            lines = line_count(&period_lines),
             periods = period_lines.len(),
             "aggregated usage"
         );
-        summary.record_aggregate(daily.len(), period_lines.len(), started.elapsed());
+        summary.record_aggregate(
+            line_count(&period_lines),
+            period_lines.len(),
+            started.elapsed(),
+        );
         lines = Some(period_lines);
     }
     if stages.includes(Stages::Decide) {
@@ -393,6 +397,10 @@ fn decide_and_record(
         .collect();
     summary.held = held;
     Ok(())
+}
+
+fn line_count(lines: &aggregate::PeriodLines) -> usize {
+    lines.values().map(|keys| keys.len()).sum()
 }
 
 /// The PDF path of an invoice: `pdf/YYYY-MM/{number}.pdf`.

@@ -38,7 +38,7 @@ pub struct RunSummary {
     pub billing_start: NaiveDate,
     pub exit_code: i32,
     pub ingest: Option<IngestReport>,
-    pub aggregate_groups: usize,
+    pub aggregate_lines: usize,
     pub periods_with_usage: usize,
     /// Decisions written this run, by code.
     pub decisions: BTreeMap<String, usize>,
@@ -66,7 +66,7 @@ impl RunSummary {
             billing_start,
             exit_code: 0,
             ingest: None,
-            aggregate_groups: 0,
+            aggregate_lines: 0,
             periods_with_usage: 0,
             decisions: BTreeMap::new(),
             invoices_issued: Vec::new(),
@@ -95,8 +95,8 @@ impl RunSummary {
         self.durations.insert("ingest".into(), took.as_secs_f64());
     }
 
-    pub fn record_aggregate(&mut self, groups: usize, periods: usize, took: Duration) {
-        self.aggregate_groups = groups;
+    pub fn record_aggregate(&mut self, lines: usize, periods: usize, took: Duration) {
+        self.aggregate_lines = lines;
         self.periods_with_usage = periods;
         self.durations
             .insert("aggregate".into(), took.as_secs_f64());
