@@ -9,6 +9,7 @@ ROWS=${1:-10000000}
 DAYS=${DAYS:-30}
 PROFILES=${PROFILES:-5000}
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 echo "work dir: $WORK"
 
 cargo build --release --quiet

@@ -9,6 +9,7 @@ ROWS=${1:-10000000}
 DAYS=30
 PROFILES=${PROFILES:-5000}
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 echo "work dir: $WORK"
 cargo build --release --quiet
 BIN=$PWD/target/release/faktura
@@ -33,6 +34,7 @@ FAKTURA_LOG=warn python3 benches/measure.py "$BIN" run --data "$WORK/data" --out
 mkdir -p "$WORK/duck"
 python3 benches/measure.py "$WORK/venv/bin/python" benches/duckdb_month.py "$WORK/data/usage" "$WORK/duck" \
   > "$WORK/duckdb.json" 2>/dev/null
+mkdir -p "$WORK/duck2"
 "$WORK/venv/bin/python" benches/duckdb_month.py "$WORK/data/usage" "$WORK/duck2" > "$WORK/duckdb-steps.json"
 
 # Night 31: the new day arrives; also time ingesting that day alone.

@@ -22,6 +22,8 @@ pub struct Script {
     pub temp_fail_data: usize,
     /// Answer 550 to RCPT TO for these addresses.
     pub reject_rcpt: Vec<String>,
+    /// Keep only the envelope of accepted messages (for benchmarks).
+    pub discard_bodies: bool,
     /// After this many accepted messages, drop the connection in the middle
     /// of every DATA, without answering, until [`SmtpServer::heal`].
     pub drop_after: Option<usize>,
@@ -141,6 +143,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 s.script.temp_fail_data -= 1;
                 writer.write_all(b"451 4.3.0 try again later\r\n")?;
             } else {
+                let data = if s.script.discard_bodies {
+                    Vec::new()
+                } else {
+                    data
+                };
                 s.received.push(Received {
                     rcpt: rcpt.clone(),
                     data,
