@@ -276,3 +276,29 @@ fn resend_sends_an_invoice_again_with_the_same_message_ids() {
         1
     );
 }
+
+#[test]
+fn names_with_line_breaks_cannot_inject_headers() {
+    let data = sample_copy();
+    let profiles = std::fs::read_to_string(data.path().join("profiles.csv")).unwrap();
+    let evil = "\"Polder Data\r\nBcc: evil@attacker.example\r\nSubject: pay here\"";
+    std::fs::write(
+        data.path().join("profiles.csv"),
+        profiles.replace("Polder Data – Nederland", evil),
+    )
+    .unwrap();
+    let server = SmtpServer::start(Script::default());
+    let out = tempfile::tempdir().unwrap();
+    run_smtp(data.path(), out.path(), &server, &[]);
+    assert_eq!(
+        server.received().len(),
+        12,
+        "nobody extra received anything"
+    );
+    for m in server.received() {
+        assert_ne!(m.rcpt[0], "evil@attacker.example");
+        let parsed = MessageParser::default().parse(&m.data).unwrap();
+        assert!(parsed.header("Bcc").is_none());
+        assert!(!parsed.subject().unwrap().contains("pay here"));
+    }
+}
