@@ -622,22 +622,28 @@ impl Ledger {
             .map_err(self.err())
     }
 
-    pub fn record_delivery(
+    /// Records several outcomes in one transaction (one sync for a batch),
+    /// so recording keeps up with parallel senders: `(invoice, recipient,
+    /// status, reply, tries)`.
+    pub fn record_deliveries(
         &mut self,
-        invoice: &str,
-        recipient: &str,
-        status: &str,
-        reply: Option<&str>,
-        tries: u32,
+        outcomes: &[(String, String, &str, Option<String>, u32)],
     ) -> Result<()> {
-        self.conn
-            .execute(
+        let path = self.path.clone();
+        let wrap = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.write()?;
+        for (invoice, recipient, status, reply, tries) in outcomes {
+            tx.execute(
                 "UPDATE outbox SET status = ?3, attempts = attempts + ?5, last_reply = ?4
                  WHERE invoice_number = ?1 AND recipient = ?2",
                 params![invoice, recipient, status, reply, tries],
             )
-            .map(drop)
-            .map_err(self.err())
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
     }
 
     /// Puts every delivery of `invoice` back to pending, for a deliberate

@@ -487,65 +487,104 @@ fn send_pending(
         let n = ledger.reset_deliveries(number)?;
         tracing::info!(invoice = %number, recipients = n, "re-sending on request");
     }
-    let deliveries = ledger.deliveries()?;
-    let progress = progress::Progress::new(deliveries.len() as u64, "send");
-    for delivery in deliveries {
-        progress.inc();
+    let mut todo = Vec::new();
+    for delivery in ledger.deliveries()? {
         match delivery.status.as_str() {
-            "sent" => {
-                report.already_sent += 1;
-                continue;
-            }
-            "bounced" => {
-                report.bounced += 1;
-                continue;
-            }
-            _ => {}
+            "sent" => report.already_sent += 1,
+            "bounced" => report.bounced += 1,
+            _ => todo.push(delivery),
         }
-        let invoice = invoices
-            .get(&delivery.invoice_number)
-            .with_context(|| format!("outbox names unknown invoice {}", delivery.invoice_number))?;
-        let path = pdf_path(&ctx.opts.out_dir, invoice);
-        let pdf = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(_) => render_pdf(ctx, invoice)?,
-        };
-        let profile = &ctx.reference.profiles[&invoice.profile_id];
-        let message = deliver::build_message(
-            invoice,
-            &delivery.recipient,
-            profile.locale,
-            &profile.name,
-            pdf,
-            &ctx.settings.mail,
-        )?;
-        let (outcome, tries) =
-            mailer.send_with_retry(&message, &invoice.number, &delivery.recipient);
-        let (status, reply) = match outcome {
-            deliver::Outcome::Sent => {
-                report.sent += 1;
-                ("sent", None)
-            }
-            deliver::Outcome::Transient(reply) => {
-                report.failed += 1;
-                tracing::warn!(invoice = %invoice.number, recipient = %delivery.recipient, %reply, "delivery failed; retried next run");
-                ("failed", Some(reply))
-            }
-            deliver::Outcome::Permanent(reply) => {
-                report.bounced += 1;
-                tracing::warn!(invoice = %invoice.number, recipient = %delivery.recipient, %reply, "delivery refused");
-                ("bounced", Some(reply))
-            }
-        };
-        ledger.record_delivery(
-            &invoice.number,
-            &delivery.recipient,
-            status,
-            reply.as_deref(),
-            tries,
-        )?;
     }
+    let progress = progress::Progress::new(todo.len() as u64, "send");
+    // SMTP is latency-bound: several workers share the pooled transport,
+    // and this thread records each outcome in the ledger as it arrives.
+    let workers = match mailer {
+        deliver::Mailer::File { .. } => 1,
+        deliver::Mailer::Smtp { .. } => deliver::SMTP_CONNECTIONS,
+    };
+    let queue = std::sync::Mutex::new(todo.into_iter());
+    let (outcomes, results) = std::sync::mpsc::sync_channel(deliver::SMTP_CONNECTIONS);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..workers {
+            let outcomes = outcomes.clone();
+            let (queue, mailer, invoices) = (&queue, &mailer, &invoices);
+            scope.spawn(move || {
+                loop {
+                    let next = queue.lock().expect("queue lock").next();
+                    let Some(delivery) = next else { return };
+                    let result = deliver_one(ctx, mailer, invoices, &delivery);
+                    if outcomes.send((delivery, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(outcomes);
+        // Record as results arrive, a batch per transaction: the fewer
+        // accepted-but-unrecorded messages, the fewer repeats after a kill.
+        while let Ok(first) = results.recv() {
+            let mut batch = vec![first];
+            batch.extend(results.try_iter());
+            let mut records = Vec::with_capacity(batch.len());
+            for (delivery, result) in batch {
+                progress.inc();
+                let (outcome, tries) = result?;
+                let (status, reply) = match outcome {
+                    deliver::Outcome::Sent => {
+                        report.sent += 1;
+                        ("sent", None)
+                    }
+                    deliver::Outcome::Transient(reply) => {
+                        report.failed += 1;
+                        tracing::warn!(invoice = %delivery.invoice_number, recipient = %delivery.recipient, %reply, "delivery failed; retried next run");
+                        ("failed", Some(reply))
+                    }
+                    deliver::Outcome::Permanent(reply) => {
+                        report.bounced += 1;
+                        tracing::warn!(invoice = %delivery.invoice_number, recipient = %delivery.recipient, %reply, "delivery refused");
+                        ("bounced", Some(reply))
+                    }
+                };
+                records.push((
+                    delivery.invoice_number,
+                    delivery.recipient,
+                    status,
+                    reply,
+                    tries,
+                ));
+            }
+            ledger.record_deliveries(&records)?;
+        }
+        Ok(())
+    })?;
     Ok(report)
+}
+
+/// Builds one outbox message (PDF from disk, rendered again if missing) and
+/// hands it to the transport, with retries.
+fn deliver_one(
+    ctx: &StageContext,
+    mailer: &deliver::Mailer,
+    invoices: &BTreeMap<String, Invoice>,
+    delivery: &ledger::Delivery,
+) -> anyhow::Result<(deliver::Outcome, u32)> {
+    let invoice = invoices
+        .get(&delivery.invoice_number)
+        .with_context(|| format!("outbox names unknown invoice {}", delivery.invoice_number))?;
+    let pdf = match std::fs::read(pdf_path(&ctx.opts.out_dir, invoice)) {
+        Ok(bytes) => bytes,
+        Err(_) => render_pdf(ctx, invoice)?,
+    };
+    let profile = &ctx.reference.profiles[&invoice.profile_id];
+    let message = deliver::build_message(
+        invoice,
+        &delivery.recipient,
+        profile.locale,
+        &profile.name,
+        pdf,
+        &ctx.settings.mail,
+    )?;
+    Ok(mailer.send_with_retry(&message, &invoice.number, &delivery.recipient))
 }
 
 /// `billing_start`: the configured day, else the recorded one, else the

@@ -88,8 +88,12 @@ fn every_entitled_recipient_gets_one_message_with_the_pdf() {
     let got = deliveries(&server);
     assert_eq!(got.keys().cloned().collect::<Vec<_>>(), expected());
     assert!(got.values().all(|n| *n == 1));
-    // Pooled: the twelve messages share one connection.
-    assert_eq!(server.connections(), 1);
+    // Pooled: the twelve messages share the senders' few connections.
+    assert!(
+        server.connections() <= 8,
+        "{} connections",
+        server.connections()
+    );
     // Opted-out (INV-00000009) and purchases (INV-00000002) invoices: nothing sent.
     assert!(
         !got.keys()

@@ -149,13 +149,23 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         // Every recipient got their message once; a repeat can only be the
         // unavoidable one (killed after the server accepted, before the ledger
         // recorded it), and it carries the same Message-ID.
+        // The SMTP senders work in parallel, so one kill can catch a few of
+        // them in that window: at most one repeat per recipient, a few in all.
         let (got, total) = messages(&server);
         assert_eq!(got, clean_messages, "{at}");
+        let repeats = total - got.len();
         assert!(
-            total - got.len() <= 1,
-            "{} repeats, {at}",
-            total - got.len()
+            repeats <= faktura::deliver::SMTP_CONNECTIONS,
+            "{repeats} repeats, {at}"
         );
+        let mut seen = std::collections::BTreeMap::<(String, String), usize>::new();
+        for m in server.received() {
+            let parsed = MessageParser::default().parse(&m.data).unwrap();
+            *seen
+                .entry((parsed.message_id().unwrap().to_string(), m.rcpt[0].clone()))
+                .or_default() += 1;
+        }
+        assert!(seen.values().all(|n| *n <= 2), "{at}");
     }
     assert!(
         kills >= 6,

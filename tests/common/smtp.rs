@@ -24,8 +24,8 @@ pub struct Script {
     pub reject_rcpt: Vec<String>,
     /// Keep only the envelope of accepted messages (for benchmarks).
     pub discard_bodies: bool,
-    /// After this many accepted messages, drop the connection in the middle
-    /// of every DATA, without answering, until [`SmtpServer::heal`].
+    /// After this many DATA commands, drop the connection in the middle of
+    /// every DATA, without answering, until [`SmtpServer::heal`].
     pub drop_after: Option<usize>,
 }
 
@@ -34,6 +34,7 @@ struct State {
     script: Script,
     received: Vec<Received>,
     connections: usize,
+    data_begun: usize,
 }
 
 pub struct SmtpServer {
@@ -128,12 +129,16 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             }
         } else if upper == "DATA" {
             writer.write_all(b"354 go ahead\r\n")?;
+            // Counted per DATA begun, so that parallel senders see the same cut.
             let drop_now = {
-                let s = state.lock().unwrap();
-                let accepted = s.received.len();
-                s.script.drop_after.is_some_and(|n| accepted >= n)
+                let mut s = state.lock().unwrap();
+                s.data_begun += 1;
+                let begun = s.data_begun;
+                s.script.drop_after.is_some_and(|n| begun > n)
             };
-            let data = read_data(&mut reader)?;
+            let Some(data) = read_data(&mut reader)? else {
+                return Ok(());
+            };
             if drop_now {
                 // Gone without a word, as a crashed server or a cut cable.
                 return Ok(());
@@ -166,17 +171,18 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     }
 }
 
-/// Reads a DATA body up to the lone `.` line, undoing dot-stuffing.
-fn read_data(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+/// Reads a DATA body up to the lone `.` line, undoing dot-stuffing; `None`
+/// when the client went away first (a real server discards such a message).
+fn read_data(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
     let mut data = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(data);
+            return Ok(None);
         }
         if line == b".\r\n" || line == b".\n" {
-            return Ok(data);
+            return Ok(Some(data));
         }
         let unstuffed = if line.starts_with(b"..") {
             &line[1..]
