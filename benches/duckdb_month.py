@@ -9,15 +9,10 @@ import time
 
 import duckdb
 
+from duckdb_columns import COLUMNS
+
 usage, out = sys.argv[1], sys.argv[2]
-columns = {
-    "date": "DATE", "billingAccountId": "VARCHAR", "billingProfileId": "VARCHAR",
-    "subscriptionId": "VARCHAR", "meterId": "VARCHAR", "meterCategory": "VARCHAR",
-    "meterName": "VARCHAR", "unitOfMeasure": "VARCHAR", "quantity": "DECIMAL(38,10)",
-    "unitPrice": "DECIMAL(38,10)", "costInBillingCurrency": "DECIMAL(38,10)",
-    "billingCurrency": "VARCHAR", "chargeType": "VARCHAR", "publisherType": "VARCHAR",
-    "pricingModel": "VARCHAR", "isAzureCreditEligible": "BOOLEAN", "resourceId": "VARCHAR",
-}
+columns = COLUMNS
 con = duckdb.connect()
 t0 = time.monotonic()
 con.execute(f"""

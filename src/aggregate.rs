@@ -275,16 +275,8 @@ fn frame_to_period_lines(df: &DataFrame) -> anyhow::Result<PeriodLines> {
         .iter()
         .map(|k| CoveredBy::parse(k.unwrap_or("none")).unwrap_or(CoveredBy::None))
         .collect();
-    let starts: Vec<i32> = df
-        .column("period_start")?
-        .as_materialized_series()
-        .date()?
-        .physical()
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-    // Reuse the daily converter for the key columns and sums: period_start
-    // stands in for the date.
+    // The key columns and sums convert as the daily ones do, with the
+    // period's start standing in for the day.
     let as_daily = df
         .clone()
         .lazy()
@@ -294,7 +286,7 @@ fn frame_to_period_lines(df: &DataFrame) -> anyhow::Result<PeriodLines> {
     let mut out = PeriodLines::new();
     for (i, mut d) in sums.into_iter().enumerate() {
         d.key.covered_by = covered[i];
-        out.entry((d.profile_id, kinds[i], store::date_from_days(starts[i])))
+        out.entry((d.profile_id, kinds[i], d.date))
             .or_default()
             .entry(d.key)
             .or_default()
