@@ -1,17 +1,21 @@
 //! E-mail throughput: 10,000 invoice messages (a 20-line PDF attached)
 //! through lettre's pooled SMTP transport to a local SMTP server started
-//! here (the same one the tests use). `cargo bench --bench send`.
+//! here (the same one the tests use), sent as `faktura send` does: one
+//! sender per pooled connection (`deliver::SMTP_CONNECTIONS`), and, for
+//! comparison, one sender alone. `cargo bench --bench send`.
 
 #[path = "../tests/common/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use faktura::config::{MailSettings, TransportKind};
-use faktura::deliver::{Mailer, Outcome, build_message};
+use faktura::deliver::{Mailer, Outcome, SMTP_CONNECTIONS, build_message};
 use faktura::model::Locale;
+use lettre::Message;
 
 const MESSAGES: usize = 10_000;
 
@@ -56,22 +60,42 @@ fn send(c: &mut Criterion) {
         .collect();
     eprintln!("message size: {} bytes", messages[0].formatted().len());
 
+    let send_all = |messages: &[Message], senders: usize| {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..senders {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(message) = messages.get(i) else {
+                            return;
+                        };
+                        let outcome = mailer.send(
+                            message,
+                            "INV-00000001",
+                            &format!("person{i}@customer.example"),
+                        );
+                        assert_eq!(outcome, Outcome::Sent);
+                    }
+                });
+            }
+        });
+    };
+
     let mut group = c.benchmark_group("send");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(60));
+        .measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(MESSAGES as u64));
-    group.bench_function("10000 messages, pooled SMTP", |b| {
-        b.iter(|| {
-            for (i, message) in messages.iter().enumerate() {
-                let outcome = mailer.send(
-                    message,
-                    "INV-00000001",
-                    &format!("person{i}@customer.example"),
-                );
-                assert_eq!(outcome, Outcome::Sent);
-            }
-        })
+    let pooled = format!("10000 messages, {SMTP_CONNECTIONS} senders over the pool");
+    group.bench_function(pooled, |b| b.iter(|| send_all(&messages, SMTP_CONNECTIONS)));
+    // One connection alone is latency-bound (~44 ms a message), so it gets
+    // a smaller batch.
+    let alone = &messages[..200];
+    group.throughput(Throughput::Elements(alone.len() as u64));
+    group.measurement_time(Duration::from_secs(90));
+    group.bench_function("200 messages, one sender", |b| {
+        b.iter(|| send_all(alone, 1))
     });
     group.finish();
 }

@@ -57,6 +57,22 @@ fn a_long_invoice_paginates_with_header_repeated_and_totals_on_the_last_page() {
     for middle in &pages[1..n - 1] {
         assert!(!middle.contains("Subtotal"), "totals only on the last page");
     }
+    // A page showing a line also shows its group's title, repeated when the
+    // group continues from the previous page.
+    for (i, text) in pages.iter().enumerate() {
+        for line in &invoice.lines {
+            let name = &line.key.meter_name;
+            if text.contains(&format!("{name} ")) || text.contains(&format!("{name}\n")) {
+                let (sub, category) = (&line.key.subscription_id, &line.key.meter_category);
+                assert!(
+                    text.contains(&format!("{sub} · {category}"))
+                        || text.contains(&format!("{sub}) · {category}")),
+                    "page {}: {name} without its group title",
+                    i + 1
+                );
+            }
+        }
+    }
     // Every line is printed exactly once.
     let all = pages.join("\n");
     for line in &invoice.lines {
