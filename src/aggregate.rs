@@ -5,11 +5,13 @@
 //! coverage and the services/purchases split are then applied in plain Rust
 //! over those much smaller daily sums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::model::{CoveredBy, Kind, LineKey, LineSums, Offer, Period, Reference};
@@ -78,6 +80,161 @@ fn cache_of(partition: &Path) -> PathBuf {
         .join("daily.parquet")
 }
 
+/// A day's accepted usage summed by (profile, line key) while it is parsed,
+/// so the day's sums need not be read back from its partition. Rows are
+/// spread over `PARTS` buckets by a hash of their key as they are parsed
+/// (in parallel chunks); each bucket is then summed on its own, in
+/// parallel. Keys are the `GROUP_COLUMNS` values (without the date)
+/// joined by a separator.
+pub struct DaySums {
+    parts: Vec<Vec<KeyedSums>>,
+    key: String,
+}
+
+/// One row's (or, once summed, one group's) sums under its key.
+struct KeyedSums {
+    hash: u64,
+    key: Box<str>,
+    sums: ScaledSums,
+}
+
+/// Exact sums at the usage scale.
+#[derive(Clone, Copy, Default)]
+struct ScaledSums {
+    quantity: i128,
+    cost: i128,
+    rows: i64,
+}
+
+const PARTS: usize = 64;
+
+/// Between the key's fields: no CSV cell that passed validation holds it.
+const KEY_SEPARATOR: char = '\u{1f}';
+
+/// One accepted usage row as [`DaySums`] needs it.
+pub struct SumsRow<'a> {
+    /// The line key's text values, in `GROUP_COLUMNS` order after the date.
+    pub fields: [&'a str; 9],
+    pub credit_eligible: bool,
+    pub quantity: i128,
+    pub cost: i128,
+}
+
+impl Default for DaySums {
+    fn default() -> DaySums {
+        DaySums {
+            parts: (0..PARTS).map(|_| Vec::new()).collect(),
+            key: String::new(),
+        }
+    }
+}
+
+impl DaySums {
+    pub fn add(&mut self, row: &SumsRow) {
+        self.key.clear();
+        for field in row.fields {
+            self.key.push_str(field);
+            self.key.push(KEY_SEPARATOR);
+        }
+        self.key.push(if row.credit_eligible { '1' } else { '0' });
+        let hash = foldhash::fast::FixedState::default().hash_one(self.key.as_str());
+        self.parts[(hash % PARTS as u64) as usize].push(KeyedSums {
+            hash,
+            key: self.key.as_str().into(),
+            sums: ScaledSums {
+                quantity: row.quantity,
+                cost: row.cost,
+                rows: 1,
+            },
+        });
+    }
+
+    pub fn merge(&mut self, other: DaySums) {
+        for (mine, theirs) in self.parts.iter_mut().zip(other.parts) {
+            if mine.is_empty() {
+                *mine = theirs;
+            } else {
+                mine.extend(theirs);
+            }
+        }
+    }
+
+    /// Sums each bucket's rows by key (in parallel); groups come out in
+    /// (hash, key) order, the same for the same rows.
+    fn groups(self) -> Vec<KeyedSums> {
+        let parts: Vec<Vec<KeyedSums>> = self
+            .parts
+            .into_par_iter()
+            .map(|mut rows| {
+                rows.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
+                let mut groups: Vec<KeyedSums> = Vec::with_capacity(rows.len());
+                for row in rows {
+                    match groups.last_mut() {
+                        Some(last) if last.hash == row.hash && last.key == row.key => {
+                            last.sums.quantity += row.sums.quantity;
+                            last.sums.cost += row.sums.cost;
+                            last.sums.rows += row.sums.rows;
+                        }
+                        _ => groups.push(row),
+                    }
+                }
+                groups
+            })
+            .collect();
+        parts.into_iter().flatten().collect()
+    }
+
+    /// The day's sums as its aggregate cache holds them: the group columns,
+    /// `quantity`, `cost_in_billing_currency` and `rows`.
+    fn into_frame(self, day: NaiveDate, scale: usize) -> PolarsResult<DataFrame> {
+        let groups = self.groups();
+        let height = groups.len();
+        let mut text: Vec<Vec<&str>> = (0..9).map(|_| Vec::with_capacity(height)).collect();
+        let mut eligible = Vec::with_capacity(height);
+        for group in &groups {
+            let mut parts = group.key.split(KEY_SEPARATOR);
+            for column in text.iter_mut() {
+                column.push(parts.next().unwrap_or_default());
+            }
+            eligible.push(parts.next() == Some("1"));
+        }
+        let mut columns = vec![
+            Column::new("billing_profile_id".into(), &text[0]),
+            store::date_column("date", vec![day; height]),
+        ];
+        for (name, values) in GROUP_COLUMNS[2..].iter().zip(&text[1..]) {
+            columns.push(Column::new((*name).into(), values));
+        }
+        columns.push(Column::new("is_azure_credit_eligible".into(), eligible));
+        columns.push(store::decimal_column(
+            "quantity",
+            groups.iter().map(|g| g.sums.quantity).collect(),
+            scale,
+        )?);
+        columns.push(store::decimal_column(
+            "cost_in_billing_currency",
+            groups.iter().map(|g| g.sums.cost).collect(),
+            scale,
+        )?);
+        columns.push(Column::new(
+            "rows".into(),
+            groups.iter().map(|g| g.sums.rows).collect::<Vec<i64>>(),
+        ));
+        DataFrame::new(height, columns)
+    }
+
+    /// Writes the day's cache (`OUT/aggregates/date=D/daily.parquet`), or
+    /// removes it when the day has no accepted rows.
+    pub fn write(self, out_dir: &Path, day: NaiveDate, scale: usize) -> anyhow::Result<()> {
+        let path = daily_cache_path(out_dir, day);
+        if self.parts.iter().all(Vec::is_empty) {
+            store::remove_if_exists(&path)?;
+            return Ok(());
+        }
+        store::write_parquet(&path, &mut self.into_frame(day, scale)?)
+    }
+}
+
 fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     let mut args = ScanArgsParquet::default();
     // The `date=D` folder is not a column: the files carry `date` themselves.
@@ -85,65 +242,64 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet(PlRefPath::from(path.to_string_lossy().as_ref()), args)
 }
 
-/// Makes sure every usage partition has its per-day sums beside it
-/// (computed once, when the partition is new or replaced) and returns
-/// their paths: a night with one new day groups only that day.
+/// Makes sure every usage partition has its per-day sums beside it and
+/// returns their paths. Ingest writes them while parsing; one missing (a
+/// run killed between a partition and its sums, or an OUT from an older
+/// faktura) is computed here from the partition.
 pub fn daily_caches(partitions: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let keys: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
     let mut caches = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let cache = cache_of(partition);
         if !cache.exists() {
-            let mut df = scan(partition)?
-                .group_by(keys.clone())
-                .agg([
-                    col("quantity").sum(),
-                    col("cost_in_billing_currency").sum(),
-                    len().cast(DataType::Int64).alias("rows"),
-                ])
-                .sort(
-                    GROUP_COLUMNS
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>(),
-                    Default::default(),
-                )
-                .collect_with_engine(Engine::Streaming)?
-                .unwrap_single();
-            store::write_parquet(&cache, &mut df)?;
+            store::write_parquet(&cache, &mut sums_of_partition(partition)?)?;
         }
         caches.push(cache);
     }
     Ok(caches)
 }
 
-/// Sums all accepted usage by (profile, day, line key), with polars (the
-/// tests' oracle for [`period_lines_from`]).
-#[cfg(test)]
-fn daily_sums(partitions: &[PathBuf]) -> anyhow::Result<Vec<DailySums>> {
-    let caches = daily_caches(partitions)?;
-    if caches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let scans = caches
-        .iter()
-        .map(|c| scan(c))
-        .collect::<PolarsResult<Vec<_>>>()?;
-    let df = concat(scans, UnionArgs::default())?.collect()?;
-    frame_to_daily_sums(&df)
+/// A usage partition summed by polars into the shape of its daily cache.
+fn sums_of_partition(partition: &Path) -> PolarsResult<DataFrame> {
+    let keys: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
+    Ok(scan(partition)?
+        .group_by(keys)
+        .agg([
+            col("quantity").sum(),
+            col("cost_in_billing_currency").sum(),
+            len().cast(DataType::Int64).alias("rows"),
+        ])
+        .sort(
+            GROUP_COLUMNS
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>(),
+            Default::default(),
+        )
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single())
 }
 
-/// The lines of every profile's periods, summed by polars from the per-day
-/// caches: each day mapped to its profile's period, MOSP purchases split
-/// off, free-trial usage marked; only the (much fewer) lines reach Rust.
+/// Sums all accepted usage by (profile, day, line key) with polars, straight
+/// from the usage partitions (the tests' oracle for [`period_lines_from`]
+/// and for the sums ingest keeps).
+#[cfg(test)]
+fn daily_sums(partitions: &[PathBuf]) -> anyhow::Result<Vec<DailySums>> {
+    let mut out = Vec::new();
+    for partition in partitions {
+        out.extend(frame_to_daily_sums(&sums_of_partition(partition)?)?);
+    }
+    Ok(out)
+}
+
+/// The lines of the `wanted` (profile, period start) periods, summed by
+/// polars from the per-day caches of their days only: each day mapped to
+/// its profile's period, MOSP purchases split off, free-trial usage
+/// marked; only the (much fewer) lines reach Rust.
 pub fn period_lines_from(
     partitions: &[PathBuf],
     reference: &Reference,
+    wanted: &BTreeSet<(String, NaiveDate)>,
 ) -> anyhow::Result<PeriodLines> {
-    let caches = daily_caches(partitions)?;
-    if caches.is_empty() {
-        return Ok(PeriodLines::new());
-    }
     let days: Vec<NaiveDate> = partitions
         .iter()
         .filter_map(|p| {
@@ -151,12 +307,22 @@ pub fn period_lines_from(
             name.strip_prefix("date=")?.parse().ok()
         })
         .collect();
+    let (periods, used_days) = period_table(reference, &days, wanted)?;
+    let needed: Vec<PathBuf> = partitions
+        .iter()
+        .zip(&days)
+        .filter(|(_, day)| used_days.contains(day))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let caches = daily_caches(&needed)?;
+    if caches.is_empty() {
+        return Ok(PeriodLines::new());
+    }
     let scans = caches
         .iter()
         .map(|c| scan(c))
         .collect::<PolarsResult<Vec<_>>>()?;
     let usage = concat(scans, UnionArgs::default())?;
-    let periods = period_table(reference, &days)?;
     let trials = trial_table(reference);
     let charge = col("charge_type").str().to_lowercase();
     let purchase = col("is_mosp").and(
@@ -217,20 +383,39 @@ pub fn period_lines_from(
 
 /// (profile, day) -> the start of the period holding that day, and whether
 /// the profile is MOSP: a small table (profiles x days) that polars joins.
-fn period_table(reference: &Reference, days: &[NaiveDate]) -> PolarsResult<DataFrame> {
+/// (profile, day) -> period start for the days of the wanted periods, and
+/// the set of those days.
+fn period_table(
+    reference: &Reference,
+    days: &[NaiveDate],
+    wanted: &BTreeSet<(String, NaiveDate)>,
+) -> PolarsResult<(DataFrame, BTreeSet<NaiveDate>)> {
     let (mut ids, mut dates, mut starts, mut mosp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut used = BTreeSet::new();
     for profile in reference.profiles.values() {
         let is_mosp = reference.account_of(profile).agreement == crate::model::Agreement::Mosp;
+        let key = |start| (profile.id.clone(), start);
+        if wanted
+            .range(key(NaiveDate::MIN)..=key(NaiveDate::MAX))
+            .next()
+            .is_none()
+        {
+            continue;
+        }
         for day in days {
-            ids.push(profile.id.as_str());
-            dates.push(*day);
-            starts.push(Period::containing(*day, profile.period_start_day).start);
-            mosp.push(is_mosp);
+            let start = Period::containing(*day, profile.period_start_day).start;
+            if wanted.contains(&key(start)) {
+                ids.push(profile.id.as_str());
+                dates.push(*day);
+                starts.push(start);
+                mosp.push(is_mosp);
+                used.insert(*day);
+            }
         }
     }
     let height = ids.len();
-    DataFrame::new(
+    let table = DataFrame::new(
         height,
         vec![
             Column::new("profile_id".into(), ids),
@@ -238,10 +423,10 @@ fn period_table(reference: &Reference, days: &[NaiveDate]) -> PolarsResult<DataF
             store::date_column("period_start", starts),
             Column::new("is_mosp".into(), mosp),
         ],
-    )
+    )?;
+    Ok((table, used))
 }
 
-/// FreeTrial subscriptions and their trialEndDate.
 fn trial_table(reference: &Reference) -> DataFrame {
     let trials: Vec<(&str, NaiveDate)> = reference
         .subscriptions
@@ -424,6 +609,29 @@ pub fn cost_by_period(lines: &PeriodLines) -> BTreeMap<(String, NaiveDate), Deci
 mod tests {
     use super::*;
 
+    /// Every (profile, period) with a usage day.
+    fn every_period(
+        partitions: &[PathBuf],
+        reference: &Reference,
+    ) -> BTreeSet<(String, NaiveDate)> {
+        let mut all = BTreeSet::new();
+        for partition in partitions {
+            let name = partition
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            let day: NaiveDate = name.strip_prefix("date=").unwrap().parse().unwrap();
+            for profile in reference.profiles.values() {
+                let start = Period::containing(day, profile.period_start_day).start;
+                all.insert((profile.id.clone(), start));
+            }
+        }
+        all
+    }
+
     /// A property over generated months: the polars aggregation equals the
     /// plain Rust reading of the rules, and every line's cost sums to the
     /// accepted usage (no row lost or counted twice).
@@ -453,8 +661,23 @@ mod tests {
             };
             let report = crate::ingest::ingest(&opts, &mut ledger).unwrap();
             let partitions = usage_partitions(out.path()).unwrap();
-            let fast = period_lines_from(&partitions, &reference).unwrap();
-            let plain = period_lines(&daily_sums(&partitions).unwrap(), &reference);
+            // One day's sums lost (a run killed in between): recomputed.
+            std::fs::remove_file(cache_of(&partitions[3])).unwrap();
+            let every_period = every_period(&partitions, &reference);
+            let fast = period_lines_from(&partitions, &reference, &every_period).unwrap();
+            let order = |a: &DailySums, b: &DailySums| {
+                (&a.profile_id, a.date, &a.key).cmp(&(&b.profile_id, b.date, &b.key))
+            };
+            let mut oracle = daily_sums(&partitions).unwrap();
+            oracle.sort_by(order);
+            let mut kept: Vec<DailySums> = daily_caches(&partitions)
+                .unwrap()
+                .iter()
+                .flat_map(|c| frame_to_daily_sums(&scan(c).unwrap().collect().unwrap()).unwrap())
+                .collect();
+            kept.sort_by(order);
+            assert_eq!(kept, oracle, "seed {seed}: the sums ingest kept");
+            let plain = period_lines(&oracle, &reference);
             assert_eq!(fast, plain, "seed {seed}");
             let lines_cost: Decimal = fast.values().flat_map(|k| k.values()).map(|s| s.cost).sum();
             let usage_cost: Decimal = report.days_ingested.iter().map(|d| d.accepted_cost).sum();

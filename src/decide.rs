@@ -26,7 +26,11 @@ pub struct DecideInput<'a> {
     pub invoice_prefix: &'a str,
     /// Days with at least one usage file that was read.
     pub present_days: &'a BTreeSet<NaiveDate>,
+    /// Lines of the periods [`periods_needing_lines`] named (others may be absent).
     pub lines: &'a PeriodLines,
+    /// Days ingested since the last decide step: only a decided period
+    /// containing one is compared with its billed sums for late usage.
+    pub fresh_days: &'a BTreeSet<NaiveDate>,
     pub decided: &'a BTreeMap<DecisionKey, Decision>,
     pub billed: &'a BTreeMap<DecisionKey, Billed>,
     pub next_seq: u64,
@@ -41,9 +45,44 @@ pub fn first_period(profile: &Profile, billing_start: NaiveDate) -> Period {
     )
 }
 
+/// The periods, (profile, period start), whose lines a decide step looks
+/// at: closed periods not yet decided or held, and decided ones containing
+/// a fresh day (late usage there becomes adjustments). Aggregate sums only
+/// these, so a night that closes nothing reads almost nothing.
+pub fn periods_needing_lines(
+    reference: &Reference,
+    as_of: NaiveDate,
+    settle_days: u32,
+    billing_start: NaiveDate,
+    decided: &BTreeMap<DecisionKey, Decision>,
+    fresh_days: &BTreeSet<NaiveDate>,
+) -> BTreeSet<(String, NaiveDate)> {
+    let mut wanted = BTreeSet::new();
+    for profile in reference.profiles.values() {
+        let mut period = first_period(profile, billing_start);
+        while period.is_closed(as_of, settle_days) {
+            let settled = decided
+                .get(&(profile.id.clone(), Kind::Services, period.start))
+                .is_some_and(|d| d.code != DecisionCode::HeldIncompleteUsage);
+            if !settled || has_fresh_day(fresh_days, period) {
+                wanted.insert((profile.id.clone(), period.start));
+            }
+            period = period.next();
+        }
+    }
+    wanted
+}
+
+fn has_fresh_day(fresh_days: &BTreeSet<NaiveDate>, period: Period) -> bool {
+    fresh_days.range(period.start..=period.end).next().is_some()
+}
+
 /// Decides every closed, undecided period of every profile.
 pub fn decide(input: &DecideInput) -> DecideCommit {
-    let mut commit = DecideCommit::default();
+    let mut commit = DecideCommit {
+        seen_fresh_days: input.fresh_days.iter().copied().collect(),
+        ..Default::default()
+    };
     let mut balances = credit_balances(input);
     let mut issued: Vec<(usize, Invoice)> = Vec::new();
     for profile in input.reference.profiles.values() {
@@ -210,7 +249,13 @@ fn lines_with_adjustments(
         .unwrap_or_default();
     let mut adjustments = Vec::new();
     for ((_, billed_kind, start), billed) in walk.billed.iter_mut() {
-        if *billed_kind != kind || *start >= period.start {
+        if *billed_kind != kind
+            || *start >= period.start
+            || !has_fresh_day(
+                input.fresh_days,
+                Period::containing(*start, profile.period_start_day),
+            )
+        {
             continue;
         }
         let now = input

@@ -17,6 +17,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::aggregate::{DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::{Profile, Reference, Subscription};
 use crate::parse::{
@@ -366,8 +367,10 @@ fn try_ingest_day(
     };
     let index = ReferenceIndex::new(opts.reference, opts.billing_start);
     let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
-    // The day's sums are recomputed from the new partition by aggregate.
+    // The day's old sums go first: a run killed before the new ones are
+    // written leaves aggregate to compute them from the new partition.
     store::remove_if_exists(&crate::aggregate::daily_cache_path(opts.out_dir, day))?;
+    let mut sums = DaySums::default();
     let writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;
@@ -403,7 +406,7 @@ fn try_ingest_day(
                 day_text: &day_text,
                 index: &index,
             };
-            match read_file(&file, &sink, &mut rejects) {
+            match read_file(&file, &sink, &mut rejects, &mut sums) {
                 Ok(FileOutcome::Read {
                     rows_read,
                     accepted_cost,
@@ -434,6 +437,7 @@ fn try_ingest_day(
         return Err(e);
     }
     stats.rows_accepted = writer.finish()?;
+    sums.write(opts.out_dir, day, USAGE_SCALE as usize)?;
     stats.rows_rejected = stats.rows_read - stats.rows_accepted;
     stats.accepted_cost = scaled_to_decimal(cost, USAGE_SCALE)
         .ok_or_else(|| anyhow::anyhow!("accepted cost of {day} overflows"))?
@@ -583,6 +587,7 @@ fn read_file(
     file: &FileInput,
     sink: &std::sync::mpsc::SyncSender<DataFrame>,
     rejects: &mut Vec<Reject>,
+    sums: &mut DaySums,
 ) -> Result<FileOutcome, DayError> {
     let unreadable = |detail: String| DayError::Unreadable {
         path: file.path.to_path_buf(),
@@ -661,6 +666,7 @@ fn read_file(
             rows_read += chunk.rows_read;
             accepted_cost += chunk.accepted_cost;
             rejects.extend(chunk.rejects);
+            sums.merge(chunk.sums);
             sink.send(chunk.rows)
                 .map_err(|_| DayError::Failed(anyhow::anyhow!("the parquet encoder stopped")))?;
         }
@@ -685,6 +691,7 @@ struct ChunkOutput {
     rows_read: u64,
     accepted_cost: i128,
     rejects: Vec<Reject>,
+    sums: DaySums,
 }
 
 enum ChunkError {
@@ -709,6 +716,7 @@ fn parse_chunk(
     let mut record = csv::StringRecord::new();
     let mut rows = UsageColumns::with_capacity(text.len() / 200);
     let mut rejects = Vec::new();
+    let mut sums = DaySums::default();
     let mut rows_read = 0;
     let (mut line, mut counted_to) = (first_line, 0);
     loop {
@@ -733,7 +741,25 @@ fn parse_chunk(
             .count() as u64;
         counted_to = start;
         match validate_row(&record, columns, file) {
-            Ok(row) => rows.push(row, line),
+            Ok(row) => {
+                sums.add(&SumsRow {
+                    fields: [
+                        row.profile,
+                        row.subscription,
+                        row.meter_id,
+                        row.meter_category,
+                        row.meter_name,
+                        row.unit,
+                        row.charge_type,
+                        row.publisher_type,
+                        row.pricing_model,
+                    ],
+                    credit_eligible: row.credit_eligible,
+                    quantity: row.quantity,
+                    cost: row.cost,
+                });
+                rows.push(row, line);
+            }
             Err((reason, detail)) => {
                 let raw = &text[start..reader.position().byte() as usize];
                 rejects.push(Reject {
@@ -752,6 +778,7 @@ fn parse_chunk(
         rows_read,
         accepted_cost,
         rejects,
+        sums,
     })
 }
 

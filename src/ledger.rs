@@ -6,7 +6,7 @@
 //! Every change is one `BEGIN IMMEDIATE` transaction: a run killed before a
 //! commit leaves the ledger as it was, so no number is skipped or reused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (invoice_number, recipient));
 CREATE TABLE IF NOT EXISTS dirty (folder TEXT NOT NULL, month TEXT NOT NULL,
     PRIMARY KEY (folder, month));
+CREATE TABLE IF NOT EXISTS fresh_days (day TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, as_of TEXT NOT NULL, exit_code INTEGER, summary TEXT);
 ";
@@ -111,6 +112,9 @@ pub struct DecideCommit {
     pub billed: Vec<(DecisionKey, Billed)>,
     pub invoices: Vec<(u64, Invoice)>,
     pub profile_states: Vec<(String, ProfileState)>,
+    /// The fresh days this step compared decided periods against: no
+    /// longer fresh once committed.
+    pub seen_fresh_days: Vec<NaiveDate>,
 }
 
 /// A delivery of the outbox.
@@ -226,6 +230,8 @@ impl Ledger {
         let tx = self.write()?;
         let day = stats.day.to_string();
         tx.execute("DELETE FROM ingested_files WHERE day = ?1", [&day])
+            .map_err(wrap)?;
+        tx.execute("INSERT OR IGNORE INTO fresh_days (day) VALUES (?1)", [&day])
             .map_err(wrap)?;
         for f in files {
             tx.execute(
@@ -516,7 +522,33 @@ impl Ledger {
             )
             .map_err(wrap)?;
         }
+        for day in &commit.seen_fresh_days {
+            tx.execute("DELETE FROM fresh_days WHERE day = ?1", [day.to_string()])
+                .map_err(wrap)?;
+        }
         tx.commit().map_err(wrap)
+    }
+
+    /// Days ingested (or re-ingested) since a decide step last looked at
+    /// them: only decided periods containing one can have late usage.
+    pub fn fresh_days(&self) -> Result<BTreeSet<NaiveDate>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT day FROM fresh_days")
+            .map_err(self.err())?;
+        let days = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        days.iter()
+            .map(|d| {
+                d.parse().map_err(|_| LedgerError::Corrupt {
+                    what: "fresh day",
+                    detail: d.clone(),
+                })
+            })
+            .collect()
     }
 
     // ---- invoices ----

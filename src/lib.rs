@@ -275,11 +275,20 @@ fn run_stages(
     }
     let needs_lines = stages.includes(Stages::Aggregate) || stages.includes(Stages::Decide);
     let mut lines = None;
+    let fresh_days = ledger.fresh_days()?;
     if needs_lines {
         let started = Instant::now();
         let _span = tracing::info_span!("aggregate").entered();
         let partitions = aggregate::usage_partitions(&ctx.opts.out_dir)?;
-        let period_lines = aggregate::period_lines_from(&partitions, ctx.reference)
+        let wanted = decide::periods_needing_lines(
+            ctx.reference,
+            ctx.opts.as_of,
+            ctx.settings.billing.settle_days,
+            ctx.billing_start,
+            &ledger.decisions()?,
+            &fresh_days,
+        );
+        let period_lines = aggregate::period_lines_from(&partitions, ctx.reference, &wanted)
             .context("failed to aggregate usage")?;
         tracing::info!(
             lines = line_count(&period_lines),
@@ -300,6 +309,7 @@ fn run_stages(
             ctx,
             ledger,
             lines.as_ref().expect("aggregated above"),
+            &fresh_days,
             summary,
         )?;
         summary
@@ -337,6 +347,7 @@ fn decide_and_record(
     ctx: &StageContext,
     ledger: &mut Ledger,
     lines: &aggregate::PeriodLines,
+    fresh_days: &BTreeSet<NaiveDate>,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let present_days: BTreeSet<NaiveDate> = ledger
@@ -355,6 +366,7 @@ fn decide_and_record(
         invoice_prefix: &ctx.settings.billing.invoice_prefix,
         present_days: &present_days,
         lines,
+        fresh_days,
         decided: &decided,
         billed: &billed,
         next_seq: ledger.next_invoice_seq()?,

@@ -255,6 +255,38 @@ struct GenSubscription {
     id: String,
     profile: usize,
     resource_group: String,
+    /// Indexes into the meter catalogue: the meters this subscription uses.
+    meters: Vec<usize>,
+}
+
+/// Gives each subscription the handful of meters (3 to 10) its resources
+/// use day after day, as in real exports: an invoice has a bounded number
+/// of lines however many rows a month brings. Marketplace purchases only
+/// on MOSP profiles, where they make `purchases` invoices.
+fn choose_meters(
+    subscriptions: &mut [GenSubscription],
+    profiles: &[GenProfile],
+    meters: &[Meter],
+    rng: &mut Rng,
+) {
+    for sub in subscriptions {
+        let mosp = profiles[sub.profile].mosp;
+        let usable: Vec<usize> = (0..meters.len())
+            .filter(|&m| {
+                mosp || !(meters[m].charge == "Purchase" && meters[m].publisher == "Marketplace")
+            })
+            .collect();
+        let count = (3 + rng.below(8) as usize).min(usable.len());
+        let mut chosen = Vec::with_capacity(count);
+        while chosen.len() < count {
+            let m = usable[rng.below(usable.len() as u64) as usize];
+            if !chosen.contains(&m) {
+                chosen.push(m);
+            }
+        }
+        chosen.sort_unstable();
+        sub.meters = chosen;
+    }
 }
 
 /// Writes the data directory; returns the number of usage rows written.
@@ -264,7 +296,8 @@ pub fn generate(opts: &GenOptions) -> anyhow::Result<u64> {
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let mut rng = Rng::new(opts.seed, 0);
     let meters = meters(&mut rng);
-    let (profiles, subscriptions) = write_reference(dir, opts, &mut rng)?;
+    let (profiles, mut subscriptions) = write_reference(dir, opts, &mut rng)?;
+    choose_meters(&mut subscriptions, &profiles, &meters, &mut rng);
     let written: u64 = (0..opts.days)
         .into_par_iter()
         .map(|day_index| write_day(dir, opts, day_index, &profiles, &subscriptions, &meters))
@@ -377,6 +410,7 @@ fn write_reference(
                         ["prod", "dev", "test", "shared"][s as usize % 4],
                         p
                     ),
+                    meters: Vec::new(),
                 });
             }
             profiles.push(GenProfile {
@@ -424,10 +458,7 @@ fn write_day(
     for _ in 0..opts.rows_per_day {
         let sub = &subscriptions[rng.below(subscriptions.len() as u64) as usize];
         let profile = &profiles[sub.profile];
-        let mut meter = &meters[rng.below(meters.len() as u64) as usize];
-        if !profile.mosp && meter.charge == "Purchase" && meter.publisher == "Marketplace" {
-            meter = &meters[0];
-        }
+        let meter = &meters[sub.meters[rng.below(sub.meters.len() as u64) as usize]];
         // quantity at scale 4, price at scale 6: the cost is exact at scale 10.
         let quantity = 1 + rng.below(2_000_000) as i128;
         let refund = rng.below(200) == 0;

@@ -140,6 +140,7 @@ struct Case {
     reference: Reference,
     lines: PeriodLines,
     present: BTreeSet<NaiveDate>,
+    fresh: BTreeSet<NaiveDate>,
     as_of: NaiveDate,
     decided: BTreeMap<DecisionKey, Decision>,
     billed: BTreeMap<DecisionKey, Billed>,
@@ -152,6 +153,7 @@ impl Case {
             reference,
             lines: lines.0,
             present: all_days(),
+            fresh: all_days(),
             as_of: d(as_of),
             decided: BTreeMap::new(),
             billed: BTreeMap::new(),
@@ -168,6 +170,7 @@ impl Case {
             invoice_prefix: "INV-",
             present_days: &self.present,
             lines: &self.lines,
+            fresh_days: &self.fresh,
             decided: &self.decided,
             billed: &self.billed,
             next_seq: self.next_seq,
@@ -584,4 +587,52 @@ fn minor_units_from_the_iso_table() {
     let lines = Lines::default().add("P", "2026-10-01", key("S", "vm", CoveredBy::None), "1234.5");
     let commit = Case::new(r, lines, "2026-11-03").decide();
     assert_eq!(amounts(&commit, "P", "2026-10-01").amount_due, dec("1235"));
+}
+
+#[test]
+fn only_closed_undecided_periods_and_decided_ones_with_fresh_days_need_lines() {
+    let lines = Lines::default().add("P", "2026-10-01", key("S", "vm", CoveredBy::None), "100");
+    let mut case = Case::new(reference(), lines, "2026-11-03");
+    let needing = |case: &Case| {
+        periods_needing_lines(
+            &case.reference,
+            case.as_of,
+            2,
+            d("2026-10-01"),
+            &case.decided,
+            &case.fresh,
+        )
+    };
+    // October is closed and undecided; November is still open.
+    assert_eq!(
+        needing(&case),
+        BTreeSet::from([("P".to_string(), d("2026-10-01"))])
+    );
+    let first = case.decide();
+    case.apply(&first);
+    case.fresh.clear();
+    // A night with nothing new and nothing closing needs no lines at all.
+    case.as_of = d("2026-11-20");
+    assert!(needing(&case).is_empty());
+    // October's lines are not read again, and that is not late usage:
+    // November (now closed) gets no adjustment.
+    case.as_of = d("2026-12-03");
+    case.lines = Lines::default()
+        .add("P", "2026-11-01", key("S", "vm", CoveredBy::None), "10")
+        .0;
+    assert_eq!(
+        needing(&case),
+        BTreeSet::from([("P".to_string(), d("2026-11-01"))])
+    );
+    let commit = case.decide();
+    assert_eq!(amounts(&commit, "P", "2026-11-01").subtotal, dec("10.00"));
+    // A file re-delivered for an October day makes October needed again.
+    case.fresh.insert(d("2026-10-15"));
+    assert_eq!(
+        needing(&case),
+        BTreeSet::from([
+            ("P".to_string(), d("2026-10-01")),
+            ("P".to_string(), d("2026-11-01"))
+        ])
+    );
 }
