@@ -250,19 +250,31 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
             candidates.push((day, files));
         }
     }
-    // Hashing every file is a full read: done in parallel across files.
+    // Hashing a file is a full read: skipped for a file of the same size
+    // and modification time as when it was hashed, done in parallel else.
+    let known: HashMap<String, FileFingerprint> = ledger
+        .all_ingested_files()?
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect();
     let fingerprints: Vec<Vec<FileFingerprint>> = candidates
         .par_iter()
         .map(|(_, files)| {
             files
                 .par_iter()
-                .map(|f| fingerprint(opts.data_dir, f))
+                .map(|f| fingerprint_known(opts.data_dir, f, &known))
                 .collect()
         })
         .collect::<std::io::Result<_>>()?;
     let mut todo = Vec::new();
     for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
-        if ledger.ingested_files(day)? == fingerprints {
+        let before = ledger.ingested_files(day)?;
+        let unchanged = before.len() == fingerprints.len()
+            && before
+                .iter()
+                .zip(&fingerprints)
+                .all(|(a, b)| a.same_file(b));
+        if unchanged {
             report.days_unchanged += 1;
         } else {
             todo.push((day, files, fingerprints));
@@ -305,6 +317,7 @@ fn relative(data_dir: &Path, path: &Path) -> String {
 
 fn fingerprint(data_dir: &Path, path: &Path) -> std::io::Result<FileFingerprint> {
     let mut file = std::fs::File::open(path)?;
+    let modified_ns = modified_ns(&file.metadata()?);
     let mut hasher = Sha256::new();
     let size = std::io::copy(&mut file, &mut hasher)?;
     let digest = hasher.finalize();
@@ -312,7 +325,35 @@ fn fingerprint(data_dir: &Path, path: &Path) -> std::io::Result<FileFingerprint>
         path: relative(data_dir, path),
         size,
         sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        modified_ns,
     })
+}
+
+/// The fingerprint of `path`, taken from `known` when the file still has
+/// the size and modification time it had when it was hashed.
+fn fingerprint_known(
+    data_dir: &Path,
+    path: &Path,
+    known: &HashMap<String, FileFingerprint>,
+) -> std::io::Result<FileFingerprint> {
+    let metadata = std::fs::metadata(path)?;
+    if let Some(k) = known.get(&relative(data_dir, path))
+        && k.size == metadata.len()
+        && k.modified_ns.is_some()
+        && k.modified_ns == modified_ns(&metadata)
+    {
+        return Ok(k.clone());
+    }
+    fingerprint(data_dir, path)
+}
+
+fn modified_ns(metadata: &std::fs::Metadata) -> Option<i64> {
+    let since_epoch = metadata
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(since_epoch.as_nanos()).ok()
 }
 
 /// Bytes read from a usage file at a time; records are cut at block ends,

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS dirty (folder TEXT NOT NULL, month TEXT NOT NULL,
     PRIMARY KEY (folder, month));
 CREATE TABLE IF NOT EXISTS fresh_days (day TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS file_stamps (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, modified_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, as_of TEXT NOT NULL, exit_code INTEGER, summary TEXT);
 ";
@@ -74,7 +77,22 @@ pub struct FileFingerprint {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// The file's modification time when it was hashed (nanoseconds since
+    /// the epoch): a file with the same size and time is not hashed again.
+    #[serde(default)]
+    pub modified_ns: Option<i64>,
 }
+
+impl FileFingerprint {
+    /// Same path and contents (the modification time aside).
+    pub fn same_file(&self, other: &FileFingerprint) -> bool {
+        (&self.path, self.size, &self.sha256) == (&other.path, other.size, &other.sha256)
+    }
+}
+
+const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.sha256, s.modified_ns
+     FROM ingested_files f LEFT JOIN file_stamps s
+     ON s.path = f.path AND s.size = f.size AND s.sha256 = f.sha256";
 
 /// Reconciliation of one usage day (SPEC: read = accepted + rejected).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -203,16 +221,30 @@ impl Ledger {
     // ---- ingest ----
 
     pub fn ingested_files(&self, day: NaiveDate) -> Result<Vec<FileFingerprint>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path, size, sha256 FROM ingested_files WHERE day = ?1 ORDER BY path")
-            .map_err(self.err())?;
+        self.fingerprints(
+            &format!("{FINGERPRINT_COLUMNS} WHERE f.day = ?1 ORDER BY f.path"),
+            [day.to_string()],
+        )
+    }
+
+    /// Every file ingested so far.
+    pub fn all_ingested_files(&self) -> Result<Vec<FileFingerprint>> {
+        self.fingerprints(FINGERPRINT_COLUMNS, [])
+    }
+
+    fn fingerprints(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<FileFingerprint>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
         let rows = stmt
-            .query_map([day.to_string()], |r| {
+            .query_map(params, |r| {
                 Ok(FileFingerprint {
                     path: r.get(0)?,
                     size: r.get::<_, i64>(1)? as u64,
                     sha256: r.get(2)?,
+                    modified_ns: r.get(3)?,
                 })
             })
             .map_err(self.err())?;
@@ -239,6 +271,14 @@ impl Ledger {
                 params![f.path, day, f.size as i64, f.sha256],
             )
             .map_err(wrap)?;
+            if let Some(modified_ns) = f.modified_ns {
+                tx.execute(
+                    "INSERT OR REPLACE INTO file_stamps (path, size, modified_ns, sha256)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![f.path, f.size as i64, modified_ns, f.sha256],
+                )
+                .map_err(wrap)?;
+            }
         }
         tx.execute(
             "INSERT OR REPLACE INTO days (day, present, files, files_rejected, rows_read,
