@@ -41,6 +41,9 @@ mkdir -p "$WORK/duck2"
 mv "$WORK/day31/2026-10-31.csv" "$WORK/data/usage/"
 FAKTURA_LOG=warn python3 benches/measure.py "$BIN" run --data "$WORK/data" --out "$WORK/out" \
   --as-of 2026-11-01 > "$WORK/night31.json"
+# Month end: as of 2026-11-03 every calendar-month period of October closes.
+FAKTURA_LOG=warn python3 benches/measure.py "$BIN" run --data "$WORK/data" --out "$WORK/out" \
+  --as-of 2026-11-03 > "$WORK/close.json"
 mkdir -p "$WORK/alone/usage"
 cp "$WORK/data/"*.csv "$WORK/alone/"
 cp "$WORK/data/usage/2026-10-31.csv" "$WORK/alone/usage/"
@@ -65,6 +68,11 @@ fa = dur["ingest"] + dur["aggregate"]
 da = steps["ingest"] + steps["aggregate"]
 print(f"duckdb: ingest {steps['ingest']:.2f} s + aggregate {steps['aggregate']:.2f} s; peak RSS {d['max_rss_mb']:.0f} MB")
 print(f"ingest+aggregate: faktura {fa:.2f} s, duckdb {da:.2f} s, ratio (duckdb/faktura) {da / fa:.2f}")
+close = json.load(open(f"{work}/close.json"))
+closing = json.load(open(sorted(glob.glob(f"{work}/out/runs/*.json"))[-1]))
+print(f"month end (as of 2026-11-03): {close['seconds']:.1f} s, peak RSS {close['max_rss_mb']:.0f} MB; "
+      f"{closing['aggregate_lines']:,} lines, {len(closing['invoices_issued']):,} invoices; "
+      + ", ".join(f"{k} {v:.2f} s" for k, v in closing["durations"].items()))
 n31 = json.load(open(f"{work}/night31.json"))
 alone = json.load(open(f"{work}/alone.json"))
 print(f"night 31: whole run {n31['seconds']:.2f} s vs ingest of that day alone {alone['seconds']:.2f} s "

@@ -403,13 +403,17 @@ impl Ledger {
         Ok(out)
     }
 
-    pub fn billed(&self) -> Result<BTreeMap<DecisionKey, Billed>> {
+    /// Billed sums of the decided periods starting on or after `since`
+    /// (periods starting earlier cannot contain a later fresh day).
+    pub fn billed_since(&self, since: NaiveDate) -> Result<BTreeMap<DecisionKey, Billed>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT profile_id, kind, period_start, data FROM billed")
+            .prepare(
+                "SELECT profile_id, kind, period_start, data FROM billed WHERE period_start >= ?1",
+            )
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([since.to_string()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

@@ -357,7 +357,12 @@ fn decide_and_record(
         .map(|d| d.day)
         .collect();
     let decided = ledger.decisions()?;
-    let billed = ledger.billed()?;
+    // Only decided periods containing a fresh day are compared with what
+    // was billed (late usage); a period is at most 31 days long.
+    let billed = match fresh_days.first() {
+        Some(first) => ledger.billed_since(*first - chrono::Days::new(31))?,
+        None => BTreeMap::new(),
+    };
     let input = decide::DecideInput {
         reference: ctx.reference,
         as_of: ctx.opts.as_of,
@@ -485,15 +490,17 @@ fn send_pending(
     ledger: &mut Ledger,
 ) -> anyhow::Result<summary::DeliveryReport> {
     let mailer = deliver::Mailer::new(&ctx.settings.mail, &ctx.opts.out_dir)?;
-    let invoices: BTreeMap<String, Invoice> = ledger
-        .invoices()?
-        .into_iter()
-        .map(|(i, _, _)| (i.number.clone(), i))
-        .collect();
+    let load_invoices = |ledger: &Ledger| -> anyhow::Result<BTreeMap<String, Invoice>> {
+        Ok(ledger
+            .invoices()?
+            .into_iter()
+            .map(|(i, _, _)| (i.number.clone(), i))
+            .collect())
+    };
     let mut report = summary::DeliveryReport::default();
     if let Some(number) = &ctx.opts.resend {
         anyhow::ensure!(
-            invoices.contains_key(number),
+            load_invoices(ledger)?.contains_key(number),
             "no issued invoice {number} to re-send"
         );
         let n = ledger.reset_deliveries(number)?;
@@ -507,6 +514,10 @@ fn send_pending(
             _ => todo.push(delivery),
         }
     }
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let invoices = load_invoices(ledger)?;
     let progress = progress::Progress::new(todo.len() as u64, "send");
     // SMTP is latency-bound: several workers share the pooled transport,
     // and this thread records each outcome in the ledger as it arrives.
