@@ -15,7 +15,7 @@ cargo build --release --quiet
 BIN=$PWD/target/release/faktura
 PER_DAY=$((ROWS / DAYS))
 
-rm -rf "$WORK/data" "$WORK/out" "$WORK/duck"
+rm -rf "$WORK/data" "$WORK/out" "$WORK/duck" "$WORK/duck2" "$WORK/day31" "$WORK/alone" "$WORK/alone-out"
 python3 benches/measure.py "$BIN" gen --out "$WORK/data" --days 31 --rows-per-day "$PER_DAY" \
   --profiles "$PROFILES" --seed 42 > "$WORK/gen.json"
 echo "gen (31 days): $(cat "$WORK/gen.json")"
