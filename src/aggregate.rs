@@ -6,6 +6,7 @@
 //! over those much smaller daily sums.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
@@ -84,8 +85,9 @@ fn cache_of(partition: &Path) -> PathBuf {
 /// so the day's sums need not be read back from its partition. Rows are
 /// spread over `PARTS` buckets by a hash of their key as they are parsed
 /// (in parallel chunks); each bucket is then summed on its own, in
-/// parallel. Keys are the `GROUP_COLUMNS` values (without the date)
-/// joined by a separator.
+/// parallel. A key is the `GROUP_COLUMNS` values (without the date), each
+/// written as `{byte length}:{value}`, then `1` or `0` for credit
+/// eligibility: unambiguous whatever characters a value holds.
 pub struct DaySums {
     parts: Vec<Vec<KeyedSums>>,
     key: String,
@@ -107,9 +109,6 @@ struct ScaledSums {
 }
 
 const PARTS: usize = 64;
-
-/// Between the key's fields: no CSV cell that passed validation holds it.
-const KEY_SEPARATOR: char = '\u{1f}';
 
 /// One accepted usage row as [`DaySums`] needs it.
 pub struct SumsRow<'a> {
@@ -133,8 +132,7 @@ impl DaySums {
     pub fn add(&mut self, row: &SumsRow) {
         self.key.clear();
         for field in row.fields {
-            self.key.push_str(field);
-            self.key.push(KEY_SEPARATOR);
+            write!(self.key, "{}:{field}", field.len()).expect("writing to a String");
         }
         self.key.push(if row.credit_eligible { '1' } else { '0' });
         let hash = foldhash::fast::FixedState::default().hash_one(self.key.as_str());
@@ -192,11 +190,14 @@ impl DaySums {
         let mut text: Vec<Vec<&str>> = (0..9).map(|_| Vec::with_capacity(height)).collect();
         let mut eligible = Vec::with_capacity(height);
         for group in &groups {
-            let mut parts = group.key.split(KEY_SEPARATOR);
+            let mut rest: &str = &group.key;
             for column in text.iter_mut() {
-                column.push(parts.next().unwrap_or_default());
+                let (len, after) = rest.split_once(':').expect("keys are length-prefixed");
+                let len: usize = len.parse().expect("keys are length-prefixed");
+                column.push(&after[..len]);
+                rest = &after[len..];
             }
-            eligible.push(parts.next() == Some("1"));
+            eligible.push(rest == "1");
         }
         let mut columns = vec![
             Column::new("billing_profile_id".into(), &text[0]),
@@ -630,6 +631,30 @@ mod tests {
             }
         }
         all
+    }
+
+    #[test]
+    fn day_sums_keep_any_characters_in_a_key() {
+        let name = "12:VM, \"Spot\" \u{1f}Øst:3";
+        let mut sums = DaySums::default();
+        for cost in [5, 7] {
+            sums.add(&SumsRow {
+                fields: [
+                    "P:1", "S", "m", "Compute", name, "1 Hour", "Usage", "Azure", "OnDemand",
+                ],
+                credit_eligible: true,
+                quantity: 1,
+                cost,
+            });
+        }
+        let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let sums = frame_to_daily_sums(&sums.into_frame(day, 10).unwrap()).unwrap();
+        assert_eq!(sums.len(), 1);
+        assert_eq!(sums[0].profile_id, "P:1");
+        assert_eq!(sums[0].key.meter_name, name);
+        assert_eq!(sums[0].key.pricing_model, "OnDemand");
+        assert!(sums[0].key.credit_eligible);
+        assert_eq!(sums[0].sums.rows, 2);
     }
 
     /// A property over generated months: the polars aggregation equals the
