@@ -69,6 +69,12 @@ pub fn daily_cache_path(out_dir: &Path, day: chrono::NaiveDate) -> PathBuf {
     out_dir.join(format!("aggregates/date={day}/daily.parquet"))
 }
 
+/// The day of a usage partition `OUT/usage/date=D/usage.parquet`.
+fn partition_day(partition: &Path) -> Option<NaiveDate> {
+    let name = partition.parent()?.file_name()?.to_str()?;
+    name.strip_prefix("date=")?.parse().ok()
+}
+
 fn cache_of(partition: &Path) -> PathBuf {
     let day_dir = partition.parent().expect("partitions have a folder");
     let out_dir = day_dir
@@ -301,19 +307,12 @@ pub fn period_lines_from(
     reference: &Reference,
     wanted: &BTreeSet<(String, NaiveDate)>,
 ) -> anyhow::Result<PeriodLines> {
-    let days: Vec<NaiveDate> = partitions
-        .iter()
-        .filter_map(|p| {
-            let name = p.parent()?.file_name()?.to_str()?;
-            name.strip_prefix("date=")?.parse().ok()
-        })
-        .collect();
+    let days: Vec<NaiveDate> = partitions.iter().filter_map(|p| partition_day(p)).collect();
     let (periods, used_days) = period_table(reference, &days, wanted)?;
     let needed: Vec<PathBuf> = partitions
         .iter()
-        .zip(&days)
-        .filter(|(_, day)| used_days.contains(day))
-        .map(|(p, _)| p.clone())
+        .filter(|p| partition_day(p).is_some_and(|day| used_days.contains(&day)))
+        .cloned()
         .collect();
     let caches = daily_caches(&needed)?;
     if caches.is_empty() {
@@ -617,14 +616,7 @@ mod tests {
     ) -> BTreeSet<(String, NaiveDate)> {
         let mut all = BTreeSet::new();
         for partition in partitions {
-            let name = partition
-                .parent()
-                .unwrap()
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap();
-            let day: NaiveDate = name.strip_prefix("date=").unwrap().parse().unwrap();
+            let day = partition_day(partition).unwrap();
             for profile in reference.profiles.values() {
                 let start = Period::containing(day, profile.period_start_day).start;
                 all.insert((profile.id.clone(), start));

@@ -276,6 +276,7 @@ fn run_stages(
     let needs_lines = stages.includes(Stages::Aggregate) || stages.includes(Stages::Decide);
     let mut lines = None;
     let fresh_days = ledger.fresh_days()?;
+    let decided = ledger.decisions()?;
     if needs_lines {
         let started = Instant::now();
         let _span = tracing::info_span!("aggregate").entered();
@@ -285,7 +286,7 @@ fn run_stages(
             ctx.opts.as_of,
             ctx.settings.billing.settle_days,
             ctx.billing_start,
-            &ledger.decisions()?,
+            &decided,
             &fresh_days,
         );
         let period_lines = aggregate::period_lines_from(&partitions, ctx.reference, &wanted)
@@ -309,6 +310,7 @@ fn run_stages(
             ctx,
             ledger,
             lines.as_ref().expect("aggregated above"),
+            &decided,
             &fresh_days,
             summary,
         )?;
@@ -347,6 +349,7 @@ fn decide_and_record(
     ctx: &StageContext,
     ledger: &mut Ledger,
     lines: &aggregate::PeriodLines,
+    decided: &BTreeMap<ledger::DecisionKey, model::Decision>,
     fresh_days: &BTreeSet<NaiveDate>,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
@@ -356,7 +359,6 @@ fn decide_and_record(
         .filter(|d| d.present)
         .map(|d| d.day)
         .collect();
-    let decided = ledger.decisions()?;
     // Only decided periods containing a fresh day are compared with what
     // was billed (late usage); a period is at most 31 days long.
     let billed = match fresh_days.first() {
@@ -372,7 +374,7 @@ fn decide_and_record(
         present_days: &present_days,
         lines,
         fresh_days,
-        decided: &decided,
+        decided,
         billed: &billed,
         next_seq: ledger.next_invoice_seq()?,
     };

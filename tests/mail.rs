@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::common::smtp::{Script, SmtpServer};
-use crate::common::{faktura_env, sample_copy};
+use crate::common::{faktura_env, run_args, sample_copy};
 
 const AS_OF: &str = "2026-12-03";
 
@@ -17,15 +17,7 @@ fn run_smtp(
     server: &SmtpServer,
     extra: &[&str],
 ) -> (i32, String) {
-    let mut args = vec![
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        AS_OF,
-    ];
+    let mut args = run_args(data, out, AS_OF);
     args.extend_from_slice(extra);
     faktura_env(&args, &server.env())
 }

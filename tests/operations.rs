@@ -9,7 +9,7 @@ use std::time::Instant;
 use mail_parser::MessageParser;
 
 use crate::common::smtp::{Script, SmtpServer};
-use crate::common::{faktura_env, read_parquet_dir, snapshot};
+use crate::common::{faktura_env, read_parquet_dir, run_args, snapshot};
 
 const AS_OF: &str = "2026-11-20";
 
@@ -35,18 +35,6 @@ fn generated_month() -> tempfile::TempDir {
     data
 }
 
-fn run_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
-    vec![
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        AS_OF,
-    ]
-}
-
 /// Distinct (Message-ID, recipient) pairs the server received, and the total.
 fn messages(server: &SmtpServer) -> (BTreeSet<(String, String)>, usize) {
     let received = server.received();
@@ -65,7 +53,10 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
     let data = generated_month();
     let clean_server = SmtpServer::start(Script::default());
     let clean = tempfile::tempdir().unwrap();
-    let (code, stderr) = faktura_env(&run_args(data.path(), clean.path()), &clean_server.env());
+    let (code, stderr) = faktura_env(
+        &run_args(data.path(), clean.path(), AS_OF),
+        &clean_server.env(),
+    );
     assert!(code == 0 || code == 3, "{stderr}");
     let (clean_messages, _) = messages(&clean_server);
     assert!(clean_messages.len() > 50);
@@ -109,7 +100,7 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         let server = SmtpServer::start(Script::default());
         let out = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
-            .args(run_args(data.path(), out.path()))
+            .args(run_args(data.path(), out.path(), AS_OF))
             .envs(server.env())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -126,7 +117,7 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
             kills += 1;
         }
         child.wait().unwrap();
-        let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &server.env());
+        let (code, stderr) = faktura_env(&run_args(data.path(), out.path(), AS_OF), &server.env());
         assert!(code == 0 || code == 3, "{stderr}");
 
         let at = format!("killed when {moment}");
@@ -193,7 +184,7 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
         .open(&lock_path)
         .unwrap();
     holder.try_lock().unwrap();
-    let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &[]);
+    let (code, stderr) = faktura_env(&run_args(data.path(), out.path(), AS_OF), &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("another faktura run holds"), "{stderr}");
     assert!(
@@ -203,7 +194,7 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
     assert!(!out.path().join("ledger.sqlite").exists());
     // Released (as the kernel does when the holder dies): the run goes ahead.
     drop(holder);
-    let (code, stderr) = faktura_env(&run_args(data.path(), out.path()), &[]);
+    let (code, stderr) = faktura_env(&run_args(data.path(), out.path(), AS_OF), &[]);
     assert_eq!(code, 3, "{stderr}");
 }
 
@@ -219,7 +210,7 @@ fn bad_configuration_exits_2_naming_file_key_and_problem() {
         original.replace("settle_days = 2", "settle_dayz = 2"),
     )
     .unwrap();
-    let (code, stderr) = faktura_env(&run_args(data.path(), &out), &[]);
+    let (code, stderr) = faktura_env(&run_args(data.path(), &out, AS_OF), &[]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("faktura.toml") && stderr.contains("settle_dayz"),
@@ -232,13 +223,13 @@ fn bad_configuration_exits_2_naming_file_key_and_problem() {
         original.replace("transport = \"file\"", "transport = \"pigeon\""),
     )
     .unwrap();
-    let (code, stderr) = faktura_env(&run_args(data.path(), &out), &[]);
+    let (code, stderr) = faktura_env(&run_args(data.path(), &out, AS_OF), &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("pigeon"), "{stderr}");
 
     std::fs::write(&config, &original).unwrap();
     let (code, stderr) = faktura_env(
-        &run_args(data.path(), &out),
+        &run_args(data.path(), &out, AS_OF),
         &[("FAKTURA_BILLING_SETTLE_DAYS".into(), "two".into())],
     );
     assert_eq!(code, 2);

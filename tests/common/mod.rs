@@ -23,9 +23,9 @@ pub fn faktura(args: &[&str]) -> Output {
         .expect("faktura runs")
 }
 
-/// `faktura run --data DATA --out OUT --as-of AS_OF`, returning the exit code.
-pub fn run(data: &Path, out: &Path, as_of: &str) -> (i32, String) {
-    let output = faktura(&[
+/// The arguments of `faktura run --data DATA --out OUT --as-of AS_OF`.
+pub fn run_args<'a>(data: &'a Path, out: &'a Path, as_of: &'a str) -> Vec<&'a str> {
+    vec![
         "run",
         "--data",
         data.to_str().unwrap(),
@@ -33,7 +33,12 @@ pub fn run(data: &Path, out: &Path, as_of: &str) -> (i32, String) {
         out.to_str().unwrap(),
         "--as-of",
         as_of,
-    ]);
+    ]
+}
+
+/// `faktura run --data DATA --out OUT --as-of AS_OF`, returning the exit code.
+pub fn run(data: &Path, out: &Path, as_of: &str) -> (i32, String) {
+    let output = faktura(&run_args(data, out, as_of));
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code().expect("exited"), stderr)
 }
