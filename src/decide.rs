@@ -28,9 +28,9 @@ pub struct DecideInput<'a> {
     pub present_days: &'a BTreeSet<NaiveDate>,
     /// Lines of the periods [`periods_needing_lines`] named (others may be absent).
     pub lines: &'a PeriodLines,
-    /// Days ingested since the last decide step: only a decided period
-    /// containing one is compared with its billed sums for late usage.
-    pub fresh_days: &'a BTreeSet<NaiveDate>,
+    /// Only the decided periods late usage may have touched are compared
+    /// with their billed sums.
+    pub late: LateUsage<'a>,
     pub decided: &'a BTreeMap<DecisionKey, Decision>,
     pub billed: &'a BTreeMap<DecisionKey, Billed>,
     pub next_seq: u64,
@@ -45,17 +45,41 @@ pub fn first_period(profile: &Profile, billing_start: NaiveDate) -> Period {
     )
 }
 
+/// Where late usage may have arrived since periods were decided.
+#[derive(Clone, Copy)]
+pub struct LateUsage<'a> {
+    /// Days ingested since the last decide step.
+    pub fresh_days: &'a BTreeSet<NaiveDate>,
+    /// Decided periods an earlier fresh day fell in that have not been
+    /// compared with their billed sums yet: their profile has decided no
+    /// new period since (the comparison happens when it does).
+    pub unchecked: &'a BTreeSet<DecisionKey>,
+}
+
+impl LateUsage<'_> {
+    /// Whether the decided period of `profile` starting on `start` may have
+    /// late usage, and must be compared with what was billed.
+    pub fn may_touch(&self, profile: &Profile, kind: Kind, start: NaiveDate) -> bool {
+        let period = Period::containing(start, profile.period_start_day);
+        self.fresh_days
+            .range(period.start..=period.end)
+            .next()
+            .is_some()
+            || self.unchecked.contains(&(profile.id.clone(), kind, start))
+    }
+}
+
 /// The periods, (profile, period start), whose lines a decide step looks
-/// at: closed periods not yet decided or held, and decided ones containing
-/// a fresh day (late usage there becomes adjustments). Aggregate sums only
-/// these, so a night that closes nothing reads almost nothing.
+/// at: closed periods not yet decided or held, and decided ones late usage
+/// may have touched (it becomes adjustments). Aggregate sums only these,
+/// so a night that closes nothing reads almost nothing.
 pub fn periods_needing_lines(
     reference: &Reference,
     as_of: NaiveDate,
     settle_days: u32,
     billing_start: NaiveDate,
     decided: &BTreeMap<DecisionKey, Decision>,
-    fresh_days: &BTreeSet<NaiveDate>,
+    late: &LateUsage,
 ) -> BTreeSet<(String, NaiveDate)> {
     let mut wanted = BTreeSet::new();
     for profile in reference.profiles.values() {
@@ -64,7 +88,10 @@ pub fn periods_needing_lines(
             let settled = decided
                 .get(&(profile.id.clone(), Kind::Services, period.start))
                 .is_some_and(|d| d.code != DecisionCode::HeldIncompleteUsage);
-            if !settled || has_fresh_day(fresh_days, period) {
+            let touched = [Kind::Services, Kind::Purchases]
+                .into_iter()
+                .any(|kind| late.may_touch(profile, kind, period.start));
+            if !settled || touched {
                 wanted.insert((profile.id.clone(), period.start));
             }
             period = period.next();
@@ -73,14 +100,10 @@ pub fn periods_needing_lines(
     wanted
 }
 
-fn has_fresh_day(fresh_days: &BTreeSet<NaiveDate>, period: Period) -> bool {
-    fresh_days.range(period.start..=period.end).next().is_some()
-}
-
 /// Decides every closed, undecided period of every profile.
 pub fn decide(input: &DecideInput) -> DecideCommit {
     let mut commit = DecideCommit {
-        seen_fresh_days: input.fresh_days.iter().copied().collect(),
+        seen_fresh_days: input.late.fresh_days.iter().copied().collect(),
         ..Default::default()
     };
     let mut balances = credit_balances(input);
@@ -116,6 +139,8 @@ struct ProfileWalk {
     held: bool,
     /// Billed sums of this profile's decided periods, updated by adjustments.
     billed: BTreeMap<DecisionKey, Billed>,
+    /// Decided periods compared with their billed sums in this walk.
+    compared: BTreeSet<DecisionKey>,
 }
 
 fn decide_profile(
@@ -134,6 +159,7 @@ fn decide_profile(
             .filter(|((p, _, _), _)| *p == profile.id)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        compared: BTreeSet::new(),
     };
     let mut decided_any = false;
     let mut period = first_period(profile, input.billing_start);
@@ -167,6 +193,16 @@ fn decide_profile(
             }
         }
         period = period.next();
+    }
+    // Periods late usage may have touched wait for the profile's next
+    // decided period if this walk did not compare them.
+    for (key @ (_, kind, start), _) in input.billed.range(
+        (profile.id.clone(), Kind::Services, NaiveDate::MIN)
+            ..=(profile.id.clone(), Kind::Purchases, NaiveDate::MAX),
+    ) {
+        if input.late.may_touch(profile, *kind, *start) && !walk.compared.contains(key) {
+            commit.unchecked.push(key.clone());
+        }
     }
     if decided_any {
         commit.profile_states.push((
@@ -248,16 +284,14 @@ fn lines_with_adjustments(
         .cloned()
         .unwrap_or_default();
     let mut adjustments = Vec::new();
-    for ((_, billed_kind, start), billed) in walk.billed.iter_mut() {
+    for (billed_key @ (_, billed_kind, start), billed) in walk.billed.iter_mut() {
         if *billed_kind != kind
             || *start >= period.start
-            || !has_fresh_day(
-                input.fresh_days,
-                Period::containing(*start, profile.period_start_day),
-            )
+            || !input.late.may_touch(profile, kind, *start)
         {
             continue;
         }
+        walk.compared.insert(billed_key.clone());
         let now = input
             .lines
             .get(&(profile.id.clone(), kind, *start))

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS dirty (folder TEXT NOT NULL, month TEXT NOT NULL,
     PRIMARY KEY (folder, month));
 CREATE TABLE IF NOT EXISTS fresh_days (day TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS unchecked (
+    profile_id TEXT NOT NULL, kind TEXT NOT NULL, period_start TEXT NOT NULL,
+    PRIMARY KEY (profile_id, kind, period_start));
 CREATE TABLE IF NOT EXISTS file_stamps (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, modified_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL);
@@ -133,6 +136,9 @@ pub struct DecideCommit {
     /// The fresh days this step compared decided periods against: no
     /// longer fresh once committed.
     pub seen_fresh_days: Vec<NaiveDate>,
+    /// Decided periods late usage may have touched, not yet compared with
+    /// their billed sums: replaces what the ledger held.
+    pub unchecked: Vec<DecisionKey>,
 }
 
 /// A delivery of the outbox.
@@ -570,7 +576,43 @@ impl Ledger {
             tx.execute("DELETE FROM fresh_days WHERE day = ?1", [day.to_string()])
                 .map_err(wrap)?;
         }
+        tx.execute("DELETE FROM unchecked", []).map_err(wrap)?;
+        for (profile, kind, start) in &commit.unchecked {
+            tx.execute(
+                "INSERT INTO unchecked (profile_id, kind, period_start) VALUES (?1, ?2, ?3)",
+                params![profile, kind.as_str(), start.to_string()],
+            )
+            .map_err(wrap)?;
+        }
         tx.commit().map_err(wrap)
+    }
+
+    /// Decided periods still to be compared with their billed sums
+    /// ([`DecideCommit::unchecked`]).
+    pub fn unchecked(&self) -> Result<BTreeSet<DecisionKey>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT profile_id, kind, period_start FROM unchecked")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = BTreeSet::new();
+        for row in rows {
+            let (profile, kind, start) = row.map_err(self.err())?;
+            let kind = Kind::parse(&kind).ok_or(LedgerError::Corrupt {
+                what: "unchecked.kind",
+                detail: kind.clone(),
+            })?;
+            out.insert((profile, kind, date("unchecked.period_start", &start)?));
+        }
+        Ok(out)
     }
 
     /// Days ingested (or re-ingested) since a decide step last looked at

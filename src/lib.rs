@@ -276,6 +276,11 @@ fn run_stages(
     let needs_lines = stages.includes(Stages::Aggregate) || stages.includes(Stages::Decide);
     let mut lines = None;
     let fresh_days = ledger.fresh_days()?;
+    let unchecked = ledger.unchecked()?;
+    let late = decide::LateUsage {
+        fresh_days: &fresh_days,
+        unchecked: &unchecked,
+    };
     let decided = ledger.decisions()?;
     if needs_lines {
         let started = Instant::now();
@@ -287,7 +292,7 @@ fn run_stages(
             ctx.settings.billing.settle_days,
             ctx.billing_start,
             &decided,
-            &fresh_days,
+            &late,
         );
         let period_lines = aggregate::period_lines_from(&partitions, ctx.reference, &wanted)
             .context("failed to aggregate usage")?;
@@ -311,7 +316,7 @@ fn run_stages(
             ledger,
             lines.as_ref().expect("aggregated above"),
             &decided,
-            &fresh_days,
+            late,
             summary,
         )?;
         summary
@@ -350,7 +355,7 @@ fn decide_and_record(
     ledger: &mut Ledger,
     lines: &aggregate::PeriodLines,
     decided: &BTreeMap<ledger::DecisionKey, model::Decision>,
-    fresh_days: &BTreeSet<NaiveDate>,
+    late: decide::LateUsage,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let present_days: BTreeSet<NaiveDate> = ledger
@@ -359,10 +364,17 @@ fn decide_and_record(
         .filter(|d| d.present)
         .map(|d| d.day)
         .collect();
-    // Only decided periods containing a fresh day are compared with what
-    // was billed (late usage); a period is at most 31 days long.
-    let billed = match fresh_days.first() {
-        Some(first) => ledger.billed_since(*first - chrono::Days::new(31))?,
+    // Only decided periods late usage may have touched are compared with
+    // what was billed; a period is at most 31 days long.
+    let earliest = [
+        late.fresh_days.first().map(|d| *d - chrono::Days::new(31)),
+        late.unchecked.iter().map(|(_, _, start)| *start).min(),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let billed = match earliest {
+        Some(since) => ledger.billed_since(since)?,
         None => BTreeMap::new(),
     };
     let input = decide::DecideInput {
@@ -373,7 +385,7 @@ fn decide_and_record(
         invoice_prefix: &ctx.settings.billing.invoice_prefix,
         present_days: &present_days,
         lines,
-        fresh_days,
+        late,
         decided,
         billed: &billed,
         next_seq: ledger.next_invoice_seq()?,

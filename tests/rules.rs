@@ -294,3 +294,30 @@ fn feeding_the_days_in_any_order_gives_the_same_result() {
     assert_eq!(pdfs(out.path()), pdfs(all_at_once.path()));
     assert!(!pdfs(out.path()).is_empty());
 }
+
+#[test]
+fn late_usage_arriving_on_a_quiet_night_is_billed_on_the_next_period() {
+    let data = tempfile::tempdir().unwrap();
+    rules_dir(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(data.path(), out.path(), "2026-11-03");
+    assert_eq!(code, 0, "{stderr}");
+    // A second file for 20 October arrives after October was invoiced, on
+    // a night when no period closes.
+    std::fs::write(
+        data.path().join("usage/2026-10-20-late.csv"),
+        format!(
+            "{HEADER}\n2026-10-20,A,P-ISSUE,S-ISSUE,m1,Virtual Machines,D2s v3,1 Hour,1,2.50,2.50,USD,Usage,Azure\n"
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = run(data.path(), out.path(), "2026-11-10");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(files_under(&out.path().join("invoices/period=2026-11")).is_empty());
+    // November closes: its invoice carries October's late 2.50.
+    let (code, stderr) = run(data.path(), out.path(), "2026-12-03");
+    assert_eq!(code, 0, "{stderr}");
+    let text = explain(out.path(), "P-ISSUE", "2026-11");
+    assert!(text.contains("INV-00000002"), "{text}");
+    assert!(text.contains("2.50"), "{text}");
+}

@@ -141,6 +141,7 @@ struct Case {
     lines: PeriodLines,
     present: BTreeSet<NaiveDate>,
     fresh: BTreeSet<NaiveDate>,
+    unchecked: BTreeSet<DecisionKey>,
     as_of: NaiveDate,
     decided: BTreeMap<DecisionKey, Decision>,
     billed: BTreeMap<DecisionKey, Billed>,
@@ -154,6 +155,7 @@ impl Case {
             lines: lines.0,
             present: all_days(),
             fresh: all_days(),
+            unchecked: BTreeSet::new(),
             as_of: d(as_of),
             decided: BTreeMap::new(),
             billed: BTreeMap::new(),
@@ -170,7 +172,7 @@ impl Case {
             invoice_prefix: "INV-",
             present_days: &self.present,
             lines: &self.lines,
-            fresh_days: &self.fresh,
+            late: self.late(),
             decided: &self.decided,
             billed: &self.billed,
             next_seq: self.next_seq,
@@ -193,6 +195,14 @@ impl Case {
             self.billed.insert(k.clone(), b.clone());
         }
         self.next_seq += commit.invoices.len() as u64;
+        self.unchecked = commit.unchecked.iter().cloned().collect();
+    }
+
+    fn late(&self) -> LateUsage<'_> {
+        LateUsage {
+            fresh_days: &self.fresh,
+            unchecked: &self.unchecked,
+        }
     }
 }
 
@@ -600,7 +610,7 @@ fn only_closed_undecided_periods_and_decided_ones_with_fresh_days_need_lines() {
             2,
             d("2026-10-01"),
             &case.decided,
-            &case.fresh,
+            &case.late(),
         )
     };
     // October is closed and undecided; November is still open.
@@ -635,4 +645,46 @@ fn only_closed_undecided_periods_and_decided_ones_with_fresh_days_need_lines() {
             ("P".to_string(), d("2026-11-01"))
         ])
     );
+}
+
+#[test]
+fn late_usage_on_a_night_that_decides_nothing_waits_for_the_next_period() {
+    let october = key("S", "vm", CoveredBy::None);
+    let lines = Lines::default().add("P", "2026-10-01", october.clone(), "100");
+    let mut case = Case::new(reference(), lines, "2026-11-03");
+    let first = case.decide();
+    case.apply(&first);
+    // 10 November: a re-delivered October file adds 5.255; nothing closes.
+    case.fresh = BTreeSet::from([d("2026-10-15")]);
+    case.as_of = d("2026-11-10");
+    case.lines = Lines::default()
+        .add("P", "2026-10-01", october.clone(), "105.255")
+        .0;
+    let quiet = case.decide();
+    assert!(quiet.decisions.is_empty());
+    assert_eq!(
+        quiet.unchecked,
+        vec![("P".to_string(), Kind::Services, d("2026-10-01"))]
+    );
+    case.apply(&quiet);
+    // 3 December: no fresh day any more, but October is still unchecked,
+    // so it is aggregated and its late usage billed on November.
+    case.fresh.clear();
+    case.as_of = d("2026-12-03");
+    let needing = periods_needing_lines(
+        &case.reference,
+        case.as_of,
+        2,
+        d("2026-10-01"),
+        &case.decided,
+        &case.late(),
+    );
+    assert!(needing.contains(&("P".to_string(), d("2026-10-01"))));
+    case.lines = Lines::default()
+        .add("P", "2026-10-01", october, "105.255")
+        .add("P", "2026-11-01", key("S", "vm", CoveredBy::None), "10")
+        .0;
+    let commit = case.decide();
+    assert_eq!(amounts(&commit, "P", "2026-11-01").subtotal, dec("15.26"));
+    assert!(commit.unchecked.is_empty());
 }
