@@ -171,6 +171,13 @@ fn date(what: &'static str, text: &str) -> Result<NaiveDate> {
         })
 }
 
+fn parse_kind(what: &'static str, text: &str) -> Result<Kind> {
+    Kind::parse(text).ok_or(LedgerError::Corrupt {
+        what,
+        detail: text.to_string(),
+    })
+}
+
 impl Ledger {
     pub fn open(path: &Path) -> Result<Ledger> {
         let display = path.display().to_string();
@@ -432,10 +439,7 @@ impl Ledger {
         for row in rows {
             let (profile, kind, start, data) = row.map_err(self.err())?;
             let entries: Vec<(LineKey, LineSums)> = from_json("billed.data", &data)?;
-            let kind = Kind::parse(&kind).ok_or(LedgerError::Corrupt {
-                what: "billed.kind",
-                detail: kind.clone(),
-            })?;
+            let kind = parse_kind("billed.kind", &kind)?;
             out.insert(
                 (profile, kind, date("billed.period_start", &start)?),
                 entries.into_iter().collect(),
@@ -482,10 +486,7 @@ impl Ledger {
         let mut out = Vec::new();
         for row in rows {
             let (profile, kind, start, data) = row.map_err(self.err())?;
-            let kind = Kind::parse(&kind).ok_or(LedgerError::Corrupt {
-                what: "lines.kind",
-                detail: kind.clone(),
-            })?;
+            let kind = parse_kind("lines.kind", &kind)?;
             out.push((
                 (profile, kind, date("lines.period_start", &start)?),
                 from_json("lines.data", &data)?,
@@ -606,10 +607,7 @@ impl Ledger {
         let mut out = BTreeSet::new();
         for row in rows {
             let (profile, kind, start) = row.map_err(self.err())?;
-            let kind = Kind::parse(&kind).ok_or(LedgerError::Corrupt {
-                what: "unchecked.kind",
-                detail: kind.clone(),
-            })?;
+            let kind = parse_kind("unchecked.kind", &kind)?;
             out.insert((profile, kind, date("unchecked.period_start", &start)?));
         }
         Ok(out)
@@ -627,14 +625,7 @@ impl Ledger {
             .map_err(self.err())?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(self.err())?;
-        days.iter()
-            .map(|d| {
-                d.parse().map_err(|_| LedgerError::Corrupt {
-                    what: "fresh day",
-                    detail: d.clone(),
-                })
-            })
-            .collect()
+        days.iter().map(|d| date("fresh_days.day", d)).collect()
     }
 
     // ---- invoices ----
