@@ -298,10 +298,14 @@ fn daily_sums(partitions: &[PathBuf]) -> anyhow::Result<Vec<DailySums>> {
     Ok(out)
 }
 
+/// Daily sums read at a time: memory holds a few days' sums and the
+/// period lines summed so far, however many days the periods span.
+const DAYS_PER_BATCH: usize = 4;
+
 /// The lines of the `wanted` (profile, period start) periods, summed by
-/// polars from the per-day caches of their days only: each day mapped to
-/// its profile's period, MOSP purchases split off, free-trial usage
-/// marked; only the (much fewer) lines reach Rust.
+/// polars from the per-day caches of their days only, a few days at a
+/// time: each day mapped to its profile's period, MOSP purchases split
+/// off, free-trial usage marked; only the (much fewer) lines reach Rust.
 pub fn period_lines_from(
     partitions: &[PathBuf],
     reference: &Reference,
@@ -315,15 +319,35 @@ pub fn period_lines_from(
         .cloned()
         .collect();
     let caches = daily_caches(&needed)?;
-    if caches.is_empty() {
-        return Ok(PeriodLines::new());
+    let (periods, trials) = (periods.lazy(), trial_table(reference).lazy());
+    let mut lines: Option<DataFrame> = None;
+    for batch in caches.chunks(DAYS_PER_BATCH) {
+        let scans = batch
+            .iter()
+            .map(|c| scan(c))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let usage = concat(scans, UnionArgs::default())?;
+        let batch_lines = period_sums(usage, periods.clone(), trials.clone());
+        let summed = match lines.take() {
+            None => batch_lines,
+            Some(so_far) => concat([so_far.lazy(), batch_lines], UnionArgs::default())?
+                .group_by(line_keys())
+                .agg(line_sums()),
+        };
+        lines = Some(
+            summed
+                .collect_with_engine(Engine::Streaming)?
+                .unwrap_single(),
+        );
     }
-    let scans = caches
-        .iter()
-        .map(|c| scan(c))
-        .collect::<PolarsResult<Vec<_>>>()?;
-    let usage = concat(scans, UnionArgs::default())?;
-    let trials = trial_table(reference);
+    match lines {
+        Some(df) => frame_to_period_lines(&df),
+        None => Ok(PeriodLines::new()),
+    }
+}
+
+/// Daily sums joined to their profiles' periods and summed into lines.
+fn period_sums(usage: LazyFrame, periods: LazyFrame, trials: LazyFrame) -> LazyFrame {
     let charge = col("charge_type").str().to_lowercase();
     let purchase = col("is_mosp").and(
         col("publisher_type")
@@ -338,21 +362,15 @@ pub fn period_lines_from(
     let trial = col("is_azure_credit_eligible")
         .and(col("trial_end").is_not_null())
         .and(col("date").lt_eq(col("trial_end")));
-    let mut keys: Vec<Expr> = ["billing_profile_id", "kind", "period_start"]
-        .iter()
-        .map(|c| col(*c))
-        .collect();
-    keys.extend(GROUP_COLUMNS[2..].iter().map(|c| col(*c)));
-    keys.push(col("covered_by"));
-    let df = usage
+    usage
         .join(
-            periods.lazy(),
+            periods,
             [col("billing_profile_id"), col("date")],
             [col("profile_id"), col("day")],
             JoinArgs::new(JoinType::Inner),
         )
         .join(
-            trials.lazy(),
+            trials,
             [col("subscription_id")],
             [col("trial_subscription")],
             JoinArgs::new(JoinType::Left),
@@ -369,22 +387,32 @@ pub fn period_lines_from(
                 .otherwise(lit("none"))
                 .alias("covered_by"),
         )
-        .group_by(keys)
-        .agg([
-            col("quantity").sum(),
-            col("cost_in_billing_currency").sum(),
-            col("rows").sum(),
-        ])
-        // The streaming engine keeps memory to batches of the daily sums.
-        .collect_with_engine(Engine::Streaming)?
-        .unwrap_single();
-    frame_to_period_lines(&df)
+        .group_by(line_keys())
+        .agg(line_sums())
+}
+
+/// What a period line is grouped by: profile, kind, period and line key.
+fn line_keys() -> Vec<Expr> {
+    let mut keys: Vec<Expr> = ["billing_profile_id", "kind", "period_start"]
+        .iter()
+        .map(|c| col(*c))
+        .collect();
+    keys.extend(GROUP_COLUMNS[2..].iter().map(|c| col(*c)));
+    keys.push(col("covered_by"));
+    keys
+}
+
+fn line_sums() -> [Expr; 3] {
+    [
+        col("quantity").sum(),
+        col("cost_in_billing_currency").sum(),
+        col("rows").sum(),
+    ]
 }
 
 /// (profile, day) -> the start of the period holding that day, and whether
-/// the profile is MOSP: a small table (profiles x days) that polars joins.
-/// (profile, day) -> period start for the days of the wanted periods, and
-/// the set of those days.
+/// the profile is MOSP, for the days of the wanted periods (a small table
+/// polars joins); and the set of those days.
 fn period_table(
     reference: &Reference,
     days: &[NaiveDate],
