@@ -96,6 +96,8 @@ fn cache_of(partition: &Path) -> PathBuf {
 /// eligibility: unambiguous whatever characters a value holds.
 pub struct DaySums {
     parts: Vec<Vec<KeyedSums>>,
+    /// A bucket longer than this is summed in place by [`DaySums::compact`].
+    compact_at: Vec<usize>,
     key: String,
 }
 
@@ -115,6 +117,8 @@ struct ScaledSums {
 }
 
 const PARTS: usize = 64;
+/// The smallest bucket [`DaySums::compact`] sums.
+const COMPACT_MIN: usize = 4096;
 
 /// One accepted usage row as [`DaySums`] needs it.
 pub struct SumsRow<'a> {
@@ -129,6 +133,7 @@ impl Default for DaySums {
     fn default() -> DaySums {
         DaySums {
             parts: (0..PARTS).map(|_| Vec::new()).collect(),
+            compact_at: vec![COMPACT_MIN; PARTS],
             key: String::new(),
         }
     }
@@ -163,6 +168,20 @@ impl DaySums {
         }
     }
 
+    /// Sums, in parallel, the buckets that have grown to twice what they
+    /// held when last summed: memory follows a day's distinct lines, not
+    /// its rows. Called after each block of a file.
+    pub fn compact(&mut self) {
+        self.parts
+            .par_iter_mut()
+            .zip(self.compact_at.par_iter_mut())
+            .filter(|(rows, at)| rows.len() > **at)
+            .for_each(|(rows, at)| {
+                sum_bucket(rows);
+                *at = (2 * rows.len()).max(COMPACT_MIN);
+            });
+    }
+
     /// Sums each bucket's rows by key (in parallel); groups come out in
     /// (hash, key) order, the same for the same rows.
     fn groups(self) -> Vec<KeyedSums> {
@@ -170,24 +189,32 @@ impl DaySums {
             .parts
             .into_par_iter()
             .map(|mut rows| {
-                rows.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
-                let mut groups: Vec<KeyedSums> = Vec::with_capacity(rows.len());
-                for row in rows {
-                    match groups.last_mut() {
-                        Some(last) if last.hash == row.hash && last.key == row.key => {
-                            last.sums.quantity += row.sums.quantity;
-                            last.sums.cost += row.sums.cost;
-                            last.sums.rows += row.sums.rows;
-                        }
-                        _ => groups.push(row),
-                    }
-                }
-                groups
+                sum_bucket(&mut rows);
+                rows
             })
             .collect();
         parts.into_iter().flatten().collect()
     }
+}
 
+/// Sorts a bucket by (hash, key) and sums rows of the same key into one.
+fn sum_bucket(rows: &mut Vec<KeyedSums>) {
+    rows.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
+    let mut groups: Vec<KeyedSums> = Vec::with_capacity(rows.len());
+    for row in rows.drain(..) {
+        match groups.last_mut() {
+            Some(last) if last.hash == row.hash && last.key == row.key => {
+                last.sums.quantity += row.sums.quantity;
+                last.sums.cost += row.sums.cost;
+                last.sums.rows += row.sums.rows;
+            }
+            _ => groups.push(row),
+        }
+    }
+    *rows = groups;
+}
+
+impl DaySums {
     /// The day's sums as its aggregate cache holds them: the group columns,
     /// `quantity`, `cost_in_billing_currency` and `rows`.
     fn into_frame(self, day: NaiveDate, scale: usize) -> PolarsResult<DataFrame> {
@@ -675,6 +702,44 @@ mod tests {
         assert_eq!(sums[0].key.pricing_model, "OnDemand");
         assert!(sums[0].key.credit_eligible);
         assert_eq!(sums[0].sums.rows, 2);
+    }
+
+    #[test]
+    fn compacting_buckets_as_a_day_grows_keeps_the_same_sums() {
+        let mut sums = DaySums::default();
+        let mut expected: BTreeMap<String, (i128, i64)> = BTreeMap::new();
+        for i in 0..600_000i128 {
+            let meter = format!("meter {}", i % 997);
+            sums.add(&SumsRow {
+                fields: [
+                    "P", "S", &meter, "Compute", "VM", "1 Hour", "Usage", "Azure", "OnDemand",
+                ],
+                credit_eligible: i % 2 == 0,
+                quantity: 1,
+                cost: i,
+            });
+            let entry = expected
+                .entry(format!("{meter} {}", i % 2 == 0))
+                .or_default();
+            entry.0 += i;
+            entry.1 += 1;
+            if i % 50_000 == 0 {
+                sums.compact();
+            }
+        }
+        // Compaction happened: the buckets hold groups, not rows.
+        assert!(sums.parts.iter().map(Vec::len).sum::<usize>() < 600_000);
+        let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let got: BTreeMap<String, (i128, i64)> =
+            frame_to_daily_sums(&sums.into_frame(day, 0).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|d| {
+                    let key = format!("{} {}", d.key.meter_id, d.key.credit_eligible);
+                    (key, (d.sums.cost.try_into().unwrap(), d.sums.rows))
+                })
+                .collect();
+        assert_eq!(got, expected);
     }
 
     /// A property over generated months: the polars aggregation equals the

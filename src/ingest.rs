@@ -711,6 +711,7 @@ fn read_file(
             sink.send(chunk.rows)
                 .map_err(|_| DayError::Failed(anyhow::anyhow!("the parquet encoder stopped")))?;
         }
+        sums.compact();
         next_line += lines_before;
         buf.drain(..end);
         if eof && buf.is_empty() {
