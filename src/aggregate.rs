@@ -6,13 +6,10 @@
 //! over those much smaller daily sums.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rayon::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::model::{CoveredBy, Kind, LineKey, LineSums, Offer, Period, Reference};
@@ -88,24 +85,30 @@ fn cache_of(partition: &Path) -> PathBuf {
 }
 
 /// A day's accepted usage summed by (profile, line key) while it is parsed,
-/// so the day's sums need not be read back from its partition. Rows are
-/// spread over `PARTS` buckets by a hash of their key as they are parsed
-/// (in parallel chunks); each bucket is then summed on its own, in
-/// parallel. A key is the `GROUP_COLUMNS` values (without the date), each
-/// written as `{byte length}:{value}`, then `1` or `0` for credit
-/// eligibility: unambiguous whatever characters a value holds.
-pub struct DaySums {
-    parts: Vec<Vec<KeyedSums>>,
-    /// A bucket longer than this is summed in place by [`DaySums::compact`].
-    compact_at: Vec<usize>,
-    key: String,
+/// so the day's sums need not be read back from its partition.
+///
+/// Rows are parsed in parallel chunks, each keeping a [`ChunkSums`]; the
+/// day merges them in order. A row's subscription comes as its position in
+/// the day's subscription list (the reference data's, so no text is hashed
+/// for it), its line as text: the line's seven values are numbered within
+/// the chunk, then within the day, so the day's sums are keyed by three
+/// small numbers. Memory follows the day's distinct lines, not its rows.
+pub struct DaySums<'r> {
+    /// (profile id, subscription id) at each position a row may name.
+    subscriptions: &'r [(&'r str, &'r str)],
+    lines: LineTexts,
+    sums: FastMap<GroupKey, ScaledSums>,
 }
 
-/// One row's (or, once summed, one group's) sums under its key.
-struct KeyedSums {
-    hash: u64,
-    key: Box<str>,
-    sums: ScaledSums,
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One group of a day: a subscription (which names the profile), a line
+/// and credit eligibility.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct GroupKey {
+    subscription: u32,
+    line: u32,
+    credit_eligible: bool,
 }
 
 /// Exact sums at the usage scale.
@@ -116,121 +119,133 @@ struct ScaledSums {
     rows: i64,
 }
 
-const PARTS: usize = 64;
-/// The smallest bucket [`DaySums::compact`] sums.
-const COMPACT_MIN: usize = 4096;
+impl ScaledSums {
+    fn add(&mut self, other: ScaledSums) {
+        self.quantity += other.quantity;
+        self.cost += other.cost;
+        self.rows += other.rows;
+    }
+}
+
+/// Distinct line texts, numbered in order of first sight. A line text is
+/// its seven values (`GROUP_COLUMNS` from `meter_id` on, without credit
+/// eligibility), each written as its byte length (4 bytes, little-endian)
+/// then its bytes: unambiguous whatever characters a value holds.
+#[derive(Default)]
+struct LineTexts {
+    ids: FastMap<Box<[u8]>, u32>,
+    texts: Vec<Box<[u8]>>,
+}
+
+impl LineTexts {
+    fn id(&mut self, text: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = u32::try_from(self.texts.len()).expect("fewer than 2^32 distinct lines a day");
+        self.ids.insert(text.into(), id);
+        self.texts.push(text.into());
+        id
+    }
+
+    /// The seven values of line `id`.
+    fn values(&self, id: u32) -> [&str; 7] {
+        let mut rest: &[u8] = &self.texts[id as usize];
+        std::array::from_fn(|_| {
+            let (len, after) = rest.split_at(4);
+            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            let (value, after) = after.split_at(len);
+            rest = after;
+            std::str::from_utf8(value).expect("line texts are made of str values")
+        })
+    }
+}
+
+fn write_line_text(text: &mut Vec<u8>, values: &[&str; 7]) {
+    text.clear();
+    for value in values {
+        let len = u32::try_from(value.len()).expect("a value shorter than 4 GB");
+        text.extend_from_slice(&len.to_le_bytes());
+        text.extend_from_slice(value.as_bytes());
+    }
+}
 
 /// One accepted usage row as [`DaySums`] needs it.
 pub struct SumsRow<'a> {
-    /// The line key's text values, in `GROUP_COLUMNS` order after the date.
-    pub fields: [&'a str; 9],
+    /// The row's position in the day's subscription list.
+    pub subscription: u32,
+    /// `meter_id`, `meter_category`, `meter_name`, `unit_of_measure`,
+    /// `charge_type`, `publisher_type`, `pricing_model`.
+    pub line: [&'a str; 7],
     pub credit_eligible: bool,
     pub quantity: i128,
     pub cost: i128,
 }
 
-impl Default for DaySums {
-    fn default() -> DaySums {
-        DaySums {
-            parts: (0..PARTS).map(|_| Vec::new()).collect(),
-            compact_at: vec![COMPACT_MIN; PARTS],
-            key: String::new(),
-        }
-    }
+/// The rows of one chunk, their lines numbered within the chunk.
+#[derive(Default)]
+pub struct ChunkSums {
+    lines: LineTexts,
+    rows: Vec<(GroupKey, ScaledSums)>,
+    text: Vec<u8>,
 }
 
-impl DaySums {
+impl ChunkSums {
     pub fn add(&mut self, row: &SumsRow) {
-        self.key.clear();
-        for field in row.fields {
-            write!(self.key, "{}:{field}", field.len()).expect("writing to a String");
-        }
-        self.key.push(if row.credit_eligible { '1' } else { '0' });
-        let hash = foldhash::fast::FixedState::default().hash_one(self.key.as_str());
-        self.parts[(hash % PARTS as u64) as usize].push(KeyedSums {
-            hash,
-            key: self.key.as_str().into(),
-            sums: ScaledSums {
-                quantity: row.quantity,
-                cost: row.cost,
-                rows: 1,
-            },
-        });
+        write_line_text(&mut self.text, &row.line);
+        let line = self.lines.id(&self.text);
+        let key = GroupKey {
+            subscription: row.subscription,
+            line,
+            credit_eligible: row.credit_eligible,
+        };
+        let sums = ScaledSums {
+            quantity: row.quantity,
+            cost: row.cost,
+            rows: 1,
+        };
+        self.rows.push((key, sums));
     }
+}
 
-    pub fn merge(&mut self, other: DaySums) {
-        for (mine, theirs) in self.parts.iter_mut().zip(other.parts) {
-            if mine.is_empty() {
-                *mine = theirs;
-            } else {
-                mine.extend(theirs);
-            }
+impl<'r> DaySums<'r> {
+    pub fn new(subscriptions: &'r [(&'r str, &'r str)]) -> DaySums<'r> {
+        DaySums {
+            subscriptions,
+            lines: LineTexts::default(),
+            sums: FastMap::default(),
         }
     }
 
-    /// Sums, in parallel, the buckets that have grown to twice what they
-    /// held when last summed: memory follows a day's distinct lines, not
-    /// its rows. Called after each block of a file.
-    pub fn compact(&mut self) {
-        self.parts
-            .par_iter_mut()
-            .zip(self.compact_at.par_iter_mut())
-            .filter(|(rows, at)| rows.len() > **at)
-            .for_each(|(rows, at)| {
-                sum_bucket(rows);
-                *at = (2 * rows.len()).max(COMPACT_MIN);
-            });
-    }
-
-    /// Sums each bucket's rows by key (in parallel); groups come out in
-    /// (hash, key) order, the same for the same rows.
-    fn groups(self) -> Vec<KeyedSums> {
-        let parts: Vec<Vec<KeyedSums>> = self
-            .parts
-            .into_par_iter()
-            .map(|mut rows| {
-                sum_bucket(&mut rows);
-                rows
-            })
+    /// Adds a chunk's rows, renumbering its lines as the day's.
+    pub fn merge(&mut self, chunk: ChunkSums) {
+        let day_line: Vec<u32> = chunk
+            .lines
+            .texts
+            .iter()
+            .map(|text| self.lines.id(text))
             .collect();
-        parts.into_iter().flatten().collect()
-    }
-}
-
-/// Sorts a bucket by (hash, key) and sums rows of the same key into one.
-fn sum_bucket(rows: &mut Vec<KeyedSums>) {
-    rows.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.key.cmp(&b.key)));
-    let mut groups: Vec<KeyedSums> = Vec::with_capacity(rows.len());
-    for row in rows.drain(..) {
-        match groups.last_mut() {
-            Some(last) if last.hash == row.hash && last.key == row.key => {
-                last.sums.quantity += row.sums.quantity;
-                last.sums.cost += row.sums.cost;
-                last.sums.rows += row.sums.rows;
-            }
-            _ => groups.push(row),
+        for (mut key, sums) in chunk.rows {
+            key.line = day_line[key.line as usize];
+            self.sums.entry(key).or_default().add(sums);
         }
     }
-    *rows = groups;
-}
 
-impl DaySums {
     /// The day's sums as its aggregate cache holds them: the group columns,
-    /// `quantity`, `cost_in_billing_currency` and `rows`.
+    /// `quantity`, `cost_in_billing_currency` and `rows`, in the order of
+    /// (subscription position, line first seen, credit eligibility).
     fn into_frame(self, day: NaiveDate, scale: usize) -> PolarsResult<DataFrame> {
-        let groups = self.groups();
+        let mut groups: Vec<(GroupKey, ScaledSums)> = self.sums.into_iter().collect();
+        groups.sort_unstable_by_key(|(key, _)| *key);
         let height = groups.len();
         let mut text: Vec<Vec<&str>> = (0..9).map(|_| Vec::with_capacity(height)).collect();
-        let mut eligible = Vec::with_capacity(height);
-        for group in &groups {
-            let mut rest: &str = &group.key;
-            for column in text.iter_mut() {
-                let (len, after) = rest.split_once(':').expect("keys are length-prefixed");
-                let len: usize = len.parse().expect("keys are length-prefixed");
-                column.push(&after[..len]);
-                rest = &after[len..];
+        for (key, _) in &groups {
+            let (profile, subscription) = self.subscriptions[key.subscription as usize];
+            text[0].push(profile);
+            text[1].push(subscription);
+            for (column, value) in text[2..].iter_mut().zip(self.lines.values(key.line)) {
+                column.push(value);
             }
-            eligible.push(rest == "1");
         }
         let mut columns = vec![
             Column::new("billing_profile_id".into(), &text[0]),
@@ -239,20 +254,26 @@ impl DaySums {
         for (name, values) in GROUP_COLUMNS[2..].iter().zip(&text[1..]) {
             columns.push(Column::new((*name).into(), values));
         }
-        columns.push(Column::new("is_azure_credit_eligible".into(), eligible));
+        columns.push(Column::new(
+            "is_azure_credit_eligible".into(),
+            groups
+                .iter()
+                .map(|(k, _)| k.credit_eligible)
+                .collect::<Vec<_>>(),
+        ));
         columns.push(store::decimal_column(
             "quantity",
-            groups.iter().map(|g| g.sums.quantity).collect(),
+            groups.iter().map(|(_, s)| s.quantity).collect(),
             scale,
         )?);
         columns.push(store::decimal_column(
             "cost_in_billing_currency",
-            groups.iter().map(|g| g.sums.cost).collect(),
+            groups.iter().map(|(_, s)| s.cost).collect(),
             scale,
         )?);
         columns.push(Column::new(
             "rows".into(),
-            groups.iter().map(|g| g.sums.rows).collect::<Vec<i64>>(),
+            groups.iter().map(|(_, s)| s.rows).collect::<Vec<i64>>(),
         ));
         DataFrame::new(height, columns)
     }
@@ -261,7 +282,7 @@ impl DaySums {
     /// removes it when the day has no accepted rows.
     pub fn write(self, out_dir: &Path, day: NaiveDate, scale: usize) -> anyhow::Result<()> {
         let path = daily_cache_path(out_dir, day);
-        if self.parts.iter().all(Vec::is_empty) {
+        if self.sums.is_empty() {
             store::remove_if_exists(&path)?;
             return Ok(());
         }
@@ -682,22 +703,25 @@ mod tests {
 
     #[test]
     fn day_sums_keep_any_characters_in_a_key() {
-        let name = "12:VM, \"Spot\" \u{1f}Øst:3";
-        let mut sums = DaySums::default();
+        let name = "12:VM, \"Spot\" \u{1f}\u{0}\u{4}Øst:3";
+        let subscriptions = [("P:1", "S")];
+        let mut sums = DaySums::new(&subscriptions);
         for cost in [5, 7] {
-            sums.add(&SumsRow {
-                fields: [
-                    "P:1", "S", "m", "Compute", name, "1 Hour", "Usage", "Azure", "OnDemand",
-                ],
+            let mut chunk = ChunkSums::default();
+            chunk.add(&SumsRow {
+                subscription: 0,
+                line: ["m", "Compute", name, "1 Hour", "Usage", "Azure", "OnDemand"],
                 credit_eligible: true,
                 quantity: 1,
                 cost,
             });
+            sums.merge(chunk);
         }
         let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
         let sums = frame_to_daily_sums(&sums.into_frame(day, 10).unwrap()).unwrap();
         assert_eq!(sums.len(), 1);
         assert_eq!(sums[0].profile_id, "P:1");
+        assert_eq!(sums[0].key.subscription_id, "S");
         assert_eq!(sums[0].key.meter_name, name);
         assert_eq!(sums[0].key.pricing_model, "OnDemand");
         assert!(sums[0].key.credit_eligible);
@@ -705,37 +729,50 @@ mod tests {
     }
 
     #[test]
-    fn compacting_buckets_as_a_day_grows_keeps_the_same_sums() {
-        let mut sums = DaySums::default();
-        let mut expected: BTreeMap<String, (i128, i64)> = BTreeMap::new();
+    fn day_sums_merged_from_chunks_equal_the_rows_summed_one_by_one() {
+        let subscriptions = [("P1", "S1"), ("P1", "S2"), ("P2", "S3")];
+        let mut sums = DaySums::new(&subscriptions);
+        let mut expected: BTreeMap<(String, String, bool), (i128, i64)> = BTreeMap::new();
+        let meters: Vec<String> = (0..997).map(|m| format!("meter {m}")).collect();
+        let mut chunk = ChunkSums::default();
         for i in 0..600_000i128 {
-            let meter = format!("meter {}", i % 997);
-            sums.add(&SumsRow {
-                fields: [
-                    "P", "S", &meter, "Compute", "VM", "1 Hour", "Usage", "Azure", "OnDemand",
+            let (s, meter) = ((i % 3) as u32, &meters[(i % 997) as usize]);
+            chunk.add(&SumsRow {
+                subscription: s,
+                line: [
+                    meter, "Compute", "VM", "1 Hour", "Usage", "Azure", "OnDemand",
                 ],
                 credit_eligible: i % 2 == 0,
                 quantity: 1,
                 cost: i,
             });
             let entry = expected
-                .entry(format!("{meter} {}", i % 2 == 0))
+                .entry((
+                    subscriptions[s as usize].1.into(),
+                    meter.clone(),
+                    i % 2 == 0,
+                ))
                 .or_default();
             entry.0 += i;
             entry.1 += 1;
             if i % 50_000 == 0 {
-                sums.compact();
+                sums.merge(std::mem::take(&mut chunk));
             }
         }
-        // Compaction happened: the buckets hold groups, not rows.
-        assert!(sums.parts.iter().map(Vec::len).sum::<usize>() < 600_000);
+        sums.merge(chunk);
         let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        let got: BTreeMap<String, (i128, i64)> =
+        let got: BTreeMap<(String, String, bool), (i128, i64)> =
             frame_to_daily_sums(&sums.into_frame(day, 0).unwrap())
                 .unwrap()
                 .into_iter()
                 .map(|d| {
-                    let key = format!("{} {}", d.key.meter_id, d.key.credit_eligible);
+                    let profile = if d.key.subscription_id == "S3" {
+                        "P2"
+                    } else {
+                        "P1"
+                    };
+                    assert_eq!(d.profile_id, profile);
+                    let key = (d.key.subscription_id, d.key.meter_id, d.key.credit_eligible);
                     (key, (d.sums.cost.try_into().unwrap(), d.sums.rows))
                 })
                 .collect();

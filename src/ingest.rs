@@ -17,7 +17,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{DaySums, SumsRow};
+use crate::aggregate::{ChunkSums, DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::{Profile, Reference, Subscription};
 use crate::parse::{
@@ -411,7 +411,7 @@ fn try_ingest_day(
     // The day's old sums go first: a run killed before the new ones are
     // written leaves aggregate to compute them from the new partition.
     store::remove_if_exists(&crate::aggregate::daily_cache_path(opts.out_dir, day))?;
-    let mut sums = DaySums::default();
+    let mut sums = DaySums::new(&index.subscription_names);
     let writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;
@@ -711,7 +711,6 @@ fn read_file(
             sink.send(chunk.rows)
                 .map_err(|_| DayError::Failed(anyhow::anyhow!("the parquet encoder stopped")))?;
         }
-        sums.compact();
         next_line += lines_before;
         buf.drain(..end);
         if eof && buf.is_empty() {
@@ -733,7 +732,7 @@ struct ChunkOutput {
     rows_read: u64,
     accepted_cost: i128,
     rejects: Vec<Reject>,
-    sums: DaySums,
+    sums: ChunkSums,
 }
 
 enum ChunkError {
@@ -758,7 +757,7 @@ fn parse_chunk(
     let mut record = csv::StringRecord::new();
     let mut rows = UsageColumns::with_capacity(text.len() / 200);
     let mut rejects = Vec::new();
-    let mut sums = DaySums::default();
+    let mut sums = ChunkSums::default();
     let mut rows_read = 0;
     let (mut line, mut counted_to) = (first_line, 0);
     loop {
@@ -785,9 +784,8 @@ fn parse_chunk(
         match validate_row(&record, columns, file) {
             Ok(row) => {
                 sums.add(&SumsRow {
-                    fields: [
-                        row.profile,
-                        row.subscription,
+                    subscription: row.subscription_position,
+                    line: [
                         row.meter_id,
                         row.meter_category,
                         row.meter_name,
@@ -840,6 +838,8 @@ struct UsageRow<'a> {
     account: &'a str,
     profile: &'a str,
     subscription: &'a str,
+    /// The subscription's position in [`ReferenceIndex::subscription_names`].
+    subscription_position: u32,
     meter_id: &'a str,
     meter_category: &'a str,
     meter_name: &'a str,
@@ -861,7 +861,10 @@ type RowError = (RejectReason, String);
 /// loop: hash lookups by id, each profile's first period computed once.
 struct ReferenceIndex<'a> {
     profiles: FastMap<&'a str, ProfileCheck<'a>>,
-    subscriptions: FastMap<&'a str, &'a Subscription>,
+    /// Each subscription with its position in `subscription_names`.
+    subscriptions: FastMap<&'a str, (u32, &'a Subscription)>,
+    /// (profile id, subscription id) of every subscription.
+    subscription_names: Vec<(&'a str, &'a str)>,
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -890,7 +893,13 @@ impl<'a> ReferenceIndex<'a> {
             subscriptions: reference
                 .subscriptions
                 .iter()
-                .map(|(id, s)| (id.as_str(), s))
+                .zip(0..)
+                .map(|((id, s), position)| (id.as_str(), (position, s)))
+                .collect(),
+            subscription_names: reference
+                .subscriptions
+                .values()
+                .map(|s| (s.profile_id.as_str(), s.id.as_str()))
                 .collect(),
         }
     }
@@ -961,10 +970,10 @@ fn validate_row<'a>(
             format!("profile {profile:?} is not under account {account:?}"),
         )
     })?;
-    let sub = index
+    let &(subscription_position, sub) = index
         .subscriptions
         .get(subscription)
-        .filter(|s| s.profile_id == profile)
+        .filter(|(_, s)| s.profile_id == profile)
         .ok_or_else(|| {
             (
                 UnknownSubscription,
@@ -1022,6 +1031,7 @@ fn validate_row<'a>(
         account,
         profile,
         subscription,
+        subscription_position,
         meter_id,
         meter_category,
         meter_name,
