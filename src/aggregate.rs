@@ -278,15 +278,33 @@ impl<'r> DaySums<'r> {
         DataFrame::new(height, columns)
     }
 
+    /// The day's cache, to be written once its partition is in place.
+    pub fn into_cache(self, day: NaiveDate, scale: usize) -> PolarsResult<DayCache> {
+        let frame = if self.sums.is_empty() {
+            None
+        } else {
+            Some(self.into_frame(day, scale)?)
+        };
+        Ok(DayCache { day, frame })
+    }
+}
+
+/// A day's sums as its cache file holds them; none for a day without
+/// accepted rows.
+pub struct DayCache {
+    day: NaiveDate,
+    frame: Option<DataFrame>,
+}
+
+impl DayCache {
     /// Writes the day's cache (`OUT/aggregates/date=D/daily.parquet`), or
     /// removes it when the day has no accepted rows.
-    pub fn write(self, out_dir: &Path, day: NaiveDate, scale: usize) -> anyhow::Result<()> {
-        let path = daily_cache_path(out_dir, day);
-        if self.sums.is_empty() {
-            store::remove_if_exists(&path)?;
-            return Ok(());
+    pub fn write(self, out_dir: &Path) -> anyhow::Result<()> {
+        let path = daily_cache_path(out_dir, self.day);
+        match self.frame {
+            None => Ok(store::remove_if_exists(&path)?),
+            Some(mut frame) => store::write_parquet(&path, &mut frame),
         }
-        store::write_parquet(&path, &mut self.into_frame(day, scale)?)
     }
 }
 

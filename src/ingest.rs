@@ -17,7 +17,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{ChunkSums, DaySums, SumsRow};
+use crate::aggregate::{ChunkSums, DayCache, DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::{Profile, Reference, Subscription};
 use crate::parse::{
@@ -187,6 +187,7 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<Ingest
     let listing = list_usage_files(opts.data_dir)?;
     let mut report = IngestReport::default();
     let mut manifest = Manifest::default();
+    let mut todo = Vec::new();
     for (day, files) in listing.days {
         if day < opts.billing_start || !shard.owns(day) {
             continue;
@@ -195,10 +196,13 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<Ingest
             .par_iter()
             .map(|f| fingerprint(opts.data_dir, f))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let (stats, _) = ingest_day(opts, day, &files)?;
+        todo.push((day, files, fingerprints));
+    }
+    ingest_days(opts, todo, |stats, _, fingerprints| {
         manifest.days.push((stats.clone(), fingerprints));
         report.days_ingested.push(stats);
-    }
+        Ok(())
+    })?;
     let path = opts.out_dir.join(format!(
         "manifests/shard-{}-of-{}.json",
         shard.index, shard.count
@@ -280,12 +284,8 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
             todo.push((day, files, fingerprints));
         }
     }
-    // One day at a time, each parsed in parallel chunks: memory stays that
-    // of one block however many days arrive, and each day is recorded as
-    // soon as its partition is in place, so a killed run keeps what it did.
     let progress = crate::progress::Progress::new(todo.len() as u64, "ingest");
-    for (day, files, fingerprints) in todo {
-        let (stats, rejects) = ingest_day(opts, day, &files)?;
+    ingest_days(opts, todo, |stats, rejects, fingerprints| {
         progress.inc();
         for r in rejects
             .iter()
@@ -297,8 +297,42 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
         }
         ledger.record_day(&stats, &fingerprints)?;
         report.days_ingested.push(stats);
-    }
+        Ok(())
+    })?;
     Ok(report)
+}
+
+/// Ingests days one after another, each parsed in parallel chunks: memory
+/// stays that of about one block per day in flight however many days
+/// arrive. A day's partition is completed (the last row group encoded,
+/// the file renamed into place, its sums and rejects written) on a thread
+/// of its own while the next day is parsed. `done` gets each completed day
+/// in order, on this thread, so a day is recorded as soon as its partition
+/// is in place and a killed run keeps what it did.
+fn ingest_days(
+    opts: &IngestOptions,
+    days: Vec<(NaiveDate, Vec<PathBuf>, Vec<FileFingerprint>)>,
+    mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let index = ReferenceIndex::new(opts.reference, opts.billing_start);
+    type Completing = (Completion, Vec<FileFingerprint>);
+    let mut completing: Option<Completing> = None;
+    let mut complete = |completing: Option<Completing>| {
+        let Some((completion, fingerprints)) = completing else {
+            return Ok(());
+        };
+        let (stats, rejects) = completion
+            .join()
+            .expect("completing a day does not panic")?;
+        done(stats, &rejects, fingerprints)
+    };
+    for (day, files, fingerprints) in days {
+        let parsed = parse_day(opts, &index, day, &files);
+        // The previous day completes first, whether or not this one parsed.
+        complete(completing.take())?;
+        completing = Some((parsed?.complete_in_background(), fingerprints));
+    }
+    complete(completing)
 }
 
 fn is_whole_file(reason: RejectReason) -> bool {
@@ -364,17 +398,19 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// Rows gathered before a parquet row group is written.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 
-/// Parses all files of one day and writes its usage and rejects partitions.
-/// A file found unreadable part-way is rejected whole: the day is then
-/// parsed again without it, so none of its rows reach the partition.
-fn ingest_day(
+/// Parses all files of one day into its usage partition, still being
+/// encoded when this returns. A file found unreadable part-way is rejected
+/// whole: the day is then parsed again without it, so none of its rows
+/// reach the partition.
+fn parse_day(
     opts: &IngestOptions,
+    index: &ReferenceIndex,
     day: NaiveDate,
     files: &[PathBuf],
-) -> anyhow::Result<(DayStats, Vec<Reject>)> {
+) -> anyhow::Result<CompletingDay> {
     let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
     loop {
-        match try_ingest_day(opts, day, files, &unreadable) {
+        match try_parse_day(opts, index, day, files, &unreadable) {
             Ok(result) => return Ok(result),
             Err(DayError::Unreadable { path, detail }) => {
                 unreadable.insert(path, detail);
@@ -395,101 +431,132 @@ impl<E: Into<anyhow::Error>> From<E> for DayError {
     }
 }
 
-fn try_ingest_day(
+fn try_parse_day(
     opts: &IngestOptions,
+    index: &ReferenceIndex,
     day: NaiveDate,
     files: &[PathBuf],
     unreadable: &BTreeMap<PathBuf, String>,
-) -> Result<(DayStats, Vec<Reject>), DayError> {
+) -> Result<CompletingDay, DayError> {
     let mut stats = DayStats {
         day,
         files: files.len() as u64,
         ..Default::default()
     };
-    let index = ReferenceIndex::new(opts.reference, opts.billing_start);
     let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
     // The day's old sums go first: a run killed before the new ones are
     // written leaves aggregate to compute them from the new partition.
     store::remove_if_exists(&crate::aggregate::daily_cache_path(opts.out_dir, day))?;
     let mut sums = DaySums::new(&index.subscription_names);
-    let writer = PartitionWriter::new(&partition)?;
+    let mut writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;
     let day_text = day.to_string();
     // Parquet encoding runs on its own thread while the next block is parsed;
     // the channel holds about one block of parsed chunks.
     let (sink, frames) = std::sync::mpsc::sync_channel::<DataFrame>(BLOCK_BYTES / CHUNK_BYTES);
-    let (read, writer) = std::thread::scope(|scope| {
-        let encoder = scope.spawn(move || -> anyhow::Result<PartitionWriter> {
-            let mut writer = writer;
-            for frame in frames {
-                writer.push(frame)?;
+    let encoder = std::thread::spawn(move || -> anyhow::Result<PartitionWriter> {
+        for frame in frames {
+            writer.push(frame)?;
+        }
+        Ok(writer)
+    });
+    let mut read = Ok(());
+    for path in files {
+        let rel = relative(opts.data_dir, path);
+        if let Some(detail) = unreadable.get(path) {
+            stats.files_rejected += 1;
+            rejects.push(whole_file(
+                &rel,
+                RejectReason::Unreadable,
+                detail.clone(),
+                "",
+            ));
+            continue;
+        }
+        let file = FileInput {
+            path,
+            rel: &rel,
+            day,
+            day_text: &day_text,
+            index,
+        };
+        match read_file(&file, &sink, &mut rejects, &mut sums) {
+            Ok(FileOutcome::Read {
+                rows_read,
+                accepted_cost,
+            }) => {
+                stats.present = true;
+                stats.rows_read += rows_read;
+                cost += accepted_cost;
             }
-            Ok(writer)
-        });
-        let mut read = Ok(());
-        for path in files {
-            let rel = relative(opts.data_dir, path);
-            if let Some(detail) = unreadable.get(path) {
-                stats.files_rejected += 1;
-                rejects.push(whole_file(
-                    &rel,
-                    RejectReason::Unreadable,
-                    detail.clone(),
-                    "",
-                ));
-                continue;
-            }
-            let file = FileInput {
-                path,
-                rel: &rel,
-                day,
-                day_text: &day_text,
-                index: &index,
-            };
-            match read_file(&file, &sink, &mut rejects, &mut sums) {
-                Ok(FileOutcome::Read {
-                    rows_read,
-                    accepted_cost,
-                }) => {
-                    stats.present = true;
-                    stats.rows_read += rows_read;
-                    cost += accepted_cost;
-                }
-                Ok(FileOutcome::Rejected) => stats.files_rejected += 1,
-                Err(e) => {
-                    read = Err(e);
-                    break;
-                }
+            Ok(FileOutcome::Rejected) => stats.files_rejected += 1,
+            Err(e) => {
+                read = Err(e);
+                break;
             }
         }
-        drop(sink);
-        (
-            read,
-            encoder
-                .join()
-                .expect("the parquet encoder thread does not panic"),
-        )
-    });
-    // The encoder's own error explains a closed channel better than the reader can.
-    let writer = writer?;
+    }
+    drop(sink);
     if let Err(e) = read {
+        // The encoder's own error explains a closed channel better than the reader can.
+        let writer = encoder
+            .join()
+            .expect("the parquet encoder thread does not panic")?;
         writer.abort();
         return Err(e);
     }
-    stats.rows_accepted = writer.finish()?;
-    sums.write(opts.out_dir, day, USAGE_SCALE as usize)?;
-    stats.rows_rejected = stats.rows_read - stats.rows_accepted;
-    stats.accepted_cost = scaled_to_decimal(cost, USAGE_SCALE)
-        .ok_or_else(|| anyhow::anyhow!("accepted cost of {day} overflows"))?
-        .normalize();
-    let rejects_path = opts.out_dir.join(format!("rejects/{day}.csv"));
-    if rejects.is_empty() {
-        store::remove_if_exists(&rejects_path)?;
-    } else {
-        store::write_atomic(&rejects_path, &rejects_csv(&rejects)?)?;
+    Ok(CompletingDay {
+        stats,
+        cost,
+        rejects,
+        sums: sums.into_cache(day, USAGE_SCALE as usize)?,
+        encoder,
+        rejects_path: opts.out_dir.join(format!("rejects/{day}.csv")),
+        out_dir: opts.out_dir.to_path_buf(),
+    })
+}
+
+/// A day being completed: its stats and rejects when done.
+type Completion = std::thread::JoinHandle<anyhow::Result<(DayStats, Vec<Reject>)>>;
+
+/// A parsed day whose partition is still being encoded.
+struct CompletingDay {
+    stats: DayStats,
+    cost: i128,
+    rejects: Vec<Reject>,
+    sums: DayCache,
+    encoder: std::thread::JoinHandle<anyhow::Result<PartitionWriter>>,
+    rejects_path: PathBuf,
+    out_dir: PathBuf,
+}
+
+impl CompletingDay {
+    /// Completes the day on a thread of its own.
+    fn complete_in_background(self) -> Completion {
+        std::thread::spawn(move || self.complete())
     }
-    Ok((stats, rejects))
+
+    /// Waits for the partition, then writes the day's sums and rejects.
+    fn complete(self) -> anyhow::Result<(DayStats, Vec<Reject>)> {
+        let mut stats = self.stats;
+        let writer = self
+            .encoder
+            .join()
+            .expect("the parquet encoder thread does not panic")?;
+        stats.rows_accepted = writer.finish()?;
+        self.sums.write(&self.out_dir)?;
+        stats.rows_rejected = stats.rows_read - stats.rows_accepted;
+        stats.accepted_cost = scaled_to_decimal(self.cost, USAGE_SCALE)
+            .ok_or_else(|| anyhow::anyhow!("accepted cost of {} overflows", stats.day))?
+            .normalize();
+        if self.rejects.is_empty() {
+            store::remove_if_exists(&self.rejects_path)?;
+        } else {
+            store::write_atomic(&self.rejects_path, &rejects_csv(&self.rejects)?)?;
+        }
+        Ok((stats, self.rejects))
+    }
 }
 
 /// A usage file being read.
@@ -748,14 +815,13 @@ fn parse_chunk(
     columns: &UsageHeader,
     file: &FileInput,
 ) -> Result<ChunkOutput, ChunkError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ChunkError::Unreadable(format!("invalid UTF-8: {e}")))?;
+    // Each record is checked for UTF-8 as it is read (a `StringRecord`).
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(bytes);
     let mut record = csv::StringRecord::new();
-    let mut rows = UsageColumns::with_capacity(text.len() / 200);
+    let mut rows = UsageColumns::with_capacity(bytes.len() / 200);
     let mut rejects = Vec::new();
     let mut sums = ChunkSums::default();
     let mut rows_read = 0;
@@ -764,7 +830,13 @@ fn parse_chunk(
         match reader.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(ChunkError::Unreadable(e.to_string())),
+            Err(e) => {
+                let detail = match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => format!("invalid UTF-8: {e}"),
+                    _ => e.to_string(),
+                };
+                return Err(ChunkError::Unreadable(detail));
+            }
         }
         rows_read += 1;
         // csv ends a record at `\r` and starts the next at the `\n`: the
@@ -801,7 +873,8 @@ fn parse_chunk(
                 rows.push(row, line);
             }
             Err((reason, detail)) => {
-                let raw = &text[start..reader.position().byte() as usize];
+                // The record was read as UTF-8, so its bytes are UTF-8.
+                let raw = String::from_utf8_lossy(&bytes[start..reader.position().byte() as usize]);
                 rejects.push(Reject {
                     file: file.rel.to_string(),
                     line,
