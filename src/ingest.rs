@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::aggregate::{ChunkSums, DayCache, DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
-use crate::model::{Profile, Reference, Subscription};
+use crate::model::{Profile, Reference};
 use crate::parse::{
     Header, USAGE_SCALE, parse_bool, parse_iso_date, parse_scaled, parse_usage_date,
     scaled_to_decimal,
@@ -934,13 +934,21 @@ type RowError = (RejectReason, String);
 /// loop: hash lookups by id, each profile's first period computed once.
 struct ReferenceIndex<'a> {
     profiles: FastMap<&'a str, ProfileCheck<'a>>,
-    /// Each subscription with its position in `subscription_names`.
-    subscriptions: FastMap<&'a str, (u32, &'a Subscription)>,
+    subscriptions: FastMap<&'a str, SubscriptionCheck<'a>>,
     /// (profile id, subscription id) of every subscription.
     subscription_names: Vec<(&'a str, &'a str)>,
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A subscription as the row checks need it, with its profile.
+struct SubscriptionCheck<'a> {
+    /// Its position in [`ReferenceIndex::subscription_names`].
+    position: u32,
+    profile_id: &'a str,
+    start_date: NaiveDate,
+    profile: ProfileCheck<'a>,
+}
 
 /// A profile as the row checks need it.
 #[derive(Clone, Copy)]
@@ -967,7 +975,16 @@ impl<'a> ReferenceIndex<'a> {
                 .subscriptions
                 .iter()
                 .zip(0..)
-                .map(|((id, s), position)| (id.as_str(), (position, s)))
+                .filter_map(|((id, s), position)| {
+                    let profile = reference.profiles.get(&s.profile_id)?;
+                    let check = SubscriptionCheck {
+                        position,
+                        profile_id: &s.profile_id,
+                        start_date: s.start_date,
+                        profile: check(profile),
+                    };
+                    Some((id.as_str(), check))
+                })
                 .collect(),
             subscription_names: reference
                 .subscriptions
@@ -1033,26 +1050,32 @@ fn validate_row<'a>(
             format!("row dated {date_value}, file is for {day}"),
         ));
     }
-    let known_profile = index
-        .profiles
-        .get(profile)
-        .filter(|p| p.account_id == account);
-    let profile_ref = known_profile.ok_or_else(|| {
-        (
-            UnknownProfile,
-            format!("profile {profile:?} is not under account {account:?}"),
-        )
-    })?;
-    let &(subscription_position, sub) = index
+    // One lookup for a row that names its subscription, profile and
+    // account rightly; a wrong one is looked at again to name the reason.
+    let known = index
         .subscriptions
         .get(subscription)
-        .filter(|(_, s)| s.profile_id == profile)
-        .ok_or_else(|| {
-            (
-                UnknownSubscription,
-                format!("subscription {subscription:?} is not under profile {profile:?}"),
-            )
-        })?;
+        .filter(|s| s.profile_id == profile && s.profile.account_id == account);
+    let Some(sub) = known else {
+        return Err(
+            if index
+                .profiles
+                .get(profile)
+                .is_none_or(|p| p.account_id != account)
+            {
+                (
+                    UnknownProfile,
+                    format!("profile {profile:?} is not under account {account:?}"),
+                )
+            } else {
+                (
+                    UnknownSubscription,
+                    format!("subscription {subscription:?} is not under profile {profile:?}"),
+                )
+            },
+        );
+    };
+    let profile_ref = &sub.profile;
     if date_value < sub.start_date || date_value < profile_ref.first_period_start {
         return Err((
             BeforeStart,
@@ -1075,22 +1098,12 @@ fn validate_row<'a>(
     let quantity = number("quantity", quantity)?;
     let unit_price = number("unitPrice", unit_price)?;
     let cost = number("costInBillingCurrency", cost)?;
-    let publisher_type = match publisher.to_ascii_lowercase().as_str() {
-        "azure" | "microsoft" => "Azure",
-        "marketplace" => "Marketplace",
-        _ => return Err((BadEnum, format!("publisherType {publisher:?}"))),
-    };
-    let pricing_model = match optional(columns.pricing_model)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("ondemand") | Some("on demand") => "OnDemand",
-        Some("reservation") => "Reservation",
-        Some("savingsplan") => "SavingsPlan",
-        Some("spot") => "Spot",
-        Some(_) => {
-            let raw = optional(columns.pricing_model).unwrap_or_default();
-            return Err((BadEnum, format!("pricingModel {raw:?}")));
+    let publisher_type = one_of(publisher, PUBLISHER_TYPES)
+        .ok_or_else(|| (BadEnum, format!("publisherType {publisher:?}")))?;
+    let pricing_model = match optional(columns.pricing_model) {
+        None => "OnDemand",
+        Some(raw) => {
+            one_of(raw, PRICING_MODELS).ok_or_else(|| (BadEnum, format!("pricingModel {raw:?}")))?
         }
     };
     let credit_eligible = match optional(columns.credit_eligible) {
@@ -1104,7 +1117,7 @@ fn validate_row<'a>(
         account,
         profile,
         subscription,
-        subscription_position,
+        subscription_position: sub.position,
         meter_id,
         meter_category,
         meter_name,
@@ -1119,6 +1132,30 @@ fn validate_row<'a>(
         credit_eligible,
         resource_id: optional(columns.resource_id),
     })
+}
+
+/// `publisherType` spellings (any case) and the value stored for each.
+const PUBLISHER_TYPES: &[(&str, &str)] = &[
+    ("Azure", "Azure"),
+    ("Microsoft", "Azure"),
+    ("Marketplace", "Marketplace"),
+];
+
+/// `pricingModel` spellings (any case) and the value stored for each.
+const PRICING_MODELS: &[(&str, &str)] = &[
+    ("OnDemand", "OnDemand"),
+    ("On Demand", "OnDemand"),
+    ("Reservation", "Reservation"),
+    ("SavingsPlan", "SavingsPlan"),
+    ("Spot", "Spot"),
+];
+
+/// The stored value of an enum cell, matched case-insensitively.
+fn one_of(cell: &str, spellings: &[(&str, &'static str)]) -> Option<&'static str> {
+    spellings
+        .iter()
+        .find(|(spelling, _)| cell.eq_ignore_ascii_case(spelling))
+        .map(|&(_, value)| value)
 }
 
 /// Accepted rows of a chunk, column by column (SPEC §6 `usage`).
