@@ -155,8 +155,9 @@ fn decide_profile(
         held: false,
         billed: input
             .billed
-            .iter()
-            .filter(|((p, _, _), _)| *p == profile.id)
+            // Services is the first kind: the range starts at the profile.
+            .range((profile.id.clone(), Kind::Services, NaiveDate::MIN)..)
+            .take_while(|((p, _, _), _)| *p == profile.id)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         compared: BTreeSet::new(),
@@ -270,13 +271,15 @@ struct Adjustment {
 }
 
 /// Lines of a period: its current usage plus adjustments for late usage in
-/// periods decided earlier (whose billed sums are brought up to date).
+/// periods decided earlier, whose billed sums are brought up to date and
+/// added to `commit`.
 fn lines_with_adjustments(
     input: &DecideInput,
     profile: &Profile,
     kind: Kind,
     period: Period,
     walk: &mut ProfileWalk,
+    commit: &mut DecideCommit,
 ) -> (BTreeMap<LineKey, LineSums>, Vec<Adjustment>) {
     let current = input
         .lines
@@ -316,6 +319,7 @@ fn lines_with_adjustments(
             }
         }
         if changed {
+            commit.billed.push((billed_key.clone(), now.clone()));
             *billed = now;
         }
     }
@@ -334,8 +338,7 @@ fn decide_period(
     issued: &mut Vec<(usize, Invoice)>,
 ) -> Option<Decision> {
     let currency = profile.currency;
-    let before_adjust = walk.billed.clone();
-    let (current, adjustments) = lines_with_adjustments(input, profile, kind, period, walk);
+    let (current, adjustments) = lines_with_adjustments(input, profile, kind, period, walk, commit);
     let carried_in = walk.carry.get(&kind).copied().unwrap_or_default();
     if kind == Kind::Purchases
         && current.is_empty()
@@ -393,11 +396,6 @@ fn decide_period(
     walk.carry.insert(kind, amounts.carried_out);
 
     let key = (profile.id.clone(), kind, period.start);
-    for (billed_key, billed) in &walk.billed {
-        if before_adjust.get(billed_key) != Some(billed) {
-            commit.billed.push((billed_key.clone(), billed.clone()));
-        }
-    }
     walk.billed.insert(key.clone(), current.clone());
     commit.billed.push((key.clone(), current));
     commit.lines.push((key, lines.clone()));
@@ -472,17 +470,17 @@ fn build_lines(
 
 /// Rule 3: per MonthlyCredit subscription, min(credit, its eligible amounts).
 fn monthly_credit(reference: &Reference, profile: &Profile, lines: &[Line]) -> Decimal {
+    let mut used: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.key.credit_eligible) {
+        *used.entry(&line.key.subscription_id).or_default() += line.amount;
+    }
     let mut total = Decimal::ZERO;
-    for sub in reference.subscriptions.values() {
-        if sub.profile_id != profile.id || sub.offer != Offer::MonthlyCredit {
+    for (id, used) in used {
+        let Some(sub) = reference.subscriptions.get(id) else {
             continue;
-        }
-        let used: Decimal = lines
-            .iter()
-            .filter(|l| l.key.subscription_id == sub.id && l.key.credit_eligible)
-            .map(|l| l.amount)
-            .sum();
-        if used > Decimal::ZERO {
+        };
+        if sub.profile_id == profile.id && sub.offer == Offer::MonthlyCredit && used > Decimal::ZERO
+        {
             total += used.min(sub.monthly_credit.unwrap_or_default());
         }
     }

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
-use crate::model::{Decision, Invoice, Kind, LineKey, LineSums};
+use crate::model::{Decision, Invoice, InvoiceHead, Kind, LineKey, LineSums};
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
@@ -632,6 +632,15 @@ impl Ledger {
 
     /// Every issued invoice with what has been paid and its stored status.
     pub fn invoices(&self) -> Result<Vec<(Invoice, Decimal, String)>> {
+        self.invoice_rows()
+    }
+
+    /// Like [`Ledger::invoices`], without the invoices' lines.
+    pub fn invoice_heads(&self) -> Result<Vec<(InvoiceHead, Decimal, String)>> {
+        self.invoice_rows()
+    }
+
+    fn invoice_rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(T, Decimal, String)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT data, amount_paid, status FROM invoices ORDER BY seq")

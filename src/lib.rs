@@ -314,8 +314,8 @@ fn run_stages(
         decide_and_record(
             ctx,
             ledger,
-            lines.as_ref().expect("aggregated above"),
-            &decided,
+            lines.take().expect("aggregated above"),
+            decided,
             late,
             summary,
         )?;
@@ -353,8 +353,8 @@ fn run_stages(
 fn decide_and_record(
     ctx: &StageContext,
     ledger: &mut Ledger,
-    lines: &aggregate::PeriodLines,
-    decided: &BTreeMap<ledger::DecisionKey, model::Decision>,
+    lines: aggregate::PeriodLines,
+    decided: BTreeMap<ledger::DecisionKey, model::Decision>,
     late: decide::LateUsage,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
@@ -384,13 +384,15 @@ fn decide_and_record(
         billing_start: ctx.billing_start,
         invoice_prefix: &ctx.settings.billing.invoice_prefix,
         present_days: &present_days,
-        lines,
+        lines: &lines,
         late,
-        decided,
+        decided: &decided,
         billed: &billed,
         next_seq: ledger.next_invoice_seq()?,
     };
     let commit = decide::decide(&input);
+    // Decided: the period lines and earlier decisions are no longer needed.
+    drop((lines, decided, billed));
     for d in &commit.decisions {
         *summary
             .decisions
@@ -405,21 +407,19 @@ fn decide_and_record(
     ledger
         .commit_decisions(&commit)
         .context("failed to record decisions")?;
+    let (decisions, invoices) = (commit.decisions.len(), commit.invoices.len());
+    drop(commit);
 
-    let payments = payments::read_payments(&ctx.opts.data_dir, &ledger.invoices()?, ctx.reference)
-        .context("failed to read payments")?;
+    let payments =
+        payments::read_payments(&ctx.opts.data_dir, &ledger.invoice_heads()?, ctx.reference)
+            .context("failed to read payments")?;
     payments::write_rejects(&ctx.opts.out_dir, &payments.rejects)?;
     summary.payments_rejected = payments.rejects.len();
     summary.overpaid = payments.overpaid.clone();
     outputs::update_statuses(ledger, ctx.opts.as_of, &payments.paid_by_invoice)?;
     let written =
         outputs::write_dirty(&ctx.opts.out_dir, ledger).context("failed to write outputs")?;
-    tracing::info!(
-        decisions = commit.decisions.len(),
-        invoices = commit.invoices.len(),
-        written,
-        "decided"
-    );
+    tracing::info!(decisions, invoices, written, "decided");
     let held = ledger
         .decisions()?
         .values()

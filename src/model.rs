@@ -412,6 +412,13 @@ pub struct Amounts {
     pub carried_out: Decimal,
 }
 
+impl Amounts {
+    /// Monthly and prepaid credits applied.
+    pub fn credits(&self) -> Decimal {
+        self.monthly_credit + self.prepaid_credit
+    }
+}
+
 /// One row of `decisions/`: what was decided for a profile, kind and period.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -477,8 +484,24 @@ pub struct Invoice {
 
 impl Invoice {
     pub fn credits(&self) -> Decimal {
-        self.amounts.monthly_credit + self.amounts.prepaid_credit
+        self.amounts.credits()
     }
+}
+
+/// An issued invoice without its lines: all that payments, statuses and
+/// the invoices table need, read without the lines' memory.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct InvoiceHead {
+    pub number: String,
+    pub account_id: String,
+    pub profile_id: String,
+    pub kind: Kind,
+    pub period: Period,
+    pub currency: String,
+    pub invoice_date: NaiveDate,
+    pub due_date: NaiveDate,
+    pub amounts: Amounts,
+    pub recipients: Vec<String>,
 }
 
 #[cfg(test)]

@@ -187,17 +187,17 @@ fn lines_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
 
 fn invoices_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
     let invoices: Vec<_> = ledger
-        .invoices()?
+        .invoice_heads()?
         .into_iter()
         .filter(|(i, _, _)| i.period.month_key() == month)
         .collect();
-    let text = |f: &dyn Fn(&(crate::model::Invoice, Decimal, String)) -> String| {
+    let text = |f: &dyn Fn(&(crate::model::InvoiceHead, Decimal, String)) -> String| {
         invoices.iter().map(f).collect::<Vec<_>>()
     };
-    let dates = |f: &dyn Fn(&crate::model::Invoice) -> NaiveDate| {
+    let dates = |f: &dyn Fn(&crate::model::InvoiceHead) -> NaiveDate| {
         invoices.iter().map(|r| f(&r.0)).collect()
     };
-    let money = |f: &dyn Fn(&(crate::model::Invoice, Decimal, String)) -> Decimal| {
+    let money = |f: &dyn Fn(&(crate::model::InvoiceHead, Decimal, String)) -> Decimal| {
         invoices.iter().map(|r| amount(f(r))).collect::<Vec<_>>()
     };
     let scale = AMOUNT_SCALE as usize;
@@ -212,7 +212,7 @@ fn invoices_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
         date_column("invoice_date", dates(&|i| i.invoice_date)),
         date_column("due_date", dates(&|i| i.due_date)),
         decimal_column("subtotal", money(&|r| r.0.amounts.subtotal), scale)?,
-        decimal_column("credits", money(&|r| r.0.credits()), scale)?,
+        decimal_column("credits", money(&|r| r.0.amounts.credits()), scale)?,
         decimal_column("amount_due", money(&|r| r.0.amounts.amount_due), scale)?,
         decimal_column("amount_paid", money(&|r| r.1), scale)?,
         string_column("status", &text(&|r| r.2.clone())),
@@ -235,7 +235,7 @@ pub fn update_statuses(
     paid: &std::collections::BTreeMap<String, Decimal>,
 ) -> anyhow::Result<usize> {
     let mut updates = Vec::new();
-    for (invoice, old_paid, old_status) in ledger.invoices()? {
+    for (invoice, old_paid, old_status) in ledger.invoice_heads()? {
         let new_paid = paid.get(&invoice.number).copied().unwrap_or_default();
         let status = InvoiceStatus::of(
             invoice.amounts.amount_due,

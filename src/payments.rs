@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 
-use crate::model::{Invoice, Reference};
+use crate::model::{InvoiceHead, Reference};
 use crate::parse::{Header, parse_email, parse_iso_date, parse_money};
 use crate::store;
 
@@ -35,7 +35,7 @@ pub struct Payments {
 /// Reads `DATA/payments.csv` (optional) against the issued invoices.
 pub fn read_payments(
     data_dir: &Path,
-    invoices: &[(Invoice, Decimal, String)],
+    invoices: &[(InvoiceHead, Decimal, String)],
     reference: &Reference,
 ) -> anyhow::Result<Payments> {
     let mut out = Payments::default();
@@ -45,7 +45,7 @@ pub fn read_payments(
     }
     let text = std::fs::read_to_string(&path)?;
     let text = text.trim_start_matches('\u{feff}');
-    let by_number: BTreeMap<&str, &Invoice> = invoices
+    let by_number: BTreeMap<&str, &InvoiceHead> = invoices
         .iter()
         .map(|(i, _, _)| (i.number.as_str(), i))
         .collect();
@@ -101,7 +101,7 @@ pub fn read_payments(
 fn check_payment(
     record: &csv::StringRecord,
     header: &Header,
-    invoices: &BTreeMap<&str, &Invoice>,
+    invoices: &BTreeMap<&str, &InvoiceHead>,
     reference: &Reference,
 ) -> Result<(String, Decimal), (&'static str, String)> {
     if record.len() < header.len {
