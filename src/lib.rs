@@ -435,12 +435,8 @@ fn line_count(lines: &aggregate::PeriodLines) -> usize {
 }
 
 /// The PDF path of an invoice: `pdf/YYYY-MM/{number}.pdf`.
-pub fn pdf_path(out_dir: &Path, invoice: &Invoice) -> PathBuf {
-    out_dir.join(format!(
-        "pdf/{}/{}.pdf",
-        invoice.period.month_key(),
-        invoice.number
-    ))
+pub fn pdf_path(out_dir: &Path, period: model::Period, number: &str) -> PathBuf {
+    out_dir.join(format!("pdf/{}/{number}.pdf", period.month_key()))
 }
 
 fn parties<'a>(
@@ -479,11 +475,22 @@ fn render_pdf(ctx: &StageContext, invoice: &Invoice) -> anyhow::Result<Vec<u8>> 
 
 /// Renders every issued invoice whose PDF is not on disk yet, in parallel.
 fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<usize> {
+    // Invoices with their lines are read only when some PDF is missing.
+    let missing: BTreeSet<String> = ledger
+        .invoice_heads()?
+        .into_iter()
+        .map(|(i, _, _)| i)
+        .filter(|i| !pdf_path(&ctx.opts.out_dir, i.period, &i.number).exists())
+        .map(|i| i.number)
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
     let invoices: Vec<Invoice> = ledger
         .invoices()?
         .into_iter()
         .map(|(i, _, _)| i)
-        .filter(|i| !pdf_path(&ctx.opts.out_dir, i).exists())
+        .filter(|i| missing.contains(&i.number))
         .collect();
     let progress = progress::Progress::new(invoices.len() as u64, "render");
     invoices
@@ -491,7 +498,7 @@ fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<usize> 
         .try_for_each(|invoice| -> anyhow::Result<()> {
             progress.inc();
             let bytes = render_pdf(ctx, invoice)?;
-            let path = pdf_path(&ctx.opts.out_dir, invoice);
+            let path = pdf_path(&ctx.opts.out_dir, invoice.period, &invoice.number);
             store::write_atomic(&path, &bytes)
                 .with_context(|| format!("failed to write `{}`", path.display()))
         })?;
@@ -613,7 +620,7 @@ fn deliver_one(
     let invoice = invoices
         .get(&delivery.invoice_number)
         .with_context(|| format!("outbox names unknown invoice {}", delivery.invoice_number))?;
-    let pdf = match std::fs::read(pdf_path(&ctx.opts.out_dir, invoice)) {
+    let pdf = match std::fs::read(pdf_path(&ctx.opts.out_dir, invoice.period, &invoice.number)) {
         Ok(bytes) => bytes,
         Err(_) => render_pdf(ctx, invoice)?,
     };
