@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
-use crate::model::{Decision, Invoice, InvoiceHead, Kind, LineKey, LineSums};
+use crate::model::{Decision, DecisionCode, Invoice, InvoiceHead, Kind, LineKey, LineSums};
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
@@ -394,12 +394,25 @@ impl Ledger {
     }
 
     pub fn decisions(&self) -> Result<BTreeMap<DecisionKey, Decision>> {
+        self.decisions_where("1", [])
+    }
+
+    /// The decisions of one code.
+    pub fn decisions_coded(&self, code: DecisionCode) -> Result<BTreeMap<DecisionKey, Decision>> {
+        self.decisions_where("code = ?1", [code.as_str()])
+    }
+
+    fn decisions_where<P: rusqlite::Params>(
+        &self,
+        condition: &str,
+        params: P,
+    ) -> Result<BTreeMap<DecisionKey, Decision>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT data FROM decisions")
+            .prepare(&format!("SELECT data FROM decisions WHERE {condition}"))
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map(params, |r| r.get::<_, String>(0))
             .map_err(self.err())?;
         let mut out = BTreeMap::new();
         for row in rows {

@@ -421,9 +421,8 @@ fn decide_and_record(
         outputs::write_dirty(&ctx.opts.out_dir, ledger).context("failed to write outputs")?;
     tracing::info!(decisions, invoices, written, "decided");
     let held = ledger
-        .decisions()?
+        .decisions_coded(DecisionCode::HeldIncompleteUsage)?
         .values()
-        .filter(|d| d.code == DecisionCode::HeldIncompleteUsage)
         .map(|d| format!("{} {} {}", d.profile_id, d.kind.as_str(), d.period.start))
         .collect();
     summary.held = held;
