@@ -831,27 +831,25 @@ fn parse_chunk(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let detail = match e.kind() {
-                    csv::ErrorKind::Utf8 { .. } => format!("invalid UTF-8: {e}"),
+                let detail = match (e.kind(), e.position()) {
+                    (csv::ErrorKind::Utf8 { .. }, Some(position)) => {
+                        let start = record_start(bytes, position);
+                        let at = line + lines_in(&bytes[counted_to..start]);
+                        format!("invalid UTF-8 on line {at}")
+                    }
                     _ => e.to_string(),
                 };
                 return Err(ChunkError::Unreadable(detail));
             }
         }
         rows_read += 1;
-        // csv ends a record at `\r` and starts the next at the `\n`: the
-        // record really starts after any line-end bytes, on the next line.
-        let mut start = record
-            .position()
-            .expect("records read from a reader have a position")
-            .byte() as usize;
-        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
-            start += 1;
-        }
-        line += bytes[counted_to..start]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64;
+        let start = record_start(
+            bytes,
+            record
+                .position()
+                .expect("records read from a reader have a position"),
+        );
+        line += lines_in(&bytes[counted_to..start]);
         counted_to = start;
         match validate_row(&record, columns, file) {
             Ok(row) => {
@@ -893,6 +891,21 @@ fn parse_chunk(
         rejects,
         sums,
     })
+}
+
+/// Where the record csv places at `position` really starts: csv ends a
+/// record at `\r` and starts the next at the `\n`, so the record starts
+/// after any line-end bytes, on the next line.
+fn record_start(bytes: &[u8], position: &csv::Position) -> usize {
+    let mut start = position.byte() as usize;
+    while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+        start += 1;
+    }
+    start
+}
+
+fn lines_in(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 fn whole_file(rel: &str, reason: RejectReason, detail: String, header: &str) -> Reject {

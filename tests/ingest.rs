@@ -166,6 +166,9 @@ fn every_reject_reason_names_file_line_and_reason() {
         missing.contains("missing columns: billingAccountId"),
         "{missing}"
     );
+    // The bad bytes are on the file's third line (header, a good row, the bad one).
+    let invalid = std::fs::read_to_string(out.path().join("rejects/2026-10-06.csv")).unwrap();
+    assert!(invalid.contains("invalid UTF-8 on line 3"), "{invalid}");
 
     // Reconciliation: rows read = accepted + rejected, per day; whole-file rejects count no rows.
     let summary = latest_summary(out.path());
