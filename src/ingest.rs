@@ -2,7 +2,9 @@
 //! (`OUT/usage/date=D/usage.parquet`) and rejected rows
 //! (`OUT/rejects/D.csv`). A day is re-ingested only when its set of files
 //! changed (name, size, SHA-256), and then as a whole, so its partition is
-//! replaced atomically. Days are parsed in parallel with rayon.
+//! replaced atomically. A day's files are parsed in 4 MB chunks in
+//! parallel (rayon), and a day's partition is completed on its own thread
+//! while the next day is parsed.
 //!
 //! Every row read is either accepted or rejected with a reason; the day's
 //! reconciliation (read = accepted + rejected, accepted cost) goes to the
