@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
+use crate::FastMap;
 use crate::model::{CoveredBy, Kind, LineKey, LineSums, Offer, Period, Reference};
 use crate::parse::scaled_to_decimal;
 use crate::store;
@@ -99,8 +100,6 @@ pub struct DaySums<'r> {
     lines: LineTexts,
     sums: FastMap<GroupKey, ScaledSums>,
 }
-
-type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One group of a day: a subscription (which names the profile), a line
 /// and credit eligibility.

@@ -19,6 +19,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::FastMap;
 use crate::aggregate::{ChunkSums, DayCache, DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::{Profile, Reference};
@@ -514,7 +515,6 @@ fn try_parse_day(
         rejects,
         sums: sums.into_cache(day, USAGE_SCALE as usize)?,
         encoder,
-        rejects_path: opts.out_dir.join(format!("rejects/{day}.csv")),
         out_dir: opts.out_dir.to_path_buf(),
     })
 }
@@ -529,7 +529,6 @@ struct CompletingDay {
     rejects: Vec<Reject>,
     sums: DayCache,
     encoder: std::thread::JoinHandle<anyhow::Result<PartitionWriter>>,
-    rejects_path: PathBuf,
     out_dir: PathBuf,
 }
 
@@ -552,10 +551,11 @@ impl CompletingDay {
         stats.accepted_cost = scaled_to_decimal(self.cost, USAGE_SCALE)
             .ok_or_else(|| anyhow::anyhow!("accepted cost of {} overflows", stats.day))?
             .normalize();
+        let rejects_path = self.out_dir.join(format!("rejects/{}.csv", stats.day));
         if self.rejects.is_empty() {
-            store::remove_if_exists(&self.rejects_path)?;
+            store::remove_if_exists(&rejects_path)?;
         } else {
-            store::write_atomic(&self.rejects_path, &rejects_csv(&self.rejects)?)?;
+            store::write_atomic(&rejects_path, &rejects_csv(&self.rejects)?)?;
         }
         Ok((stats, self.rejects))
     }
@@ -953,8 +953,6 @@ struct ReferenceIndex<'a> {
     /// (profile id, subscription id) of every subscription.
     subscription_names: Vec<(&'a str, &'a str)>,
 }
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A subscription as the row checks need it, with its profile.
 struct SubscriptionCheck<'a> {

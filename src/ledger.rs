@@ -206,6 +206,26 @@ impl Ledger {
         }
     }
 
+    /// Runs a query whose `N` columns are all text and hands each row to
+    /// `each`, one at a time (rows are not gathered first).
+    fn for_text_rows<const N: usize>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut each: impl FnMut([String; N]) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let mut rows = stmt.query(params).map_err(self.err())?;
+        while let Some(row) = rows.next().map_err(self.err())? {
+            let mut cells: [String; N] = std::array::from_fn(|_| String::new());
+            for (i, cell) in cells.iter_mut().enumerate() {
+                *cell = row.get(i).map_err(self.err())?;
+            }
+            each(cells)?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self) -> Result<Transaction<'_>> {
         let path = self.path.clone();
         self.conn
@@ -394,70 +414,53 @@ impl Ledger {
     }
 
     pub fn decisions(&self) -> Result<BTreeMap<DecisionKey, Decision>> {
-        self.decisions_where("1", [])
+        self.decisions_of("SELECT data FROM decisions", [])
     }
 
     /// The decisions of one code.
     pub fn decisions_coded(&self, code: DecisionCode) -> Result<BTreeMap<DecisionKey, Decision>> {
-        self.decisions_where("code = ?1", [code.as_str()])
+        self.decisions_of(
+            "SELECT data FROM decisions WHERE code = ?1",
+            [code.as_str()],
+        )
     }
 
-    fn decisions_where<P: rusqlite::Params>(
+    fn decisions_of(
         &self,
-        condition: &str,
-        params: P,
+        sql: &str,
+        params: impl rusqlite::Params,
     ) -> Result<BTreeMap<DecisionKey, Decision>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT data FROM decisions WHERE {condition}"))
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map(params, |r| r.get::<_, String>(0))
-            .map_err(self.err())?;
         let mut out = BTreeMap::new();
-        for row in rows {
-            let decision: Decision = from_json("decisions.data", &row.map_err(self.err())?)?;
-            out.insert(
-                (
-                    decision.profile_id.clone(),
-                    decision.kind,
-                    decision.period.start,
-                ),
-                decision,
+        self.for_text_rows(sql, params, |[data]| {
+            let decision: Decision = from_json("decisions.data", &data)?;
+            let key = (
+                decision.profile_id.clone(),
+                decision.kind,
+                decision.period.start,
             );
-        }
+            out.insert(key, decision);
+            Ok(())
+        })?;
         Ok(out)
     }
 
     /// Billed sums of the decided periods starting on or after `since`
     /// (periods starting earlier cannot contain a later fresh day).
     pub fn billed_since(&self, since: NaiveDate) -> Result<BTreeMap<DecisionKey, Billed>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT profile_id, kind, period_start, data FROM billed WHERE period_start >= ?1",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([since.to_string()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(self.err())?;
         let mut out = BTreeMap::new();
-        for row in rows {
-            let (profile, kind, start, data) = row.map_err(self.err())?;
-            let entries: Vec<(LineKey, LineSums)> = from_json("billed.data", &data)?;
-            let kind = parse_kind("billed.kind", &kind)?;
-            out.insert(
-                (profile, kind, date("billed.period_start", &start)?),
-                entries.into_iter().collect(),
-            );
-        }
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start, data FROM billed WHERE period_start >= ?1",
+            [since.to_string()],
+            |[profile, kind, start, data]| {
+                let entries: Vec<(LineKey, LineSums)> = from_json("billed.data", &data)?;
+                let kind = parse_kind("billed.kind", &kind)?;
+                out.insert(
+                    (profile, kind, date("billed.period_start", &start)?),
+                    entries.into_iter().collect(),
+                );
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -479,32 +482,20 @@ impl Ledger {
         &self,
         month: &str,
     ) -> Result<Vec<(DecisionKey, Vec<crate::model::Line>)>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT profile_id, kind, period_start, data FROM lines
-                 WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([month], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(self.err())?;
         let mut out = Vec::new();
-        for row in rows {
-            let (profile, kind, start, data) = row.map_err(self.err())?;
-            let kind = parse_kind("lines.kind", &kind)?;
-            out.push((
-                (profile, kind, date("lines.period_start", &start)?),
-                from_json("lines.data", &data)?,
-            ));
-        }
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start, data FROM lines
+             WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
+            [month],
+            |[profile, kind, start, data]| {
+                let kind = parse_kind("lines.kind", &kind)?;
+                out.push((
+                    (profile, kind, date("lines.period_start", &start)?),
+                    from_json("lines.data", &data)?,
+                ));
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -604,41 +595,28 @@ impl Ledger {
     /// Decided periods still to be compared with their billed sums
     /// ([`DecideCommit::unchecked`]).
     pub fn unchecked(&self) -> Result<BTreeSet<DecisionKey>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT profile_id, kind, period_start FROM unchecked")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(self.err())?;
         let mut out = BTreeSet::new();
-        for row in rows {
-            let (profile, kind, start) = row.map_err(self.err())?;
-            let kind = parse_kind("unchecked.kind", &kind)?;
-            out.insert((profile, kind, date("unchecked.period_start", &start)?));
-        }
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start FROM unchecked",
+            [],
+            |[profile, kind, start]| {
+                let kind = parse_kind("unchecked.kind", &kind)?;
+                out.insert((profile, kind, date("unchecked.period_start", &start)?));
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
     /// Days ingested (or re-ingested) since a decide step last looked at
     /// them: only decided periods containing one can have late usage.
     pub fn fresh_days(&self) -> Result<BTreeSet<NaiveDate>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT day FROM fresh_days")
-            .map_err(self.err())?;
-        let days = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(self.err())?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(self.err())?;
-        days.iter().map(|d| date("fresh_days.day", d)).collect()
+        let mut out = BTreeSet::new();
+        self.for_text_rows("SELECT day FROM fresh_days", [], |[day]| {
+            out.insert(date("fresh_days.day", &day)?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     // ---- invoices ----
@@ -654,30 +632,21 @@ impl Ledger {
     }
 
     fn invoice_rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(T, Decimal, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT data, amount_paid, status FROM invoices ORDER BY seq")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(self.err())?;
         let mut out = Vec::new();
-        for row in rows {
-            let (data, paid, status) = row.map_err(self.err())?;
-            let paid = paid
-                .parse()
-                .map_err(|e: rust_decimal::Error| LedgerError::Corrupt {
-                    what: "invoices.amount_paid",
-                    detail: e.to_string(),
-                })?;
-            out.push((from_json("invoices.data", &data)?, paid, status));
-        }
+        self.for_text_rows(
+            "SELECT data, amount_paid, status FROM invoices ORDER BY seq",
+            [],
+            |[data, paid, status]| {
+                let paid = paid
+                    .parse()
+                    .map_err(|e: rust_decimal::Error| LedgerError::Corrupt {
+                        what: "invoices.amount_paid",
+                        detail: e.to_string(),
+                    })?;
+                out.push((from_json("invoices.data", &data)?, paid, status));
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

@@ -49,6 +49,10 @@ use crate::ledger::Ledger;
 use crate::model::{DecisionCode, Invoice, Reference};
 use crate::summary::RunSummary;
 
+/// A hash map for the hot loops of ingest: foldhash instead of SipHash
+/// (keys come from our own files, not from an attacker).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Exit statuses (SPEC §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum ExitStatus {
