@@ -844,7 +844,8 @@ mod tests {
             let plain = period_lines(&oracle, &reference);
             assert_eq!(fast, plain, "seed {seed}");
             let lines_cost: Decimal = fast.values().flat_map(|k| k.values()).map(|s| s.cost).sum();
-            let usage_cost: Decimal = report.days_ingested.iter().map(|d| d.accepted_cost).sum();
+            let usage_cost: i128 = report.days_ingested.iter().map(|d| d.accepted_cost.0).sum();
+            let usage_cost = crate::parse::scaled_to_decimal(usage_cost, 10).unwrap();
             assert_eq!(lines_cost, usage_cost, "seed {seed}");
             assert!(
                 fast.keys().any(|(_, kind, _)| *kind == Kind::Purchases),

@@ -19,13 +19,15 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use anyhow::Context;
+
 use crate::FastMap;
 use crate::aggregate::{ChunkSums, DayCache, DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::{Profile, Reference};
 use crate::parse::{
-    Header, USAGE_SCALE, parse_bool, parse_iso_date, parse_scaled, parse_usage_date,
-    scaled_to_decimal,
+    Header, USAGE_SCALE, UsageSum, parse_bool, parse_iso_date, parse_scaled, parse_usage_date,
+    parse_usage_value,
 };
 use crate::store;
 
@@ -127,7 +129,7 @@ pub struct UsageListing {
 }
 
 /// Lists `DATA/usage`: `YYYY-MM-DD*.csv` and `.csv.gz` files by day.
-pub fn list_usage_files(data_dir: &Path) -> std::io::Result<UsageListing> {
+pub fn list_usage_files(data_dir: &Path) -> Result<UsageListing, store::FileError> {
     let mut listing = UsageListing {
         days: BTreeMap::new(),
         ignored: Vec::new(),
@@ -137,9 +139,13 @@ pub fn list_usage_files(data_dir: &Path) -> std::io::Result<UsageListing> {
         return Ok(listing);
     };
     for entry in entries {
-        let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
+        let entry = entry.map_err(store::failed("list", &dir))?;
+        // Metadata follows a symbolic link: a linked file is read like any other.
+        let path = entry.path();
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => continue,
+            Err(reason) => return Err(store::failed("read", &path)(reason)),
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         let day = name.get(..10).and_then(parse_iso_date);
@@ -198,7 +204,7 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<Ingest
         let fingerprints = files
             .par_iter()
             .map(|f| fingerprint(opts.data_dir, f))
-            .collect::<std::io::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         todo.push((day, files, fingerprints));
     }
     ingest_days(opts, todo, |stats, _, fingerprints| {
@@ -224,18 +230,21 @@ pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<us
     let mut adopted = 0;
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
+        .collect::<std::io::Result<_>>()
+        .map_err(store::failed("list", &dir))?;
     paths.sort();
     for path in paths
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
     {
-        let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let bytes = std::fs::read(&path).map_err(store::failed("read", &path))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("shard manifest `{}` is not valid", path.display()))?;
         for (stats, fingerprints) in &manifest.days {
             ledger.record_day(stats, fingerprints)?;
             adopted += 1;
         }
-        std::fs::remove_file(&path)?;
+        std::fs::remove_file(&path).map_err(store::failed("remove", &path))?;
     }
     Ok(adopted)
 }
@@ -272,7 +281,7 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
                 .map(|f| fingerprint_known(opts.data_dir, f, &known))
                 .collect()
         })
-        .collect::<std::io::Result<_>>()?;
+        .collect::<Result<_, store::FileError>>()?;
     let mut todo = Vec::new();
     for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
         let before = ledger.ingested_files(day)?;
@@ -352,11 +361,12 @@ fn relative(data_dir: &Path, path: &Path) -> String {
         .replace('\\', "/")
 }
 
-fn fingerprint(data_dir: &Path, path: &Path) -> std::io::Result<FileFingerprint> {
-    let mut file = std::fs::File::open(path)?;
-    let modified_ns = modified_ns(&file.metadata()?);
+fn fingerprint(data_dir: &Path, path: &Path) -> Result<FileFingerprint, store::FileError> {
+    let mut file = std::fs::File::open(path).map_err(store::failed("open", path))?;
+    let metadata = file.metadata().map_err(store::failed("read", path))?;
+    let modified_ns = modified_ns(&metadata);
     let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher)?;
+    let size = std::io::copy(&mut file, &mut hasher).map_err(store::failed("read", path))?;
     let digest = hasher.finalize();
     Ok(FileFingerprint {
         path: relative(data_dir, path),
@@ -372,8 +382,8 @@ fn fingerprint_known(
     data_dir: &Path,
     path: &Path,
     known: &HashMap<String, FileFingerprint>,
-) -> std::io::Result<FileFingerprint> {
-    let metadata = std::fs::metadata(path)?;
+) -> Result<FileFingerprint, store::FileError> {
+    let metadata = std::fs::metadata(path).map_err(store::failed("read", path))?;
     if let Some(k) = known.get(&relative(data_dir, path))
         && k.size == metadata.len()
         && k.modified_ns.is_some()
@@ -548,9 +558,7 @@ impl CompletingDay {
         stats.rows_accepted = writer.finish()?;
         self.sums.write(&self.out_dir)?;
         stats.rows_rejected = stats.rows_read - stats.rows_accepted;
-        stats.accepted_cost = scaled_to_decimal(self.cost, USAGE_SCALE)
-            .ok_or_else(|| anyhow::anyhow!("accepted cost of {} overflows", stats.day))?
-            .normalize();
+        stats.accepted_cost = UsageSum(self.cost);
         let rejects_path = self.out_dir.join(format!("rejects/{}.csv", stats.day));
         if self.rejects.is_empty() {
             store::remove_if_exists(&rejects_path)?;
@@ -611,38 +619,51 @@ fn fill_block(reader: &mut dyn Read, buf: &mut Vec<u8>, path: &Path) -> Result<b
 
 /// The end of the first record in `bytes` (after its `\n`), if complete.
 fn first_record_end(bytes: &[u8]) -> Option<usize> {
-    let mut in_quotes = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' if !in_quotes => return Some(i + 1),
-            _ => {}
-        }
-    }
-    None
+    record_ends(bytes).next().map(|(end, _)| end)
 }
 
-/// Where records end in `bytes` (a `\n` outside quotes, plus one), with
-/// one cut about every `CHUNK_BYTES`; the last cut is the last record end.
-/// Also counts the physical lines before each cut.
-fn record_cuts(bytes: &[u8]) -> Vec<(usize, u64)> {
-    let mut cuts = Vec::new();
+/// The ends of the records in `bytes` (which starts at a record start), as
+/// the csv crate reads them: each `\n` outside a quoted field, plus one,
+/// with the number of `\n` up to it. A quote opens a quoted field only at
+/// the start of a field (first byte, or after `,`, `\r` or `\n`); inside
+/// one, `""` is a quote and a lone `"` closes it; any other quote is an
+/// ordinary character (`5" disk`), as it is to csv.
+fn record_ends(bytes: &[u8]) -> impl Iterator<Item = (usize, u64)> + '_ {
     let mut in_quotes = false;
     let mut lines = 0u64;
-    let mut last: Option<(usize, u64)> = None;
-    let mut next_target = CHUNK_BYTES;
-    for i in memchr::memchr2_iter(b'"', b'\n', bytes) {
-        if bytes[i] == b'"' {
-            in_quotes = !in_quotes;
-            continue;
+    let mut escaped_quote_at = None;
+    memchr::memchr2_iter(b'"', b'\n', bytes).filter_map(move |i| {
+        if bytes[i] == b'\n' {
+            lines += 1;
+            return (!in_quotes).then_some((i + 1, lines));
         }
-        lines += 1;
-        if !in_quotes {
-            last = Some((i + 1, lines));
-            if i + 1 >= next_target {
-                cuts.push((i + 1, lines));
-                next_target = i + 1 + CHUNK_BYTES;
+        if escaped_quote_at == Some(i) {
+            escaped_quote_at = None;
+        } else if in_quotes {
+            if bytes.get(i + 1) == Some(&b'"') {
+                escaped_quote_at = Some(i + 1);
+            } else {
+                in_quotes = false;
             }
+        } else if i == 0 || matches!(bytes[i - 1], b',' | b'\r' | b'\n') {
+            in_quotes = true;
+        }
+        None
+    })
+}
+
+/// Where records end in `bytes`, with one cut about every `chunk_bytes`;
+/// the last cut is the last record end. Also counts the physical lines
+/// before each cut.
+fn record_cuts(bytes: &[u8], chunk_bytes: usize) -> Vec<(usize, u64)> {
+    let mut cuts = Vec::new();
+    let mut last: Option<(usize, u64)> = None;
+    let mut next_target = chunk_bytes;
+    for (end, lines) in record_ends(bytes) {
+        last = Some((end, lines));
+        if end >= next_target {
+            cuts.push((end, lines));
+            next_target = end + chunk_bytes;
         }
     }
     if let Some(last) = last
@@ -748,7 +769,7 @@ fn read_file(
     let mut rows_read = 0;
     let mut accepted_cost = 0;
     loop {
-        let mut cuts = record_cuts(&buf);
+        let mut cuts = record_cuts(&buf, CHUNK_BYTES);
         if eof && cuts.last().is_none_or(|c| c.0 < buf.len()) {
             let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
             cuts.push((buf.len(), lines));
@@ -1105,8 +1126,13 @@ fn validate_row<'a>(
         ));
     }
     let number = |name: &str, text: &str| {
-        parse_scaled(text, USAGE_SCALE)
-            .ok_or_else(|| (BadNumber, format!("{name} {text:?} is not a decimal")))
+        parse_usage_value(text).ok_or_else(|| {
+            let detail = match parse_scaled(text, USAGE_SCALE) {
+                Some(_) => format!("{name} {text:?} has a magnitude of 10^18 or more"),
+                None => format!("{name} {text:?} is not a decimal"),
+            };
+            (BadNumber, detail)
+        })
     };
     let quantity = number("quantity", quantity)?;
     let unit_price = number("unitPrice", unit_price)?;
@@ -1277,10 +1303,12 @@ impl UsageColumns {
 
 /// The day's partition: row groups streamed to a temporary file, renamed
 /// into place when the day is complete (removed when it has no rows).
+/// Every failure names the file and the operating system's reason.
 struct PartitionWriter {
     path: PathBuf,
     tmp: PathBuf,
-    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    writer: Option<polars::io::parquet::write::BatchedWriter<store::RecordingFile>>,
+    io_error: store::FirstIoError,
     pending: Option<DataFrame>,
     rows: u64,
 }
@@ -1293,6 +1321,7 @@ impl PartitionWriter {
             path: path.to_path_buf(),
             tmp,
             writer: None,
+            io_error: store::FirstIoError::default(),
             pending: None,
             rows: 0,
         })
@@ -1319,24 +1348,37 @@ impl PartitionWriter {
         Ok(())
     }
 
+    /// A polars error while writing, with the I/O reason polars may have
+    /// lost (a full disk shows as "Invalid thrift: transport error").
+    fn write_error(&self, error: PolarsError) -> anyhow::Error {
+        match self.io_error.take() {
+            Some(reason) => store::failed("write", &self.tmp)(reason).into(),
+            None => anyhow::anyhow!("cannot write `{}`: {error}", self.tmp.display()),
+        }
+    }
+
     fn flush(&mut self) -> anyhow::Result<()> {
         let Some(mut df) = self.pending.take() else {
             return Ok(());
         };
         df.rechunk_mut_par();
         if self.writer.is_none() {
-            std::fs::create_dir_all(self.tmp.parent().expect("has a folder"))?;
-            let file = std::fs::File::create(&self.tmp)?;
+            let dir = self.tmp.parent().expect("has a folder");
+            std::fs::create_dir_all(dir).map_err(store::failed("create", dir))?;
+            let (file, io_error) = store::RecordingFile::create(&self.tmp)?;
+            self.io_error = io_error;
             let writer = ParquetWriter::new(file)
                 .with_compression(ParquetCompression::Snappy)
-                .batched(df.schema())?;
+                .batched(df.schema())
+                .map_err(|e| self.write_error(e))?;
             self.writer = Some(writer);
         }
-        self.writer
+        let written = self
+            .writer
             .as_mut()
             .expect("created above")
-            .write_batch(&df)?;
-        Ok(())
+            .write_batch(&df);
+        written.map_err(|e| self.write_error(e))
     }
 
     /// Completes the partition; returns its row count.
@@ -1345,10 +1387,16 @@ impl PartitionWriter {
         match self.writer.take() {
             None => store::remove_if_exists(&self.path)?,
             Some(writer) => {
-                writer.finish()?;
+                let finished = writer.finish();
+                if let Err(e) = finished {
+                    return Err(self.write_error(e));
+                }
                 drop(writer);
-                std::fs::File::open(&self.tmp)?.sync_all()?;
-                std::fs::rename(&self.tmp, &self.path)?;
+                std::fs::File::open(&self.tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(store::failed("write", &self.tmp))?;
+                std::fs::rename(&self.tmp, &self.path)
+                    .map_err(store::failed("rename into place", &self.path))?;
             }
         }
         Ok(self.rows)
@@ -1375,3 +1423,6 @@ fn rejects_csv(rejects: &[Reject]) -> anyhow::Result<Vec<u8>> {
     }
     Ok(writer.into_inner()?)
 }
+
+#[cfg(test)]
+mod tests;

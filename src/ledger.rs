@@ -24,8 +24,23 @@ pub enum LedgerError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("ledger `{path}`: No space left on device (SQLite: {source})")]
+    DiskFull {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("ledger holds data faktura cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
+}
+
+/// A SQLite error on the ledger at `path`; a full disk is said in the
+/// operating system's words.
+fn sqlite_error(path: String, source: rusqlite::Error) -> LedgerError {
+    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        LedgerError::DiskFull { path, source }
+    } else {
+        LedgerError::Sqlite { path, source }
+    }
 }
 
 const SCHEMA: &str = "
@@ -108,7 +123,7 @@ pub struct DayStats {
     pub rows_read: u64,
     pub rows_accepted: u64,
     pub rows_rejected: u64,
-    pub accepted_cost: Decimal,
+    pub accepted_cost: crate::parse::UsageSum,
 }
 
 /// A profile's settings as recorded when faktura first decided for it.
@@ -181,10 +196,7 @@ fn parse_kind(what: &'static str, text: &str) -> Result<Kind> {
 impl Ledger {
     pub fn open(path: &Path) -> Result<Ledger> {
         let display = path.display().to_string();
-        let wrap = |source| LedgerError::Sqlite {
-            path: display.clone(),
-            source,
-        };
+        let wrap = |source| sqlite_error(display.clone(), source);
         let conn = Connection::open(path).map_err(wrap)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(wrap)?;
@@ -200,10 +212,7 @@ impl Ledger {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
-        |source| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        |source| sqlite_error(self.path.clone(), source)
     }
 
     /// Runs a query whose `N` columns are all text and hands each row to
@@ -230,7 +239,7 @@ impl Ledger {
         let path = self.path.clone();
         self.conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(move |source| LedgerError::Sqlite { path, source })
+            .map_err(move |source| sqlite_error(path, source))
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -288,10 +297,7 @@ impl Ledger {
     /// Records a day's files and reconciliation, replacing what was there.
     pub fn record_day(&mut self, stats: &DayStats, files: &[FileFingerprint]) -> Result<()> {
         let path = self.path.clone();
-        let wrap = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let wrap = |source| sqlite_error(path.clone(), source);
         let tx = self.write()?;
         let day = stats.day.to_string();
         tx.execute("DELETE FROM ingested_files WHERE day = ?1", [&day])
@@ -367,11 +373,9 @@ impl Ledger {
                 rows_read: n[2] as u64,
                 rows_accepted: n[3] as u64,
                 rows_rejected: n[4] as u64,
-                accepted_cost: cost.parse().map_err(|e: rust_decimal::Error| {
-                    LedgerError::Corrupt {
-                        what: "days.accepted_cost",
-                        detail: e.to_string(),
-                    }
+                accepted_cost: cost.parse().map_err(|detail| LedgerError::Corrupt {
+                    what: "days.accepted_cost",
+                    detail,
                 })?,
             });
         }
@@ -379,6 +383,21 @@ impl Ledger {
     }
 
     // ---- decide ----
+
+    /// Profiles that have issued at least one invoice, with one of its numbers.
+    pub fn invoiced_profiles(&self) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        self.for_text_rows(
+            "SELECT json_extract(data, '$.profile_id'), MIN(number) FROM invoices
+             GROUP BY json_extract(data, '$.profile_id')",
+            [],
+            |[profile, number]| {
+                out.insert(profile, number);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
 
     pub fn profile_states(&self) -> Result<BTreeMap<String, ProfileState>> {
         let mut stmt = self
@@ -511,10 +530,7 @@ impl Ledger {
     /// their numbers and outbox rows, and the outputs they make dirty.
     pub fn commit_decisions(&mut self, commit: &DecideCommit) -> Result<()> {
         let path = self.path.clone();
-        let wrap = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let wrap = |source| sqlite_error(path.clone(), source);
         let tx = self.write()?;
         for d in &commit.decisions {
             tx.execute(
@@ -656,10 +672,7 @@ impl Ledger {
         updates: &[(String, String, Decimal, &'static str)],
     ) -> Result<()> {
         let path = self.path.clone();
-        let wrap = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let wrap = |source| sqlite_error(path.clone(), source);
         let tx = self.write()?;
         for (number, month, paid, status) in updates {
             tx.execute(
@@ -730,10 +743,7 @@ impl Ledger {
         outcomes: &[(String, String, &str, Option<String>, u32)],
     ) -> Result<()> {
         let path = self.path.clone();
-        let wrap = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let wrap = |source| sqlite_error(path.clone(), source);
         let tx = self.write()?;
         for (invoice, recipient, status, reply, tries) in outcomes {
             tx.execute(

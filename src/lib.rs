@@ -104,6 +104,12 @@ pub enum RunError {
     Reference(#[from] reference::ReferenceErrors),
     #[error("configuration conflicts with what the ledger recorded: {0}")]
     Recorded(String),
+    #[error(
+        "`{out}` holds issued invoices ({evidence}) but no ledger.sqlite: restore the ledger \
+         from a backup before running again (faktura never numbers or sends again from scratch \
+         over an earlier run's output)"
+    )]
+    LostLedger { out: PathBuf, evidence: String },
     #[error("another faktura run holds `{lock}`: {holder}")]
     Locked { lock: PathBuf, holder: String },
     #[error(transparent)]
@@ -116,7 +122,9 @@ impl RunError {
             RunError::Config(_) | RunError::Reference(_) | RunError::Recorded(_) => {
                 ExitStatus::BadInput
             }
-            RunError::Locked { .. } | RunError::Failed(_) => ExitStatus::Failed,
+            RunError::LostLedger { .. } | RunError::Locked { .. } | RunError::Failed(_) => {
+                ExitStatus::Failed
+            }
         }
     }
 }
@@ -154,9 +162,10 @@ pub fn lock_out(out_dir: &Path) -> Result<OutLock, RunError> {
                 std::process::id(),
                 chrono::Utc::now().to_rfc3339()
             );
-            file.set_len(0).context("failed to write the lock file")?;
-            file.rewind().context("failed to write the lock file")?;
-            file.write_all(holder.as_bytes())
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(holder.as_bytes()))
+                .map_err(store::failed("write", &path))
                 .context("failed to write the lock file")?;
             Ok(OutLock { _file: file })
         }
@@ -206,6 +215,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("failed to create `{}`", opts.out_dir.display()))?;
     let _lock = lock_out(&opts.out_dir)?;
+    check_ledger_present(&opts.out_dir)?;
     let mut ledger =
         Ledger::open(&opts.out_dir.join("ledger.sqlite")).context("failed to open the ledger")?;
     let billing_start = resolve_billing_start(&opts.data_dir, &settings, &mut ledger)?;
@@ -330,9 +340,13 @@ fn run_stages(
     if stages.includes(Stages::Render) {
         let started = Instant::now();
         let _span = tracing::info_span!("render").entered();
-        let written = render_missing(ctx, ledger).context("failed to render invoices")?;
-        tracing::info!(written, "rendered invoices");
-        summary.pdfs_written = written;
+        let report = render_missing(ctx, ledger).context("failed to render invoices")?;
+        tracing::info!(written = report.written, "rendered invoices");
+        for failure in &report.failed {
+            tracing::error!(%failure, "invoice not rendered");
+        }
+        summary.pdfs_written = report.written;
+        summary.render_failed = report.failed;
         summary
             .durations
             .insert("render".into(), started.elapsed().as_secs_f64());
@@ -463,6 +477,8 @@ fn parties<'a>(
     }
 }
 
+/// One invoice's PDF. A panic inside the PDF library is caught and
+/// reported as this invoice's failure, so it cannot stop the others.
 fn render_pdf(ctx: &StageContext, invoice: &Invoice) -> anyhow::Result<Vec<u8>> {
     anyhow::ensure!(
         ctx.reference.profiles.contains_key(&invoice.profile_id),
@@ -470,14 +486,25 @@ fn render_pdf(ctx: &StageContext, invoice: &Invoice) -> anyhow::Result<Vec<u8>> 
         invoice.profile_id,
         invoice.number
     );
-    Ok(render::render_invoice(
-        invoice,
-        &parties(ctx.settings, ctx.reference, invoice),
-    ))
+    let parties = parties(ctx.settings, ctx.reference, invoice);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        render::render_invoice(invoice, &parties)
+    }))
+    .map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the PDF library panicked");
+        anyhow::anyhow!("cannot render invoice {}: {reason}", invoice.number)
+    })
 }
 
 /// Renders every issued invoice whose PDF is not on disk yet, in parallel.
-fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<usize> {
+/// An invoice that cannot be rendered does not stop the others: it is
+/// listed in the result (and the run exits 3); one that cannot be written
+/// (a full disk) fails the run, naming the path.
+fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<RenderReport> {
     // Invoices with their lines are read only when some PDF is missing.
     let missing: BTreeSet<String> = ledger
         .invoice_heads()?
@@ -487,7 +514,7 @@ fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<usize> 
         .map(|i| i.number)
         .collect();
     if missing.is_empty() {
-        return Ok(0);
+        return Ok(RenderReport::default());
     }
     let invoices: Vec<Invoice> = ledger
         .invoices()?
@@ -496,16 +523,36 @@ fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<usize> 
         .filter(|i| missing.contains(&i.number))
         .collect();
     let progress = progress::Progress::new(invoices.len() as u64, "render");
-    invoices
+    let outcomes: Vec<anyhow::Result<Option<String>>> = invoices
         .par_iter()
-        .try_for_each(|invoice| -> anyhow::Result<()> {
+        .map(|invoice| -> anyhow::Result<Option<String>> {
             progress.inc();
-            let bytes = render_pdf(ctx, invoice)?;
+            let bytes = match render_pdf(ctx, invoice) {
+                Ok(bytes) => bytes,
+                Err(e) => return Ok(Some(format!("{}: {e:#}", invoice.number))),
+            };
             let path = pdf_path(&ctx.opts.out_dir, invoice.period, &invoice.number);
             store::write_atomic(&path, &bytes)
-                .with_context(|| format!("failed to write `{}`", path.display()))
-        })?;
-    Ok(invoices.len())
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
+            Ok(None)
+        })
+        .collect();
+    let mut report = RenderReport::default();
+    for outcome in outcomes {
+        match outcome? {
+            None => report.written += 1,
+            Some(failure) => report.failed.push(failure),
+        }
+    }
+    Ok(report)
+}
+
+/// What the render stage did.
+#[derive(Default)]
+struct RenderReport {
+    written: usize,
+    /// `{invoice}: {reason}` for each invoice that could not be rendered.
+    failed: Vec<String>,
 }
 
 /// Sends every outbox message not yet sent (pending, or failed transiently).
@@ -543,44 +590,20 @@ fn send_pending(
     }
     let invoices = load_invoices(ledger)?;
     let progress = progress::Progress::new(todo.len() as u64, "send");
-    // SMTP is latency-bound: several workers share the pooled transport,
+    // SMTP is latency-bound: several senders share the pooled transport,
     // and this thread records each outcome in the ledger as it arrives.
-    let workers = match mailer {
+    let senders = match mailer {
         deliver::Mailer::File { .. } => 1,
         deliver::Mailer::Smtp { .. } => deliver::SMTP_CONNECTIONS,
     };
-    let queue = std::sync::Mutex::new(todo.into_iter());
-    // An accepted message not yet recorded is in the batch being recorded
-    // (at most 1 + the queue), in the queue, or held by its blocked sender:
-    // a kill repeats at most 3 x SMTP_CONNECTIONS + 1 messages, each once.
-    // (A rendezvous channel halves that bound but cost a quarter of the
-    // throughput against Python's smtpd.)
-    let (outcomes, results) = std::sync::mpsc::sync_channel(deliver::SMTP_CONNECTIONS);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..workers {
-            let outcomes = outcomes.clone();
-            let (queue, mailer, invoices) = (&queue, &mailer, &invoices);
-            scope.spawn(move || {
-                loop {
-                    let next = queue.lock().expect("queue lock").next();
-                    let Some(delivery) = next else { return };
-                    let result = deliver_one(ctx, mailer, invoices, &delivery);
-                    if outcomes.send((delivery, result)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(outcomes);
-        // Record as results arrive, a batch per transaction: the fewer
-        // accepted-but-unrecorded messages, the fewer repeats after a kill.
-        while let Ok(first) = results.recv() {
-            let mut batch = vec![first];
-            batch.extend(results.try_iter());
+    deliver::pool::send_all(
+        todo,
+        senders,
+        |delivery| deliver_one(ctx, &mailer, &invoices, delivery),
+        |batch| {
             let mut records = Vec::with_capacity(batch.len());
-            for (delivery, result) in batch {
+            for (delivery, (outcome, tries)) in batch {
                 progress.inc();
-                let (outcome, tries) = result?;
                 let (status, reply) = match outcome {
                     deliver::Outcome::Sent => {
                         report.sent += 1;
@@ -605,38 +628,51 @@ fn send_pending(
                     tries,
                 ));
             }
-            ledger.record_deliveries(&records)?;
-        }
-        Ok(())
-    })?;
+            ledger.record_deliveries(&records)
+        },
+    )
+    .context("failed to record deliveries in the ledger")?;
     Ok(report)
 }
 
 /// Builds one outbox message (PDF from disk, rendered again if missing) and
-/// hands it to the transport, with retries.
+/// hands it to the transport, with retries. Never fails: a message that
+/// cannot be built for its recipient is refused (`bounced`, with the
+/// reason); one whose invoice or PDF cannot be had now is `failed`, and
+/// tried again on the next run.
 fn deliver_one(
     ctx: &StageContext,
     mailer: &deliver::Mailer,
     invoices: &BTreeMap<String, Invoice>,
     delivery: &ledger::Delivery,
-) -> anyhow::Result<(deliver::Outcome, u32)> {
-    let invoice = invoices
-        .get(&delivery.invoice_number)
-        .with_context(|| format!("outbox names unknown invoice {}", delivery.invoice_number))?;
-    let pdf = match std::fs::read(pdf_path(&ctx.opts.out_dir, invoice.period, &invoice.number)) {
-        Ok(bytes) => bytes,
-        Err(_) => render_pdf(ctx, invoice)?,
+) -> (deliver::Outcome, u32) {
+    let Some(invoice) = invoices.get(&delivery.invoice_number) else {
+        let reason = format!("outbox names unknown invoice {}", delivery.invoice_number);
+        return (deliver::Outcome::Transient(reason), 1);
     };
-    let profile = &ctx.reference.profiles[&invoice.profile_id];
-    let message = deliver::build_message(
+    let path = pdf_path(&ctx.opts.out_dir, invoice.period, &invoice.number);
+    let pdf = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(_) => match render_pdf(ctx, invoice) {
+            Ok(bytes) => bytes,
+            Err(e) => return (deliver::Outcome::Transient(format!("{e:#}")), 1),
+        },
+    };
+    let Some(profile) = ctx.reference.profiles.get(&invoice.profile_id) else {
+        let reason = format!("profile {} is not in profiles.csv", invoice.profile_id);
+        return (deliver::Outcome::Transient(reason), 1);
+    };
+    match deliver::build_message(
         invoice,
         &delivery.recipient,
         profile.locale,
         &profile.name,
         pdf,
         &ctx.settings.mail,
-    )?;
-    Ok(mailer.send_with_retry(&message, &invoice.number, &delivery.recipient))
+    ) {
+        Ok(message) => mailer.send_with_retry(&message, &invoice.number, &delivery.recipient),
+        Err(e) => (deliver::Outcome::Permanent(e.to_string()), 1),
+    }
 }
 
 /// `billing_start`: the configured day, else the recorded one, else the
@@ -686,12 +722,48 @@ fn resolve_billing_start(
     }
 }
 
-/// A profile's currency, periodStartDay and createdDate may not change once decided.
+/// OUT with issued invoices but no ledger is refused (SPEC §6): numbering
+/// and sending again from scratch would duplicate both.
+fn check_ledger_present(out_dir: &Path) -> Result<(), RunError> {
+    if out_dir.join("ledger.sqlite").exists() {
+        return Ok(());
+    }
+    let holds_files = |folder: &str| {
+        let dir = out_dir.join(folder);
+        std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some())
+    };
+    let evidence: Vec<String> = ["invoices", "pdf", "outbox"]
+        .into_iter()
+        .filter(|folder| holds_files(folder))
+        .map(|folder| format!("{folder}/"))
+        .collect();
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::LostLedger {
+        out: out_dir.to_path_buf(),
+        evidence: evidence.join(", "),
+    })
+}
+
+/// A profile's currency, periodStartDay and createdDate may not change once
+/// decided, and a profile that has issued invoices may not be removed.
 fn check_recorded_profiles(reference: &Reference, ledger: &Ledger) -> Result<(), RunError> {
     let recorded = ledger
         .profile_states()
         .context("failed to read the ledger")?;
+    let invoiced = ledger
+        .invoiced_profiles()
+        .context("failed to read the ledger")?;
     let mut problems = Vec::new();
+    for (id, number) in &invoiced {
+        if !reference.profiles.contains_key(id) {
+            problems.push(format!(
+                "profiles.csv: profile {id} is missing, but it has issued invoices (e.g. {number}); \
+                 put it back"
+            ));
+        }
+    }
     for (id, state) in &recorded {
         let Some(profile) = reference.profiles.get(id) else {
             continue;

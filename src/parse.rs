@@ -10,6 +10,76 @@ use rust_decimal::Decimal;
 /// Usage values are kept at this scale (SPEC §2, §6 `Decimal(38,10)`).
 pub const USAGE_SCALE: u32 = 10;
 
+/// A usage value must be smaller than 10^18 in magnitude (SPEC §2); at the
+/// usage scale that is 10^28.
+pub const USAGE_LIMIT_SCALED: i128 = 10i128.pow(18 + USAGE_SCALE);
+
+/// The most rows any sum of faktura adds up (SPEC §2: "up to 10^10 rows").
+pub const MAX_ROWS_SUMMED: i128 = 10_000_000_000;
+
+// The bound makes overflow impossible: 10^10 values under 10^28 sum to
+// under 10^38, within an i128 (and within Decimal(38,10)).
+const _: () = assert!(
+    match (USAGE_LIMIT_SCALED - 1).checked_mul(MAX_ROWS_SUMMED) {
+        Some(sum) => sum < 10i128.pow(38),
+        None => false,
+    }
+);
+
+/// A usage value: a decimal scaled to the usage scale, `None` unless it is
+/// one and its magnitude is below 10^18 (SPEC §2 `bad_number`).
+pub fn parse_usage_value(s: &str) -> Option<i128> {
+    parse_scaled(s, USAGE_SCALE).filter(|v| v.abs() < USAGE_LIMIT_SCALED)
+}
+
+/// An exact sum of usage values (a count of 10^-10), such as a day's
+/// accepted cost: never rounded, never wrapped. Written and read as plain
+/// decimal text (`12.5`, `-3`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UsageSum(pub i128);
+
+impl UsageSum {
+    pub fn checked_add(self, other: UsageSum) -> Option<UsageSum> {
+        self.0.checked_add(other.0).map(UsageSum)
+    }
+}
+
+impl std::fmt::Display for UsageSum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = 10u128.pow(USAGE_SCALE);
+        let magnitude = self.0.unsigned_abs();
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let (whole, fraction) = (magnitude / unit, magnitude % unit);
+        if fraction == 0 {
+            return write!(f, "{sign}{whole}");
+        }
+        let digits = format!("{fraction:0width$}", width = USAGE_SCALE as usize);
+        write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+impl std::str::FromStr for UsageSum {
+    type Err = String;
+    fn from_str(s: &str) -> Result<UsageSum, String> {
+        parse_scaled(s, USAGE_SCALE)
+            .map(UsageSum)
+            .ok_or_else(|| format!("{s:?} is not an exact decimal"))
+    }
+}
+
+impl serde::Serialize for UsageSum {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UsageSum {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<UsageSum, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// `YYYY-MM-DD`, the only date form of reference files.
 pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     if s.len() != 10 {
@@ -113,9 +183,21 @@ fn shift_digits(digits: &[u8], shift: i64) -> Option<i128> {
     (value <= MAX_38_DIGITS).then_some(value)
 }
 
-/// A scaled integer as a `Decimal`, if it fits rust_decimal's 96 bits.
+/// A scaled integer as a `Decimal`, if it fits rust_decimal's 96 bits,
+/// exactly: trailing fraction zeros are dropped first when the value would
+/// not fit at its full scale (a large sum of whole amounts).
 pub fn scaled_to_decimal(value: i128, scale: u32) -> Option<Decimal> {
-    Decimal::try_from_i128_with_scale(value, scale).ok()
+    let (mut value, mut scale) = (value, scale);
+    loop {
+        if let Ok(decimal) = Decimal::try_from_i128_with_scale(value, scale) {
+            return Some(decimal);
+        }
+        if scale == 0 || value % 10 != 0 {
+            return None;
+        }
+        value /= 10;
+        scale -= 1;
+    }
 }
 
 /// A decimal as an integer at `scale` (exact: callers pass values that have
@@ -144,20 +226,32 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// `local@domain` with a dotted domain and no spaces or control characters.
-/// Returns the address lower-cased, the form faktura compares and stores.
+/// An e-mail address by SPEC §2: `local@domain` in ASCII, dot-atom form.
+/// The local part is atoms (letters, digits and ``!#$%&'*+-=?^_`{|}~``)
+/// joined by single dots; the domain is two or more labels (letters, digits,
+/// hyphens; no hyphen first or last) joined by dots. Returns the address
+/// lower-cased, the form faktura compares, stores and names files by: no
+/// `/`, `\`, NUL or `..` can reach a path built from it.
+///
+/// This is the one address check of faktura: reference files, payments'
+/// `paidBy` and the outbox all go through it.
 pub fn parse_email(s: &str) -> Option<String> {
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let (local, domain) = s.rsplit_once('@')?;
-    let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && !domain.contains('@');
-    let local_ok = !local.is_empty() && !local.contains(['<', '>', '"', ',', ';']);
-    (domain_ok && local_ok).then(|| s.to_lowercase())
+    let (local, domain) = s.split_once('@')?;
+    let is_atom_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-=?^_`{|}~".contains(&b);
+    let local_ok = local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.bytes().all(is_atom_char));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    (local_ok && domain_ok).then(|| s.to_ascii_lowercase())
 }
 
 /// Column positions by lower-cased name: the header of any faktura CSV.
@@ -227,6 +321,58 @@ mod tests {
     }
 
     #[test]
+    fn usage_values_of_magnitude_10_pow_18_or_more_are_refused() {
+        let limit = 10i128.pow(28);
+        assert_eq!(
+            parse_usage_value("999999999999999999.9999999999"),
+            Some(limit - 1)
+        );
+        assert_eq!(
+            parse_usage_value("-999999999999999999.9999999999"),
+            Some(1 - limit)
+        );
+        assert_eq!(parse_usage_value("1E18"), None);
+        assert_eq!(parse_usage_value("-1000000000000000000"), None);
+        assert_eq!(parse_usage_value("1E19"), None);
+        // Rounded to 10 digits first: this rounds up to 10^18.
+        assert_eq!(parse_usage_value("999999999999999999.99999999995"), None);
+        // 10^10 values just under the bound sum without wrapping.
+        let sum = (limit - 1)
+            .checked_mul(MAX_ROWS_SUMMED)
+            .expect("no overflow");
+        assert!(sum < 10i128.pow(38));
+    }
+
+    #[test]
+    fn usage_sums_print_and_read_back_exactly() {
+        for (value, text) in [
+            (0, "0"),
+            (25_000_000_000, "2.5"),
+            (-30_000_000_000, "-3"),
+            (1, "0.0000000001"),
+            (
+                10i128.pow(38) - 1,
+                "9999999999999999999999999999.9999999999",
+            ),
+        ] {
+            assert_eq!(UsageSum(value).to_string(), text);
+            assert_eq!(text.parse::<UsageSum>(), Ok(UsageSum(value)));
+        }
+        assert_eq!(UsageSum(i128::MAX).checked_add(UsageSum(1)), None);
+    }
+
+    #[test]
+    fn large_whole_sums_convert_to_decimal_exactly() {
+        // 9 x 10^18 at scale 10 does not fit 96 bits, but 9 x 10^18 does.
+        let nine_e18 = 9 * 10i128.pow(28);
+        assert_eq!(
+            scaled_to_decimal(nine_e18, USAGE_SCALE),
+            Some(Decimal::from(9_000_000_000_000_000_000u64))
+        );
+        assert_eq!(scaled_to_decimal(nine_e18 + 1, USAGE_SCALE), None);
+    }
+
+    #[test]
     fn usage_dates_in_three_forms() {
         let oct1 = NaiveDate::from_ymd_opt(2026, 10, 1);
         assert_eq!(parse_usage_date("2026-10-01"), oct1);
@@ -252,6 +398,48 @@ mod tests {
         assert_eq!(parse_email("ann@localhost"), None);
         assert_eq!(parse_email("ann smith@example.com"), None);
         assert_eq!(parse_email("@example.com"), None);
+    }
+
+    #[test]
+    fn email_addresses_follow_the_dot_atom_rule_of_spec_2() {
+        let valid = [
+            "a@b.co",
+            "first.last@sub.example.com",
+            "o'brien+tag@example.no",
+            "x!#$%&'*+-=?^_`{|}~@ex-ample.com",
+            "1@2.3",
+        ];
+        for address in valid {
+            assert!(parse_email(address).is_some(), "{address} is valid");
+        }
+        let invalid = [
+            "zed.@example.com",
+            ".zed@example.com",
+            "a..b@example.com",
+            "/tmp/x@evil.example",
+            "../x@evil.example",
+            "a/b@example.com",
+            "a\\b@example.com",
+            "a\0b@example.com",
+            "a@b@example.com",
+            "a@example",
+            "a@-example.com",
+            "a@example-.com",
+            "a@exa_mple.com",
+            "a@example..com",
+            "a@.example.com",
+            "a@example.com.",
+            "\"quoted\"@example.com",
+            "ann@exämple.com",
+            "änn@example.com",
+            "a(comment)@example.com",
+            "a@[127.0.0.1]",
+            "",
+            "@",
+        ];
+        for address in invalid {
+            assert_eq!(parse_email(address), None, "{address:?} is invalid");
+        }
     }
 
     #[test]

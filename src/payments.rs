@@ -43,7 +43,7 @@ pub fn read_payments(
     if !path.exists() {
         return Ok(out);
     }
-    let text = std::fs::read_to_string(&path)?;
+    let text = std::fs::read_to_string(&path).map_err(crate::store::failed("read", &path))?;
     let text = text.trim_start_matches('\u{feff}');
     let by_number: BTreeMap<&str, &InvoiceHead> = invoices
         .iter()

@@ -11,21 +11,49 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+/// A file operation that failed: the path and the operating system's reason
+/// (`No space left on device`, `Permission denied`, …), so an operator
+/// knows what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} `{path}`: {reason}")]
+pub struct FileError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    pub reason: std::io::Error,
+}
+
+/// Names `path` in an I/O error: `.map_err(store::failed("write", &path))`.
+pub fn failed<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> FileError + 'a {
+    move |reason| FileError {
+        action,
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temporary name, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// A failure names `path` and leaves no temporary file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let dir = path.parent().expect("output paths have a parent");
-    fs::create_dir_all(dir)?;
+    fs::create_dir_all(dir).map_err(failed("create", dir))?;
     let name = path
         .file_name()
         .expect("output paths name a file")
         .to_string_lossy();
     let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
+    let written = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(reason) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(failed("write", path)(reason));
     }
-    fs::rename(&tmp, path)?;
     // Make the rename itself durable.
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
@@ -34,31 +62,94 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Removes a file if it exists.
-pub fn remove_if_exists(path: &Path) -> std::io::Result<()> {
+pub fn remove_if_exists(path: &Path) -> Result<(), FileError> {
     match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed("remove", path)(e)),
         _ => Ok(()),
     }
 }
 
 /// Removes temporary files a killed run left behind under `dir`.
-pub fn sweep_temporaries(dir: &Path) -> std::io::Result<usize> {
+pub fn sweep_temporaries(dir: &Path) -> Result<usize, FileError> {
     let mut removed = 0;
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(0);
     };
     for entry in entries {
-        let entry = entry?;
+        let entry = entry.map_err(failed("list", dir))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type().map_err(failed("inspect", &path))?;
+        if kind.is_dir() {
             removed += sweep_temporaries(&path)?;
         } else if name.starts_with('.') && name.contains(".tmp-") {
-            fs::remove_file(&path)?;
+            fs::remove_file(&path).map_err(failed("remove", &path))?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// A file being written by a library that may lose the operating system's
+/// reason for a failed write (polars' parquet writer reports a full disk as
+/// "Invalid thrift: transport error"): remembers the first I/O error, so
+/// the caller can name it.
+pub struct RecordingFile {
+    file: fs::File,
+    first_error: FirstIoError,
+}
+
+/// The first I/O error a [`RecordingFile`] saw, shared with its writer.
+#[derive(Clone, Default)]
+pub struct FirstIoError(std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>);
+
+impl FirstIoError {
+    pub fn take(&self) -> Option<std::io::Error> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl RecordingFile {
+    pub fn create(path: &Path) -> Result<(RecordingFile, FirstIoError), FileError> {
+        let file = fs::File::create(path).map_err(failed("create", path))?;
+        let first = FirstIoError::default();
+        Ok((
+            RecordingFile {
+                file,
+                first_error: first.clone(),
+            },
+            first,
+        ))
+    }
+
+    fn remember<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result {
+            let mut slot = self.first_error.0.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        result
+    }
+}
+
+impl Write for RecordingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.file.write(buf);
+        self.remember(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.file.flush();
+        self.remember(result)
+    }
+}
+
+impl std::io::Seek for RecordingFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let result = self.file.seek(pos);
+        self.remember(result)
+    }
 }
 
 /// Serialises a DataFrame to parquet bytes (zstd, statistics on).
@@ -72,7 +163,8 @@ pub fn parquet_bytes(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
 
 /// Writes a DataFrame as parquet to `path`, atomically.
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    let bytes = parquet_bytes(df)?;
+    let bytes = parquet_bytes(df)
+        .map_err(|e| anyhow::anyhow!("cannot encode `{}` as parquet: {e}", path.display()))?;
     write_atomic(path, &bytes)?;
     Ok(())
 }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::ingest::IngestReport;
 use crate::ledger::Ledger;
+use crate::parse::UsageSum;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DeliveryReport {
@@ -27,7 +27,7 @@ pub struct Reconciliation {
     pub rows_read: u64,
     pub rows_accepted: u64,
     pub rows_rejected: u64,
-    pub accepted_cost: Decimal,
+    pub accepted_cost: UsageSum,
     pub balanced: bool,
 }
 
@@ -44,6 +44,8 @@ pub struct RunSummary {
     pub decisions: BTreeMap<String, usize>,
     pub invoices_issued: Vec<String>,
     pub pdfs_written: usize,
+    /// Invoices whose PDF could not be rendered: `{invoice}: {reason}`.
+    pub render_failed: Vec<String>,
     pub delivery: DeliveryReport,
     pub payments_rejected: usize,
     pub overpaid: Vec<String>,
@@ -71,6 +73,7 @@ impl RunSummary {
             decisions: BTreeMap::new(),
             invoices_issued: Vec::new(),
             pdfs_written: 0,
+            render_failed: Vec::new(),
             delivery: DeliveryReport::default(),
             payments_rejected: 0,
             overpaid: Vec::new(),
@@ -111,7 +114,12 @@ impl RunSummary {
             r.rows_read += d.rows_read;
             r.rows_accepted += d.rows_accepted;
             r.rows_rejected += d.rows_rejected;
-            r.accepted_cost += d.accepted_cost;
+            r.accepted_cost = r.accepted_cost.checked_add(d.accepted_cost).ok_or(
+                crate::ledger::LedgerError::Corrupt {
+                    what: "days.accepted_cost",
+                    detail: "the sum over all days exceeds 38 digits".into(),
+                },
+            )?;
         }
         r.balanced = r.rows_read == r.rows_accepted + r.rows_rejected;
 
@@ -132,6 +140,9 @@ impl RunSummary {
                 "{} periods held for missing usage days",
                 self.held.len()
             ));
+        }
+        for failure in &self.render_failed {
+            attention.push(format!("invoice not rendered: {failure}"));
         }
         if self.delivery.failed > 0 {
             attention.push(format!(
@@ -208,7 +219,7 @@ impl RunSummary {
             } else {
                 " (DOES NOT BALANCE)"
             },
-            r.accepted_cost.normalize()
+            r.accepted_cost
         );
         if self.needs_attention.is_empty() {
             out += "  status:    done\n";

@@ -262,7 +262,15 @@ fn sample_run_writes_typed_parquet_numbers_pdfs_and_emails() {
     let (code, stderr) = run(&sample_dir(), out.path(), "2026-12-03");
     assert_eq!(code, 3, "{stderr}"); // the rejected payments are still in payments.csv
     assert!(stderr.contains("0 invoices issued"), "{stderr}");
-    assert!(stderr.contains("0 sent"), "{stderr}");
+    let runs = files_under(&out.path().join("runs"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.last().unwrap()).unwrap()).unwrap();
+    assert_eq!(summary["delivery"]["sent"], 0, "{summary}");
+    assert_eq!(summary["delivery"]["already_sent"], 12, "{summary}");
+    assert!(
+        stderr.contains("send:      0 sent, 0 failed, 0 refused, 12 sent earlier"),
+        "{stderr}"
+    );
     let after = snapshot(out.path());
     assert_eq!(
         before.keys().collect::<Vec<_>>(),

@@ -366,7 +366,25 @@ fn a_killed_ingest_leaves_no_partial_partition_and_the_next_run_completes_it() {
     assert_eq!(stage("ingest", data.path(), reference_out.path()), 0);
     let expected = read_parquet_dir(&reference_out.path().join("usage"));
 
-    for delay_ms in [150, 600, 1500] {
+    // Kill points found by watching what the run has done, not by sleeping:
+    // a partition being written, then one and two days in place.
+    let partitions = |out: &Path| {
+        files_under(&out.join("usage"))
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "usage.parquet"))
+            .count()
+    };
+    type Milestone = (&'static str, Box<dyn Fn(&Path) -> bool>);
+    let milestones: Vec<Milestone> = vec![
+        (
+            "a partition is being written",
+            Box::new(|o| !files_under(&o.join("usage")).is_empty()),
+        ),
+        ("one day in place", Box::new(move |o| partitions(o) >= 1)),
+        ("two days in place", Box::new(move |o| partitions(o) >= 2)),
+    ];
+    let mut kills = 0;
+    for (moment, reached) in &milestones {
         let out = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
             .args([
@@ -381,9 +399,19 @@ fn a_killed_ingest_leaves_no_partial_partition_and_the_next_run_completes_it() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none()
+            && !reached(out.path())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
         child.wait().unwrap();
+        let when = moment;
         // Whatever is in place is a complete parquet file (readable), never a partial one.
         for path in files_under(&out.path().join("usage")) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -394,7 +422,7 @@ fn a_killed_ingest_leaves_no_partial_partition_and_the_next_run_completes_it() {
         assert_eq!(
             stage("ingest", data.path(), out.path()),
             0,
-            "re-run after kill at {delay_ms} ms"
+            "re-run after a kill when {when}"
         );
         assert!(
             files_under(out.path())
@@ -404,9 +432,14 @@ fn a_killed_ingest_leaves_no_partial_partition_and_the_next_run_completes_it() {
         assert_eq!(
             read_parquet_dir(&out.path().join("usage")),
             expected,
-            "after kill at {delay_ms} ms"
+            "after a kill when {when}"
         );
     }
+    assert!(
+        kills >= 2,
+        "only {kills} of {} runs were still running when killed",
+        milestones.len()
+    );
 }
 
 #[test]

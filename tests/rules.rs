@@ -319,5 +319,7 @@ fn late_usage_arriving_on_a_quiet_night_is_billed_on_the_next_period() {
     assert_eq!(code, 0, "{stderr}");
     let text = explain(out.path(), "P-ISSUE", "2026-11");
     assert!(text.contains("INV-00000002"), "{text}");
-    assert!(text.contains("2.50"), "{text}");
+    // Exactly the late usage: not 12.50, not 2.500.
+    assert!(text.contains("amount due 2.50 USD,"), "{text}");
+    assert!(text.contains("Subtotal 2.50 USD."), "{text}");
 }

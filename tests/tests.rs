@@ -17,3 +17,5 @@ mod mail;
 mod operations;
 // Scale: shard workers then one run equal a single run.
 mod scale;
+// Hostile and broken input: odd addresses, huge values, a lost ledger, a full disk.
+mod hardening;

@@ -21,7 +21,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{MailSettings, Security, TransportKind};
 use crate::model::{Invoice, Locale};
+use crate::parse::parse_email;
 use crate::store;
+
+pub mod pool;
 
 /// The deterministic Message-ID of an (invoice, recipient) pair.
 pub fn message_id(invoice_number: &str, recipient: &str) -> String {
@@ -116,7 +119,11 @@ impl Mailer {
     pub fn send(&self, message: &Message, invoice_number: &str, recipient: &str) -> Outcome {
         match self {
             Mailer::File { outbox } => {
-                let path = outbox.join(invoice_number).join(format!("{recipient}.eml"));
+                let Some(path) = outbox_path(outbox, invoice_number, recipient) else {
+                    return Outcome::Permanent(format!(
+                        "{recipient:?} is not a valid e-mail address (SPEC §2)"
+                    ));
+                };
                 match store::write_atomic(&path, &message.formatted()) {
                     Ok(()) => Outcome::Sent,
                     Err(e) => Outcome::Transient(format!("cannot write {}: {e}", path.display())),
@@ -141,6 +148,17 @@ impl Mailer {
             }
         }
     }
+}
+
+/// The file transport's `OUT/outbox/{invoice}/{recipient}.eml`, built only
+/// from an address that passes [`parse_email`] (so it is a plain file name)
+/// and an invoice number without a path separator; `None` otherwise.
+pub fn outbox_path(outbox: &Path, invoice_number: &str, recipient: &str) -> Option<PathBuf> {
+    let address = parse_email(recipient)?;
+    let plain = |name: &str| {
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+    };
+    plain(invoice_number).then(|| outbox.join(invoice_number).join(format!("{address}.eml")))
 }
 
 /// SMTP connections (and senders) used at once. Delivery is latency-bound
@@ -287,6 +305,25 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbox_paths_never_leave_the_outbox() {
+        let outbox = Path::new("/o/outbox");
+        assert_eq!(
+            outbox_path(outbox, "INV-1", "Ann@Example.com"),
+            Some(PathBuf::from("/o/outbox/INV-1/ann@example.com.eml"))
+        );
+        for recipient in [
+            "/tmp/x@evil.example",
+            "../x@evil.example",
+            "a/b@c.de",
+            "x@../../e",
+        ] {
+            assert_eq!(outbox_path(outbox, "INV-1", recipient), None, "{recipient}");
+        }
+        assert_eq!(outbox_path(outbox, "..", "a@b.de"), None);
+        assert_eq!(outbox_path(outbox, "a/b", "a@b.de"), None);
+    }
 
     #[test]
     fn message_ids_are_stable_and_case_insensitive() {

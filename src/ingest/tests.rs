@@ -1,0 +1,159 @@
+//! Property tests of the block cutter and the row parser: whatever bytes a
+//! usage file holds, cutting it into chunks reads the same records as csv
+//! reads from the whole, every record is a row or a reject (never lost,
+//! never a panic), and line numbers follow the physical lines.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::parse::Header;
+
+/// The records csv reads from `bytes`, as raw fields.
+fn csv_records(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    reader
+        .byte_records()
+        .map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect())
+        .collect()
+}
+
+/// Bytes that look enough like CSV to reach every state of the cutter:
+/// quotes at and inside fields, escaped quotes, commas, CR, LF, NUL,
+/// non-ASCII and invalid UTF-8.
+fn csv_like_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop::sample::select(vec![
+        &b"\""[..],
+        b"\"\"",
+        b",",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"a",
+        b"12.5",
+        b" ",
+        b"\0",
+        "Øst – æå".as_bytes(),
+        b"\xff",
+        b"\",\"",
+        b"5\" disk",
+    ]);
+    prop::collection::vec(pieces, 0..120).prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn chunks_cut_anywhere_read_the_same_records_as_the_whole(
+        bytes in csv_like_bytes(),
+        chunk_bytes in 1usize..40,
+    ) {
+        let mut cuts = record_cuts(&bytes, chunk_bytes);
+        if cuts.last().is_none_or(|c| c.0 < bytes.len()) {
+            cuts.push((bytes.len(), lines_in(&bytes)));
+        }
+        let mut start = 0;
+        let mut chunked = Vec::new();
+        for &(cut, lines) in &cuts {
+            prop_assert!(cut > start || cut == bytes.len());
+            prop_assert_eq!(lines, lines_in(&bytes[..cut]));
+            chunked.extend(csv_records(&bytes[start..cut]));
+            start = cut;
+        }
+        prop_assert_eq!(chunked, csv_records(&bytes));
+    }
+}
+
+/// The bundled sample's reference data.
+fn sample_reference() -> Reference {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    crate::reference::load_reference(&dir).expect("the sample's reference data is valid")
+}
+
+const HEADER: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,isAzureCreditEligible,resourceId";
+
+const VALID: &str = "2026-10-01,ACC-NORDLYS,PRF-NORDLYS-NO,SUB-NO-PROD,m-1,Virtual Machines,\"D2s v3, \"\"Øst\"\"\",1 Hour,24,1.03,24.72,NOK,Usage,Azure,OnDemand,True,/r/1";
+
+/// A usage file body: valid rows, and rows with random bytes spliced in.
+fn usage_body() -> impl Strategy<Value = Vec<u8>> {
+    let row = prop_oneof![
+        3 => Just(VALID.as_bytes().to_vec()),
+        2 => (csv_like_bytes(), 0usize..VALID.len()).prop_map(|(noise, at)| {
+            let mut row = VALID.as_bytes().to_vec();
+            row.splice(at..at, noise);
+            row
+        }),
+        1 => csv_like_bytes(),
+    ];
+    prop::collection::vec(row, 0..40).prop_map(|rows| rows.join(&b"\n"[..]))
+}
+
+/// Parses `body` as the records after the header, cut every `chunk_bytes`:
+/// what `read_file` does with one block.
+fn parse_cut(
+    body: &[u8],
+    chunk_bytes: usize,
+    file: &FileInput,
+) -> Result<(u64, u64, Vec<u64>), String> {
+    let header = Header::new(HEADER.split(','));
+    let columns = UsageHeader::new(&header).expect("complete header");
+    let mut cuts = record_cuts(body, chunk_bytes);
+    if cuts.last().is_none_or(|c| c.0 < body.len()) {
+        cuts.push((body.len(), lines_in(body)));
+    }
+    let (mut start, mut lines_before) = (0, 0);
+    let (mut read, mut accepted, mut reject_lines) = (0, 0, Vec::new());
+    for &(cut, lines) in &cuts {
+        let chunk = parse_chunk(&body[start..cut], 2 + lines_before, &columns, file).map_err(
+            |e| match e {
+                ChunkError::Unreadable(detail) => detail,
+                ChunkError::Polars(e) => e.to_string(),
+            },
+        )?;
+        read += chunk.rows_read;
+        accepted += chunk.rows.height() as u64;
+        reject_lines.extend(chunk.rejects.iter().map(|r| r.line));
+        (start, lines_before) = (cut, lines);
+    }
+    Ok((read, accepted, reject_lines))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn any_usage_bytes_give_rows_and_rejects_that_reconcile_with_the_records(
+        body in usage_body(),
+        chunk_bytes in 1usize..400,
+    ) {
+        let reference = sample_reference();
+        let index = ReferenceIndex::new(&reference, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+        let file = FileInput {
+            path: Path::new("usage/2026-10-01.csv"),
+            rel: "usage/2026-10-01.csv",
+            day: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            day_text: "2026-10-01",
+            index: &index,
+        };
+        let whole = parse_cut(&body, usize::MAX, &file);
+        let cut = parse_cut(&body, chunk_bytes, &file);
+        match (&whole, std::str::from_utf8(&body)) {
+            (Ok((read, accepted, reject_lines)), _) => {
+                let records = csv_records(&body).len() as u64;
+                prop_assert_eq!(*read, records, "every record is read");
+                prop_assert_eq!(*read, accepted + reject_lines.len() as u64);
+                let last_line = 1 + lines_in(&body) + 1;
+                prop_assert!(reject_lines.iter().all(|l| (2..=last_line).contains(l)));
+                // Non-decreasing: a lone CR ends a record without starting a line.
+                prop_assert!(reject_lines.windows(2).all(|w| w[0] <= w[1]), "{:?}", reject_lines);
+                prop_assert_eq!(&cut, &whole, "cut or whole, the same rows and rejects");
+            }
+            // Invalid UTF-8 rejects the file whole, cut or not.
+            (Err(_), Err(_)) => prop_assert!(cut.is_err()),
+            (Err(e), Ok(_)) => prop_assert!(false, "valid UTF-8 refused: {}", e),
+        }
+    }
+}
