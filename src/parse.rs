@@ -208,13 +208,16 @@ pub fn decimal_to_scaled(value: Decimal, scale: u32) -> i128 {
     v.mantissa()
 }
 
-/// A money amount of a reference file, exactly as written (no rounding).
+/// A money amount of a reference file or payment, exactly as written (no
+/// rounding), below 10^18 in magnitude like a usage value (SPEC §2), so
+/// that no sum of them can overflow.
 pub fn parse_money(s: &str) -> Option<Decimal> {
-    if s.contains(['e', 'E']) {
+    let amount = if s.contains(['e', 'E']) {
         Decimal::from_scientific(s).ok()
     } else {
         Decimal::from_str_exact(s).ok()
-    }
+    }?;
+    (amount.abs() < Decimal::from(10u64.pow(18))).then_some(amount)
 }
 
 /// `true/false`, `yes/no`, `1/0`, any case.
@@ -447,5 +450,8 @@ mod tests {
         assert_eq!(parse_money("100.000").unwrap().to_string(), "100.000");
         assert_eq!(parse_money("1.5e2").unwrap(), Decimal::from(150));
         assert!(parse_money("1,5").is_none());
+        assert!(parse_money("999999999999999999.99").is_some());
+        assert!(parse_money("1E18").is_none());
+        assert!(parse_money("79228162514264337593543950335").is_none());
     }
 }

@@ -78,7 +78,18 @@ pub fn read_payments(
             .trim_end_matches(['\r', '\n'])
             .to_string();
         match check_payment(&record, &header, &by_number, reference) {
-            Ok((number, amount)) => *out.paid_by_invoice.entry(number).or_default() += amount,
+            Ok((number, amount)) => {
+                let paid = out.paid_by_invoice.entry(number).or_default();
+                match paid.checked_add(amount) {
+                    Some(sum) => *paid = sum,
+                    None => out.rejects.push(PaymentReject {
+                        line,
+                        reason: "bad_number",
+                        detail: "the invoice's payments add up beyond 28 digits".into(),
+                        raw,
+                    }),
+                }
+            }
             Err((reason, detail)) => out.rejects.push(PaymentReject {
                 line,
                 reason,
@@ -128,7 +139,13 @@ fn check_payment(
         .ok_or_else(|| ("unknown_invoice", format!("no issued invoice {number:?}")))?;
     let amount = parse_money(cell("amount"))
         .filter(|a| !a.is_sign_negative() || a.is_zero())
-        .ok_or_else(|| ("bad_number", format!("amount {:?}", cell("amount"))))?;
+        .ok_or_else(|| {
+            let detail = format!(
+                "amount {:?} is not a non-negative decimal below 10^18",
+                cell("amount")
+            );
+            ("bad_number", detail)
+        })?;
     parse_iso_date(cell("paidDate"))
         .ok_or_else(|| ("bad_date", format!("paidDate {:?}", cell("paidDate"))))?;
     let payer = parse_email(cell("paidBy"))

@@ -120,7 +120,12 @@ impl Problems {
 
     fn money(&mut self, row: &Row, column: &str, currency: Option<Currency>) -> Option<Decimal> {
         let value = self.required(row, column)?;
-        let amount = self.check(row, column, parse_money(value), "a decimal amount")?;
+        let amount = self.check(
+            row,
+            column,
+            parse_money(value),
+            "a decimal amount below 10^18",
+        )?;
         if amount.is_sign_negative() && !amount.is_zero() {
             self.0.push(row.error(column, "negative amount"));
             return None;

@@ -370,3 +370,53 @@ fn full_disk_then_space(free_kb: usize, clean: &Path) {
         );
     }
 }
+
+#[test]
+fn payments_too_large_to_add_up_are_rejected_instead_of_crashing_the_run() {
+    let data = sample_copy();
+    // rust_decimal's largest value, twice: their sum panicked on 83cd583.
+    for _ in 0..2 {
+        append(
+            data.path(),
+            "payments.csv",
+            "INV-00000003,79228162514264337593543950335,2026-12-02,ingrid.haugen@nordlys.example",
+        );
+    }
+    append(
+        data.path(),
+        "payments.csv",
+        "INV-00000003,1E18,2026-12-02,ingrid.haugen@nordlys.example",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(data.path(), out.path(), AS_OF);
+    assert_eq!(code, 3, "{stderr}");
+    let rejects = std::fs::read_to_string(out.path().join("rejects/payments.csv")).unwrap();
+    let bad: Vec<&str> = rejects
+        .lines()
+        .filter(|l| l.contains(",bad_number,"))
+        .collect();
+    assert_eq!(bad.len(), 3, "{rejects}");
+    assert!(bad.iter().all(|l| l.contains("below 10^18")), "{rejects}");
+}
+
+#[test]
+fn a_usage_file_reached_through_a_symbolic_link_is_read() {
+    let data = sample_copy();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("export.csv");
+    std::fs::rename(data.path().join("usage/2026-10-08.csv"), &target).unwrap();
+    std::os::unix::fs::symlink(&target, data.path().join("usage/2026-10-08.csv")).unwrap();
+    let (linked, plain) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (code, stderr) = run(data.path(), linked.path(), AS_OF);
+    assert_eq!(code, 3, "{stderr}");
+    let (code, stderr) = run(&crate::common::sample_dir(), plain.path(), AS_OF);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(
+        crate::common::read_parquet_dir(&linked.path().join("usage/date=2026-10-08")),
+        crate::common::read_parquet_dir(&plain.path().join("usage/date=2026-10-08")),
+    );
+    assert_eq!(
+        crate::common::read_parquet_dir(&linked.path().join("invoices")),
+        crate::common::read_parquet_dir(&plain.path().join("invoices")),
+    );
+}
