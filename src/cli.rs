@@ -98,6 +98,10 @@ pub struct ExplainArgs {
     /// Only the period starting in this month (YYYY-MM).
     #[arg(long)]
     pub period: Option<String>,
+    /// The day to show the e-mail invoice preference on (YYYY-MM-DD);
+    /// default: the as-of date of the last run.
+    #[arg(long, value_name = "DATE")]
+    pub on: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Args)]

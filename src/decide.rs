@@ -14,7 +14,7 @@ use crate::aggregate::PeriodLines;
 use crate::ledger::{Billed, DecideCommit, DecisionKey, ProfileState};
 use crate::model::{
     Agreement, Amounts, CoveredBy, Currency, Decision, DecisionCode, Invoice, Kind, Line, LineKey,
-    LineSums, Offer, Period, Profile, Reference, Scope,
+    LineSums, Offer, Period, Preference, PreferenceChanges, Profile, Reference, Scope,
 };
 
 /// Everything a decide step looks at.
@@ -34,6 +34,9 @@ pub struct DecideInput<'a> {
     pub decided: &'a BTreeMap<DecisionKey, Decision>,
     pub billed: &'a BTreeMap<DecisionKey, Billed>,
     pub next_seq: u64,
+    /// Accepted e-mail preference changes (SPEC §2.3): recipients come from
+    /// the effective preference on the invoice date, `as_of`.
+    pub preferences: &'a PreferenceChanges,
 }
 
 /// The first period of a profile: the one containing the later of its
@@ -425,7 +428,17 @@ fn decide_period(
             due_date: input.as_of + chrono::Days::new(profile.payment_terms_days as u64),
             amounts,
             lines,
-            recipients: recipients_of(input.reference, profile, kind),
+            recipients: recipients_of(
+                input.reference,
+                profile,
+                kind,
+                &Preference::on(
+                    input.reference,
+                    profile,
+                    input.preferences.get(&profile.id).map_or(&[], Vec::as_slice),
+                    input.as_of,
+                ),
+            ),
         };
         // The decision is pushed by the caller right after; remember its index.
         issued.push((commit.decisions.len(), invoice));
@@ -552,9 +565,15 @@ fn decision_code(
     DecisionCode::InvoiceIssued
 }
 
-/// SPEC §5: who gets a `services` invoice of an opted-in profile by e-mail.
-pub fn recipients_of(reference: &Reference, profile: &Profile, kind: Kind) -> Vec<String> {
-    if kind != Kind::Services || !profile.email_invoice {
+/// SPEC §5: who gets a `services` invoice of a profile whose effective
+/// preference (SPEC §2.3) on the invoice date is `preference`.
+pub fn recipients_of(
+    reference: &Reference,
+    profile: &Profile,
+    kind: Kind,
+    preference: &Preference,
+) -> Vec<String> {
+    if kind != Kind::Services || !preference.email_invoice {
         return Vec::new();
     }
     let account = reference.account_of(profile);
@@ -569,16 +588,12 @@ pub fn recipients_of(reference: &Reference, profile: &Profile, kind: Kind) -> Ve
         }
         Agreement::Mosp => {
             emails.insert(
-                profile
+                preference
                     .invoice_email
                     .clone()
                     .unwrap_or_else(|| account.admin_email.clone()),
             );
-            for r in &reference.recipients {
-                if r.profile_id == profile.id {
-                    emails.insert(r.email.clone());
-                }
-            }
+            emails.extend(preference.recipients.iter().cloned());
         }
     }
     emails.into_iter().collect()

@@ -5,14 +5,23 @@
 use std::path::Path;
 
 use anyhow::Context;
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::ledger::{Delivery, Ledger};
 use crate::model::{Decision, DecisionCode, Invoice, Kind, Locale};
+use crate::preferences::ProfilePreferences;
 
 /// Explains every decided period of `profile`, or only those starting in
-/// `period` (`YYYY-MM`).
-pub fn explain(out_dir: &Path, profile: &str, period: Option<&str>) -> anyhow::Result<String> {
+/// `period` (`YYYY-MM`). Without a period, also its e-mail invoice
+/// preference on `on` (default: the as_of of the last run) and the changes
+/// behind it, accepted and refused.
+pub fn explain(
+    out_dir: &Path,
+    profile: &str,
+    period: Option<&str>,
+    on: Option<NaiveDate>,
+) -> anyhow::Result<String> {
     let path = out_dir.join("ledger.sqlite");
     anyhow::ensure!(
         path.exists(),
@@ -28,19 +37,32 @@ pub fn explain(out_dir: &Path, profile: &str, period: Option<&str>) -> anyhow::R
         .filter(|d| d.profile_id == profile)
         .filter(|d| period.is_none_or(|p| d.period.month_key() == p))
         .collect();
+    let mut out = String::new();
     if decisions.is_empty() {
         let scope = period.map_or(String::new(), |p| format!(" for {p}"));
-        return Ok(format!(
-            "No decisions recorded for profile {profile}{scope}.\n"
-        ));
+        out += &format!("No decisions recorded for profile {profile}{scope}.\n");
     }
-    let mut out = String::new();
     for d in &decisions {
         let invoice = invoices
             .iter()
             .find(|(i, _, _)| Some(&i.number) == d.invoice_number.as_ref());
         out += &explain_decision(d, invoice, &deliveries);
         out.push('\n');
+    }
+    // The preference is the profile's, not a period's: shown when no
+    // period is asked for.
+    if period.is_none()
+        && let Some(record) = ledger.preferences_of(profile)?
+    {
+        let record: ProfilePreferences = serde_json::from_str(&record)
+            .context("the ledger's preference record cannot be read")?;
+        let day = match on {
+            Some(day) => Some(day),
+            None => ledger.latest_as_of()?,
+        };
+        if let Some(day) = day {
+            out += &record.explain(profile, day);
+        }
     }
     Ok(out)
 }

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS unchecked (
 CREATE TABLE IF NOT EXISTS file_stamps (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, modified_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS preferences (profile_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, as_of TEXT NOT NULL, exit_code INTEGER, summary TEXT);
 ";
@@ -767,7 +768,52 @@ impl Ledger {
             .map_err(self.err())
     }
 
+    // ---- e-mail invoice preferences (for explain) ----
+
+    /// Replaces every profile's preference record (JSON, one per profile id).
+    pub fn replace_preferences<'p>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'p str, String)>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let wrap = |source| sqlite_error(path.clone(), source);
+        let tx = self.write()?;
+        tx.execute("DELETE FROM preferences", []).map_err(wrap)?;
+        for (profile, data) in records {
+            tx.execute(
+                "INSERT INTO preferences (profile_id, data) VALUES (?1, ?2)",
+                [profile, data.as_str()],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    /// The preference record of `profile` the last run kept, if any.
+    pub fn preferences_of(&self, profile: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT data FROM preferences WHERE profile_id = ?1",
+                [profile],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
     // ---- runs ----
+
+    /// The as_of of the latest run, if any.
+    pub fn latest_as_of(&self) -> Result<Option<NaiveDate>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT as_of FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())?;
+        text.map(|t| date("runs.as_of", &t)).transpose()
+    }
 
     pub fn start_run(&mut self, as_of: NaiveDate) -> Result<i64> {
         self.conn

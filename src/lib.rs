@@ -24,10 +24,12 @@ pub mod explain;
 pub mod ingest;
 pub mod ledger;
 pub mod locale;
+pub mod logfile;
 pub mod model;
 pub mod outputs;
 pub mod parse;
 pub mod payments;
+pub mod preferences;
 pub mod progress;
 pub mod reference;
 pub mod render;
@@ -395,6 +397,7 @@ fn decide_and_record(
         Some(since) => ledger.billed_since(since)?,
         None => BTreeMap::new(),
     };
+    let preferences = read_preferences(ctx, ledger, summary)?;
     let input = decide::DecideInput {
         reference: ctx.reference,
         as_of: ctx.opts.as_of,
@@ -407,6 +410,7 @@ fn decide_and_record(
         decided: &decided,
         billed: &billed,
         next_seq: ledger.next_invoice_seq()?,
+        preferences: &preferences,
     };
     let commit = decide::decide(&input);
     // Decided: the period lines and earlier decisions are no longer needed.
@@ -445,6 +449,28 @@ fn decide_and_record(
         .collect();
     summary.held = held;
     Ok(())
+}
+
+/// Reads preferences.csv (SPEC §2.3): rejects written, each profile's
+/// history kept in the ledger for `explain`; returns the accepted changes.
+fn read_preferences(
+    ctx: &StageContext,
+    ledger: &mut Ledger,
+    summary: &mut RunSummary,
+) -> anyhow::Result<model::PreferenceChanges> {
+    let log = preferences::read_preferences(&ctx.opts.data_dir, ctx.reference)
+        .context("failed to read preferences")?;
+    preferences::write_rejects(&ctx.opts.out_dir, &log.rejects)?;
+    summary.preferences_rejected = log.rejects.len();
+    let records = preferences::ProfilePreferences::of_all(ctx.reference, &log);
+    let mut json = Vec::with_capacity(records.len());
+    for (profile, record) in &records {
+        json.push((profile.as_str(), serde_json::to_string(record)?));
+    }
+    ledger
+        .replace_preferences(json)
+        .context("failed to record preferences")?;
+    Ok(log.changes)
 }
 
 fn line_count(lines: &aggregate::PeriodLines) -> usize {

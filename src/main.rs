@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             &a.out,
             &a.profile,
             a.period.as_deref(),
+            a.on,
         )),
         Command::Gen(a) => {
             let opts = faktura::synth::GenOptions {

@@ -9,25 +9,16 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 
+use crate::logfile::{self, LogError, LogRow, RowReject};
 use crate::model::{InvoiceHead, Reference};
-use crate::parse::{Header, parse_email, parse_iso_date, parse_money};
-use crate::store;
+use crate::parse::{parse_email, parse_iso_date, parse_money};
 
 const REQUIRED: &[&str] = &["invoiceNumber", "amount", "paidDate", "paidBy"];
-
-/// One rejected payment row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PaymentReject {
-    pub line: u64,
-    pub reason: &'static str,
-    pub detail: String,
-    pub raw: String,
-}
 
 #[derive(Debug, Default)]
 pub struct Payments {
     pub paid_by_invoice: BTreeMap<String, Decimal>,
-    pub rejects: Vec<PaymentReject>,
+    pub rejects: Vec<RowReject>,
     /// Invoice numbers whose payments exceed the amount due.
     pub overpaid: Vec<String>,
 }
@@ -37,67 +28,28 @@ pub fn read_payments(
     data_dir: &Path,
     invoices: &[(InvoiceHead, Decimal, String)],
     reference: &Reference,
-) -> anyhow::Result<Payments> {
+) -> Result<Payments, LogError> {
     let mut out = Payments::default();
-    let path = data_dir.join("payments.csv");
-    if !path.exists() {
-        return Ok(out);
-    }
-    let text = std::fs::read_to_string(&path).map_err(crate::store::failed("read", &path))?;
-    let text = text.trim_start_matches('\u{feff}');
     let by_number: BTreeMap<&str, &InvoiceHead> = invoices
         .iter()
         .map(|(i, _, _)| (i.number.as_str(), i))
         .collect();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut record = csv::StringRecord::new();
-    if !reader.read_record(&mut record)? {
-        return Ok(out);
-    }
-    let header = Header::new(record.iter());
-    let missing = header.missing(REQUIRED);
-    if !missing.is_empty() {
-        out.rejects.push(PaymentReject {
-            line: 1,
-            reason: "missing_columns",
-            detail: format!("missing columns: {}", missing.join(", ")),
-            raw: text.lines().next().unwrap_or("").to_string(),
-        });
-        return Ok(out);
-    }
-    loop {
-        let start = reader.position().byte() as usize;
-        if !reader.read_record(&mut record)? {
-            break;
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        let raw = text[start..reader.position().byte() as usize]
-            .trim_end_matches(['\r', '\n'])
-            .to_string();
-        match check_payment(&record, &header, &by_number, reference) {
+    let whole = logfile::read_log(&data_dir.join("payments.csv"), REQUIRED, |row| {
+        match check_payment(row, &by_number, reference) {
             Ok((number, amount)) => {
                 let paid = out.paid_by_invoice.entry(number).or_default();
                 match paid.checked_add(amount) {
                     Some(sum) => *paid = sum,
-                    None => out.rejects.push(PaymentReject {
-                        line,
-                        reason: "bad_number",
-                        detail: "the invoice's payments add up beyond 28 digits".into(),
-                        raw,
-                    }),
+                    None => out.rejects.push(row.reject((
+                        "bad_number",
+                        "the invoice's payments add up beyond 28 digits".into(),
+                    ))),
                 }
             }
-            Err((reason, detail)) => out.rejects.push(PaymentReject {
-                line,
-                reason,
-                detail,
-                raw,
-            }),
+            Err(reason) => out.rejects.push(row.reject(reason)),
         }
-    }
+    })?;
+    out.rejects.extend(whole);
     for (number, paid) in &out.paid_by_invoice {
         if by_number
             .get(number.as_str())
@@ -110,29 +62,12 @@ pub fn read_payments(
 }
 
 fn check_payment(
-    record: &csv::StringRecord,
-    header: &Header,
+    row: &LogRow,
     invoices: &BTreeMap<&str, &InvoiceHead>,
     reference: &Reference,
 ) -> Result<(String, Decimal), (&'static str, String)> {
-    if record.len() < header.len {
-        return Err((
-            "too_few_fields",
-            format!("{} fields, header has {}", record.len(), header.len),
-        ));
-    }
-    if record.len() > header.len {
-        return Err((
-            "too_many_fields",
-            format!("{} fields, header has {}", record.len(), header.len),
-        ));
-    }
-    let cell = |name: &str| header.position(name).map_or("", |i| record[i].trim());
-    for name in REQUIRED {
-        if cell(name).is_empty() {
-            return Err(("missing_value", format!("empty {name}")));
-        }
-    }
+    row.check_shape(REQUIRED)?;
+    let cell = |name: &str| row.cell(name);
     let number = cell("invoiceNumber");
     let invoice = invoices
         .get(number)
@@ -164,26 +99,6 @@ fn check_payment(
 }
 
 /// Writes `rejects/payments.csv`, or removes a stale one.
-pub fn write_rejects(out_dir: &Path, rejects: &[PaymentReject]) -> anyhow::Result<()> {
-    let path = out_dir.join("rejects/payments.csv");
-    if rejects.is_empty() {
-        store::remove_if_exists(&path)?;
-        return Ok(());
-    }
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(["file", "line", "reason", "detail", "raw"])?;
-    for r in rejects {
-        writer.write_record([
-            "payments.csv",
-            &r.line.to_string(),
-            r.reason,
-            &r.detail,
-            &r.raw,
-        ])?;
-    }
-    let bytes = writer.into_inner()?;
-    if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-        store::write_atomic(&path, &bytes)?;
-    }
-    Ok(())
+pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> anyhow::Result<()> {
+    logfile::write_rejects(out_dir, "payments.csv", rejects)
 }

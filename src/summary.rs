@@ -48,6 +48,8 @@ pub struct RunSummary {
     pub render_failed: Vec<String>,
     pub delivery: DeliveryReport,
     pub payments_rejected: usize,
+    /// Rows of preferences.csv rejected (SPEC §2.3).
+    pub preferences_rejected: usize,
     pub overpaid: Vec<String>,
     /// Periods currently held for missing usage: `profile kind period_start`.
     pub held: Vec<String>,
@@ -76,6 +78,7 @@ impl RunSummary {
             render_failed: Vec::new(),
             delivery: DeliveryReport::default(),
             payments_rejected: 0,
+            preferences_rejected: 0,
             overpaid: Vec::new(),
             held: Vec::new(),
             reconciliation: Reconciliation::default(),
@@ -160,6 +163,12 @@ impl RunSummary {
             attention.push(format!(
                 "{} payments rejected (see rejects/payments.csv)",
                 self.payments_rejected
+            ));
+        }
+        if self.preferences_rejected > 0 {
+            attention.push(format!(
+                "{} e-mail preference changes rejected (see rejects/preferences.csv)",
+                self.preferences_rejected
             ));
         }
         self.needs_attention = attention;

@@ -233,15 +233,17 @@ fn sample_run_writes_typed_parquet_numbers_pdfs_and_emails() {
             r,
             set(&[
                 "bjorn.billing@astrom.example",
+                "kontor@astrom.example",
                 "revisor@nordrevision.example"
             ])
         );
     }
-    // Opted out: nothing sent.
+    // Opted out in profiles.csv, opted in by its Owner in preferences.csv on
+    // 2026-11-20: the November invoice (issued 2026-12-03) goes to her.
     for r in recipients_of("PRF-POLDER-US") {
-        assert!(r.is_empty());
+        assert_eq!(r, set(&["emma.jones@polder.example"]));
     }
-    assert_eq!(emls.len(), 12);
+    assert_eq!(emls.len(), 15);
 
     // The PDF in the customer's language, with amounts as they write them.
     let pdf = std::fs::read(out.path().join("pdf/2026-10/INV-00000003.pdf")).unwrap();
@@ -266,9 +268,9 @@ fn sample_run_writes_typed_parquet_numbers_pdfs_and_emails() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(runs.last().unwrap()).unwrap()).unwrap();
     assert_eq!(summary["delivery"]["sent"], 0, "{summary}");
-    assert_eq!(summary["delivery"]["already_sent"], 12, "{summary}");
+    assert_eq!(summary["delivery"]["already_sent"], 15, "{summary}");
     assert!(
-        stderr.contains("send:      0 sent, 0 failed, 0 refused, 12 sent earlier"),
+        stderr.contains("send:      0 sent, 0 failed, 0 refused, 15 sent earlier"),
         "{stderr}"
     );
     let after = snapshot(out.path());

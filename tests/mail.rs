@@ -41,10 +41,13 @@ fn deliveries(server: &SmtpServer) -> BTreeMap<(String, String), usize> {
     out
 }
 
-/// Who the sample's invoices go to (SPEC §5), as issued on 2026-12-03.
+/// Who the sample's invoices go to (SPEC §5), as issued on 2026-12-03,
+/// with preferences.csv applied (SPEC §2.3): the MOSP admin added
+/// kontor@astrom.example, PRF-POLDER-US's Owner opted in (INV-00000009).
 fn expected() -> Vec<(String, String)> {
     let pairs = [
         ("INV-00000001", "bjorn.billing@astrom.example"),
+        ("INV-00000001", "kontor@astrom.example"),
         ("INV-00000001", "revisor@nordrevision.example"),
         ("INV-00000003", "kari.larsen@nordlys.example"),
         ("INV-00000003", "ola.nordmann@nordlys.example"),
@@ -52,10 +55,12 @@ fn expected() -> Vec<(String, String)> {
         ("INV-00000005", "anna.lindqvist@nordlys.example"),
         ("INV-00000005", "per.ostberg@nordlys.example"),
         ("INV-00000006", "bjorn.billing@astrom.example"),
+        ("INV-00000006", "kontor@astrom.example"),
         ("INV-00000006", "revisor@nordrevision.example"),
         ("INV-00000007", "kari.larsen@nordlys.example"),
         ("INV-00000007", "ola.nordmann@nordlys.example"),
         ("INV-00000008", "sanne.visser@polder.example"),
+        ("INV-00000009", "emma.jones@polder.example"),
     ];
     pairs
         .iter()
@@ -80,17 +85,14 @@ fn every_entitled_recipient_gets_one_message_with_the_pdf() {
     let got = deliveries(&server);
     assert_eq!(got.keys().cloned().collect::<Vec<_>>(), expected());
     assert!(got.values().all(|n| *n == 1));
-    // Pooled: the twelve messages share the senders' few connections.
+    // Pooled: the fifteen messages share the senders' few connections.
     assert!(
         server.connections() <= 8,
         "{} connections",
         server.connections()
     );
-    // Opted-out (INV-00000009) and purchases (INV-00000002) invoices: nothing sent.
-    assert!(
-        !got.keys()
-            .any(|(i, _)| i == "INV-00000009" || i == "INV-00000002")
-    );
+    // Purchases invoices (INV-00000002): nothing sent.
+    assert!(!got.keys().any(|(i, _)| i == "INV-00000002"));
 
     for m in server.received() {
         let parsed = MessageParser::default().parse(&m.data).unwrap();
@@ -134,10 +136,10 @@ fn every_entitled_recipient_gets_one_message_with_the_pdf() {
     // A re-run sends nothing again.
     let (_, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert!(
-        stderr.contains("0 sent, 0 failed, 0 refused, 12 sent earlier"),
+        stderr.contains("0 sent, 0 failed, 0 refused, 15 sent earlier"),
         "{stderr}"
     );
-    assert_eq!(server.received().len(), 12);
+    assert_eq!(server.received().len(), 15);
 }
 
 #[test]
@@ -149,9 +151,9 @@ fn a_451_is_retried_and_delivered_once() {
     });
     let out = tempfile::tempdir().unwrap();
     let (_, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
-    assert!(stderr.contains("12 sent, 0 failed"), "{stderr}");
+    assert!(stderr.contains("15 sent, 0 failed"), "{stderr}");
     let got = deliveries(&server);
-    assert_eq!(got.len(), 12);
+    assert_eq!(got.len(), 15);
     assert!(got.values().all(|n| *n == 1));
 }
 
@@ -165,13 +167,13 @@ fn a_550_is_recorded_as_permanent_and_the_others_are_delivered() {
     let out = tempfile::tempdir().unwrap();
     let (code, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(code, 3);
-    assert!(stderr.contains("10 sent, 0 failed, 2 refused"), "{stderr}");
-    assert_eq!(server.received().len(), 10);
+    assert!(stderr.contains("13 sent, 0 failed, 2 refused"), "{stderr}");
+    assert_eq!(server.received().len(), 13);
     // Not retried on the next run, and still reported.
     let (code, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(code, 3);
     assert!(stderr.contains("2 e-mails refused permanently"), "{stderr}");
-    assert_eq!(server.received().len(), 10);
+    assert_eq!(server.received().len(), 13);
     let explain = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
         .args([
             "explain",
@@ -201,13 +203,13 @@ fn a_dropped_connection_then_a_rerun_leaves_exactly_one_message_each() {
     let out = tempfile::tempdir().unwrap();
     let (code, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(code, 3);
-    assert!(stderr.contains("5 sent, 7 failed"), "{stderr}");
+    assert!(stderr.contains("5 sent, 10 failed"), "{stderr}");
     assert_eq!(server.received().len(), 5);
 
     server.heal();
     let (_, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert!(
-        stderr.contains("7 sent, 0 failed, 0 refused, 5 sent earlier"),
+        stderr.contains("10 sent, 0 failed, 0 refused, 5 sent earlier"),
         "{stderr}"
     );
     let got = deliveries(&server);
@@ -244,7 +246,7 @@ fn resend_sends_an_invoice_again_with_the_same_message_ids() {
         )],
         2
     );
-    assert_eq!(server.received().len(), 14);
+    assert_eq!(server.received().len(), 17);
     let ids: Vec<String> = server
         .received()
         .iter()
@@ -288,7 +290,7 @@ fn names_with_line_breaks_cannot_inject_headers() {
     run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(
         server.received().len(),
-        12,
+        15,
         "nobody extra received anything"
     );
     for m in server.received() {

@@ -146,6 +146,7 @@ struct Case {
     decided: BTreeMap<DecisionKey, Decision>,
     billed: BTreeMap<DecisionKey, Billed>,
     next_seq: u64,
+    preferences: crate::model::PreferenceChanges,
 }
 
 impl Case {
@@ -160,6 +161,7 @@ impl Case {
             decided: BTreeMap::new(),
             billed: BTreeMap::new(),
             next_seq: 1,
+            preferences: BTreeMap::new(),
         }
     }
 
@@ -176,6 +178,7 @@ impl Case {
             decided: &self.decided,
             billed: &self.billed,
             next_seq: self.next_seq,
+            preferences: &self.preferences,
         })
     }
 
