@@ -435,7 +435,10 @@ fn decide_period(
                 &Preference::on(
                     input.reference,
                     profile,
-                    input.preferences.get(&profile.id).map_or(&[], Vec::as_slice),
+                    input
+                        .preferences
+                        .get(&profile.id)
+                        .map_or(&[], Vec::as_slice),
                     input.as_of,
                 ),
             ),

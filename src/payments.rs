@@ -34,21 +34,24 @@ pub fn read_payments(
         .iter()
         .map(|(i, _, _)| (i.number.as_str(), i))
         .collect();
-    let whole = logfile::read_log(&data_dir.join("payments.csv"), REQUIRED, |row| {
-        match check_payment(row, &by_number, reference) {
-            Ok((number, amount)) => {
-                let paid = out.paid_by_invoice.entry(number).or_default();
-                match paid.checked_add(amount) {
-                    Some(sum) => *paid = sum,
-                    None => out.rejects.push(row.reject((
-                        "bad_number",
-                        "the invoice's payments add up beyond 28 digits".into(),
-                    ))),
+    let whole =
+        logfile::read_log(
+            &data_dir.join("payments.csv"),
+            REQUIRED,
+            |row| match check_payment(row, &by_number, reference) {
+                Ok((number, amount)) => {
+                    let paid = out.paid_by_invoice.entry(number).or_default();
+                    match paid.checked_add(amount) {
+                        Some(sum) => *paid = sum,
+                        None => out.rejects.push(row.reject((
+                            "bad_number",
+                            "the invoice's payments add up beyond 28 digits".into(),
+                        ))),
+                    }
                 }
-            }
-            Err(reason) => out.rejects.push(row.reject(reason)),
-        }
-    })?;
+                Err(reason) => out.rejects.push(row.reject(reason)),
+            },
+        )?;
     out.rejects.extend(whole);
     for (number, paid) in &out.paid_by_invoice {
         if by_number

@@ -61,7 +61,10 @@ pub fn read_preferences(data_dir: &Path, reference: &Reference) -> Result<Prefer
     let mut log = PreferenceLog::default();
     let whole = logfile::read_log(&data_dir.join("preferences.csv"), REQUIRED, |row| {
         let checked = check_change(row, reference);
-        let refused = checked.as_ref().err().map(|(r, d)| (r.to_string(), d.clone()));
+        let refused = checked
+            .as_ref()
+            .err()
+            .map(|(r, d)| (r.to_string(), d.clone()));
         log.history
             .entry(row.cell("billingProfileId").to_string())
             .or_default()
@@ -240,7 +243,10 @@ pub struct ProfilePreferences {
 
 impl ProfilePreferences {
     /// Every profile's record, and one for each unknown profile id a row named.
-    pub fn of_all(reference: &Reference, log: &PreferenceLog) -> BTreeMap<String, ProfilePreferences> {
+    pub fn of_all(
+        reference: &Reference,
+        log: &PreferenceLog,
+    ) -> BTreeMap<String, ProfilePreferences> {
         let mut out = BTreeMap::new();
         for profile in reference.profiles.values() {
             let account = reference.account_of(profile);
@@ -275,7 +281,11 @@ impl ProfilePreferences {
             return out;
         };
         let preference = self.on(day);
-        let state = if preference.email_invoice { "on" } else { "off" };
+        let state = if preference.email_invoice {
+            "on"
+        } else {
+            "off"
+        };
         out += &format!("E-mail invoices on {day}: {state}");
         if agreement == Agreement::Mosp {
             let address = preference
@@ -318,5 +328,193 @@ impl ProfilePreferences {
             out += &format!("  - {what}: {outcome}.\n");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Account, Currency, Locale, RoleAssignment};
+
+    /// One account of `agreement` with profile P (and a sibling profile Q),
+    /// and `holder@x.example` holding `role` at `scope` on `scope_id`.
+    fn world(agreement: Agreement, role: RoleKind, scope: Scope, scope_id: &str) -> Reference {
+        let profile = |id: &str| Profile {
+            id: id.into(),
+            account_id: "A".into(),
+            name: id.into(),
+            currency: Currency::parse("USD").unwrap(),
+            locale: Locale::EnUs,
+            created_date: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            period_start_day: 1,
+            email_invoice: false,
+            invoice_email: None,
+            payment_terms_days: 30,
+            address: String::new(),
+        };
+        Reference {
+            accounts: [(
+                "A".to_string(),
+                Account {
+                    id: "A".into(),
+                    name: "Acme".into(),
+                    agreement,
+                    admin_email: "admin@x.example".into(),
+                },
+            )]
+            .into(),
+            profiles: [
+                ("P".to_string(), profile("P")),
+                ("Q".to_string(), profile("Q")),
+            ]
+            .into(),
+            roles: vec![RoleAssignment {
+                email: "holder@x.example".into(),
+                name: "Hol Der".into(),
+                role,
+                scope,
+                scope_id: scope_id.into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn who_may_change_what_every_role_scope_agreement_and_setting() {
+        let roles = [
+            RoleKind::Owner,
+            RoleKind::Contributor,
+            RoleKind::Reader,
+            RoleKind::InvoiceManager,
+        ];
+        // Where the role is held: on P, on its account, on a sibling profile.
+        let places = [
+            (Scope::BillingProfile, "P", "profile P"),
+            (Scope::BillingAccount, "A", "account A"),
+            (Scope::BillingProfile, "Q", "profile Q"),
+        ];
+        let agreements = [Agreement::Mca, Agreement::Mpa, Agreement::Mosp];
+        let mut cases = 0;
+        for agreement in agreements {
+            for role in roles {
+                for (scope, scope_id, place) in places {
+                    for setting in Setting::ALL {
+                        let reference = world(agreement, role, scope, scope_id);
+                        let profile = &reference.profiles["P"];
+                        let mosp = agreement == Agreement::Mosp;
+                        let expected = if setting.mosp_only() && !mosp {
+                            Err("mosp_only")
+                        } else if mosp {
+                            // Only the admin, whatever roles others hold.
+                            Err("not_authorized")
+                        } else if matches!(role, RoleKind::Owner | RoleKind::Contributor)
+                            && scope_id != "Q"
+                        {
+                            Ok("holder@x.example".to_string())
+                        } else {
+                            Err("not_authorized")
+                        };
+                        let got = authorize(&reference, profile, setting, "Holder@X.example")
+                            .map_err(|(reason, _)| reason);
+                        assert_eq!(
+                            got, expected,
+                            "{agreement:?} {role:?} on {place}, {setting:?}"
+                        );
+                        // The account admin: every MOSP setting; MCA/MPA only via a role.
+                        let admin = authorize(&reference, profile, setting, "ADMIN@x.example")
+                            .map_err(|(reason, _)| reason);
+                        let admin_expected = match (mosp, setting.mosp_only()) {
+                            (true, _) => Ok("admin@x.example".to_string()),
+                            (false, true) => Err("mosp_only"),
+                            (false, false) => Err("not_authorized"),
+                        };
+                        assert_eq!(admin, admin_expected, "admin, {agreement:?} {setting:?}");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 4 * 3 * 4);
+    }
+
+    #[test]
+    fn refusals_say_who_holds_what_and_who_may() {
+        let reference = world(
+            Agreement::Mca,
+            RoleKind::InvoiceManager,
+            Scope::BillingProfile,
+            "P",
+        );
+        let profile = &reference.profiles["P"];
+        let (reason, why) = authorize(
+            &reference,
+            profile,
+            Setting::EmailInvoice,
+            "holder@x.example",
+        )
+        .unwrap_err();
+        assert_eq!(reason, "not_authorized");
+        assert_eq!(
+            why,
+            "Hol Der is an Invoice Manager; only Owners and Contributors may change this"
+        );
+        let (_, why) = authorize(
+            &reference,
+            profile,
+            Setting::EmailInvoice,
+            "nobody@x.example",
+        )
+        .unwrap_err();
+        assert!(
+            why.contains("has no role on profile P or account A"),
+            "{why}"
+        );
+        let (reason, _) =
+            authorize(&reference, profile, Setting::EmailInvoice, "not an address").unwrap_err();
+        assert_eq!(reason, "not_authorized");
+    }
+
+    #[test]
+    fn the_effective_preference_applies_changes_in_date_then_line_order() {
+        let reference = world(
+            Agreement::Mosp,
+            RoleKind::Reader,
+            Scope::BillingProfile,
+            "P",
+        );
+        let profile = &reference.profiles["P"];
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let change = |line, setting, value: &str, date| PreferenceChange {
+            line,
+            profile_id: "P".into(),
+            setting,
+            value: value.into(),
+            changed_by: "admin@x.example".into(),
+            changed_date: d(date),
+        };
+        let mut changes = vec![
+            change(5, Setting::EmailInvoice, "false", "2026-11-02"),
+            change(2, Setting::EmailInvoice, "true", "2026-11-02"),
+            change(3, Setting::AddRecipient, "b@x.example", "2026-11-01"),
+            change(4, Setting::AddRecipient, "b@x.example", "2026-11-03"),
+            change(6, Setting::RemoveRecipient, "c@x.example", "2026-11-03"),
+            change(7, Setting::InvoiceEmail, "pref@x.example", "2026-11-04"),
+            change(8, Setting::RemoveRecipient, "b@x.example", "2026-11-05"),
+        ];
+        changes.sort_by_key(|c| (c.changed_date, c.line));
+        let on = |day| Preference::on(&reference, profile, &changes, d(day));
+        assert_eq!(on("2026-10-31"), Preference::default());
+        // Same day: line 5 comes after line 2, so it wins.
+        assert!(!on("2026-11-02").email_invoice);
+        assert_eq!(
+            on("2026-11-03").recipients.len(),
+            1,
+            "added once, removing c changes nothing"
+        );
+        assert_eq!(
+            on("2026-11-04").invoice_email.as_deref(),
+            Some("pref@x.example")
+        );
+        assert!(on("2026-11-05").recipients.is_empty());
     }
 }

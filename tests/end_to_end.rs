@@ -8,7 +8,9 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type};
 use mail_parser::MimeHeaders;
 
-use crate::common::{faktura, files_under, pdf_text, read_parquet_dir, run, sample_dir, snapshot};
+use crate::common::{
+    faktura, files_under, pdf_text, read_parquet_dir, run, sample_dir, snapshot, strings,
+};
 
 fn column_types(batch: &RecordBatch) -> BTreeMap<String, DataType> {
     batch
@@ -16,17 +18,6 @@ fn column_types(batch: &RecordBatch) -> BTreeMap<String, DataType> {
         .fields()
         .iter()
         .map(|f| (f.name().clone(), f.data_type().clone()))
-        .collect()
-}
-
-fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
-    let column = batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("column {name}"));
-    let column = arrow::compute::cast(column, &DataType::Utf8).unwrap();
-    let array = column.as_string::<i32>();
-    (0..array.len())
-        .map(|i| array.value(i).to_string())
         .collect()
 }
 

@@ -19,3 +19,5 @@ mod operations;
 mod scale;
 // Hostile and broken input: odd addresses, huge values, a lost ledger, a full disk.
 mod hardening;
+// preferences.csv: who may change the e-mail invoice preference, and when it takes effect.
+mod preferences;

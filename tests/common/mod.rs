@@ -87,6 +87,19 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
     batches
 }
 
+/// A string column of any string type, as Strings.
+pub fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    let column = batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name}"));
+    let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+    let array = column.as_string::<i32>();
+    (0..array.len())
+        .map(|i| array.value(i).to_string())
+        .collect()
+}
+
 /// All files under `dir`, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
