@@ -15,6 +15,7 @@ fn parties(issuer: &faktura::config::IssuerSettings) -> faktura::render::Parties
         customer_name: "Nordlys Analytics – Norge",
         customer_address: "Tøyengata 12, 0578 Oslo",
         account_name: "Nordlys Analytics AS",
+        customer_vat_id: None,
         subscription_names: Default::default(),
     }
 }

@@ -41,6 +41,7 @@ fn send(c: &mut Criterion) {
             customer_name: "Polder Data B.V.",
             customer_address: "Keizersgracht 221, 1016 DV Amsterdam",
             account_name: "Polder Data",
+            customer_vat_id: None,
             subscription_names: Default::default(),
         },
     );

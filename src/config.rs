@@ -24,7 +24,57 @@ pub enum ConfigError {
 pub struct Settings {
     pub billing: BillingSettings,
     pub issuer: IssuerSettings,
+    /// Absent: no VAT and no e-invoices (SPEC §4.8).
+    pub tax: Option<TaxSettings>,
     pub mail: MailSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxSettings {
+    /// The standard VAT rate in percent (category S): `25`, `25.5` or "25.5".
+    #[serde(with = "rate_text")]
+    pub rate: rust_decimal::Decimal,
+}
+
+/// A rate written as a TOML integer, float or string, kept exactly (a float
+/// is read back from its shortest decimal form).
+mod rate_text {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Integer(i64),
+        Float(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let text = match Written::deserialize(d)? {
+            Written::Integer(n) => n.to_string(),
+            Written::Float(x) => x.to_string(),
+            Written::Text(s) => s.trim().to_string(),
+        };
+        crate::parse::parse_money(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a decimal rate")))
+    }
+
+    pub fn serialize<S: Serializer>(rate: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(rate)
+    }
+}
+
+impl Settings {
+    /// The VAT rule of SPEC §4.8, when `[tax]` is configured.
+    pub fn tax_rule(&self) -> Option<crate::model::TaxRule> {
+        let tax = self.tax.as_ref()?;
+        Some(crate::model::TaxRule {
+            rate: tax.rate,
+            issuer_country: self.issuer.country.clone().unwrap_or_default(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,7 +92,12 @@ pub struct IssuerSettings {
     pub address: String,
     pub email: String,
     pub payment_details: String,
+    /// Required with `[tax]`.
     pub vat_id: Option<String>,
+    /// ISO 3166-1 alpha-2; required with `[tax]`.
+    pub country: Option<String>,
+    /// The issuer's Peppol participant id, `scheme:identifier`.
+    pub peppol_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +158,8 @@ impl Default for IssuerSettings {
             email: "billing@example.com".into(),
             payment_details: "IBAN NO93 8601 1117 947".into(),
             vat_id: None,
+            country: None,
+            peppol_id: None,
         }
     }
 }
@@ -142,6 +199,9 @@ const ENV_KEYS: &[(&[&str], bool)] = &[
     (&["issuer", "email"], false),
     (&["issuer", "payment_details"], false),
     (&["issuer", "vat_id"], false),
+    (&["issuer", "country"], false),
+    (&["issuer", "peppol_id"], false),
+    (&["tax", "rate"], false),
     (&["mail", "transport"], false),
     (&["mail", "from"], false),
     (&["mail", "reply_to"], false),
@@ -214,6 +274,38 @@ impl Settings {
                 "key `billing.invoice_prefix`: {:?} may not contain `/` or control characters",
                 self.billing.invoice_prefix
             )));
+        }
+        if let Some(country) = &self.issuer.country
+            && crate::model::country_code(country).as_deref() != Some(country.as_str())
+        {
+            return Err(invalid(format!(
+                "key `issuer.country`: {country:?} is not an ISO 3166-1 alpha-2 code (upper case)"
+            )));
+        }
+        if let Some(id) = &self.issuer.peppol_id
+            && crate::model::peppol_id(id).is_none()
+        {
+            return Err(invalid(format!(
+                "key `issuer.peppol_id`: {id:?} is not a Peppol participant id `scheme:identifier`"
+            )));
+        }
+        if let Some(tax) = &self.tax {
+            if tax.rate.is_sign_negative() || tax.rate >= rust_decimal::Decimal::ONE_HUNDRED {
+                return Err(invalid(format!(
+                    "key `tax.rate`: {} is not a percentage from 0 to under 100",
+                    tax.rate
+                )));
+            }
+            for (key, value) in [
+                ("issuer.vat_id", &self.issuer.vat_id),
+                ("issuer.country", &self.issuer.country),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    return Err(invalid(format!(
+                        "key `{key}` is required with [tax] (SPEC §8)"
+                    )));
+                }
+            }
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid(format!(

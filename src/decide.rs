@@ -14,7 +14,7 @@ use crate::aggregate::PeriodLines;
 use crate::ledger::{Billed, DecideCommit, DecisionKey, ProfileState};
 use crate::model::{
     Agreement, Amounts, CoveredBy, Currency, Decision, DecisionCode, Invoice, Kind, Line, LineKey,
-    LineSums, Offer, Period, Preference, PreferenceChanges, Profile, Reference, Scope,
+    LineSums, Offer, Period, Preference, PreferenceChanges, Profile, Reference, Scope, TaxRule,
 };
 
 /// Everything a decide step looks at.
@@ -37,6 +37,8 @@ pub struct DecideInput<'a> {
     /// Accepted e-mail preference changes (SPEC §2.3): recipients come from
     /// the effective preference on the invoice date, `as_of`.
     pub preferences: &'a PreferenceChanges,
+    /// `[tax]` (SPEC §4.8): each issued invoice's VAT, fixed when issued.
+    pub tax: Option<&'a TaxRule>,
 }
 
 /// The first period of a profile: the one containing the later of its
@@ -442,6 +444,7 @@ fn decide_period(
                     input.as_of,
                 ),
             ),
+            vat: input.tax.map(|rule| rule.vat(profile, amounts.amount_due)),
         };
         // The decision is pushed by the caller right after; remember its index.
         issued.push((commit.decisions.len(), invoice));

@@ -20,6 +20,7 @@ pub mod aggregate;
 pub mod config;
 pub mod decide;
 pub mod deliver;
+pub mod einvoice;
 pub mod explain;
 pub mod ingest;
 pub mod ledger;
@@ -398,6 +399,7 @@ fn decide_and_record(
         None => BTreeMap::new(),
     };
     let preferences = read_preferences(ctx, ledger, summary)?;
+    let tax_rule = ctx.settings.tax_rule();
     let input = decide::DecideInput {
         reference: ctx.reference,
         as_of: ctx.opts.as_of,
@@ -411,6 +413,7 @@ fn decide_and_record(
         billed: &billed,
         next_seq: ledger.next_invoice_seq()?,
         preferences: &preferences,
+        tax: tax_rule.as_ref(),
     };
     let commit = decide::decide(&input);
     // Decided: the period lines and earlier decisions are no longer needed.
@@ -494,6 +497,7 @@ fn parties<'a>(
         customer_name: &profile.name,
         customer_address: &profile.address,
         account_name: &reference.account_of(profile).name,
+        customer_vat_id: profile.vat_id.as_deref(),
         subscription_names: reference
             .subscriptions
             .values()
@@ -526,17 +530,24 @@ fn render_pdf(ctx: &StageContext, invoice: &Invoice) -> anyhow::Result<Vec<u8>> 
     })
 }
 
-/// Renders every issued invoice whose PDF is not on disk yet, in parallel.
-/// An invoice that cannot be rendered does not stop the others: it is
-/// listed in the result (and the run exits 3); one that cannot be written
-/// (a full disk) fails the run, naming the path.
+/// Renders every issued invoice whose PDF (or, with VAT, e-invoice) is not
+/// on disk yet, in parallel. An invoice that cannot be rendered does not
+/// stop the others: it is listed in the result (and the run exits 3); one
+/// that cannot be written (a full disk) fails the run, naming the path.
 fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<RenderReport> {
-    // Invoices with their lines are read only when some PDF is missing.
+    let out = &ctx.opts.out_dir;
+    let missing_pdf = |number: &str, period| !pdf_path(out, period, number).exists();
+    let missing_xml = |number: &str, period, has_vat: bool| {
+        has_vat && !einvoice::einvoice_path(out, period, number).exists()
+    };
+    // Invoices with their lines are read only when something is missing.
     let missing: BTreeSet<String> = ledger
         .invoice_heads()?
         .into_iter()
         .map(|(i, _, _)| i)
-        .filter(|i| !pdf_path(&ctx.opts.out_dir, i.period, &i.number).exists())
+        .filter(|i| {
+            missing_pdf(&i.number, i.period) || missing_xml(&i.number, i.period, i.vat.is_some())
+        })
         .map(|i| i.number)
         .collect();
     if missing.is_empty() {
@@ -549,33 +560,71 @@ fn render_missing(ctx: &StageContext, ledger: &Ledger) -> anyhow::Result<RenderR
         .filter(|i| missing.contains(&i.number))
         .collect();
     let progress = progress::Progress::new(invoices.len() as u64, "render");
-    let outcomes: Vec<anyhow::Result<Option<String>>> = invoices
+    let outcomes: Vec<anyhow::Result<(usize, Option<String>)>> = invoices
         .par_iter()
-        .map(|invoice| -> anyhow::Result<Option<String>> {
+        .map(|invoice| {
             progress.inc();
-            let bytes = match render_pdf(ctx, invoice) {
-                Ok(bytes) => bytes,
-                Err(e) => return Ok(Some(format!("{}: {e:#}", invoice.number))),
-            };
-            let path = pdf_path(&ctx.opts.out_dir, invoice.period, &invoice.number);
-            store::write_atomic(&path, &bytes)
-                .with_context(|| format!("failed to write `{}`", path.display()))?;
-            Ok(None)
+            let (number, period) = (&invoice.number, invoice.period);
+            let mut written = 0;
+            if missing_pdf(number, period) {
+                match render_pdf(ctx, invoice) {
+                    Ok(bytes) => write_output(&pdf_path(out, period, number), &bytes)?,
+                    Err(e) => return Ok((0, Some(format!("{number}: {e:#}")))),
+                }
+                written += 1;
+            }
+            if missing_xml(number, period, invoice.vat.is_some()) {
+                match render_einvoice(ctx, invoice) {
+                    Ok(bytes) => {
+                        write_output(&einvoice::einvoice_path(out, period, number), &bytes)?
+                    }
+                    Err(e) => return Ok((written, Some(format!("{number}: {e:#}")))),
+                }
+            }
+            Ok((written, None))
         })
         .collect();
     let mut report = RenderReport::default();
     for outcome in outcomes {
-        match outcome? {
-            None => report.written += 1,
-            Some(failure) => report.failed.push(failure),
-        }
+        let (written, failure) = outcome?;
+        report.written += written;
+        report.failed.extend(failure);
     }
     Ok(report)
+}
+
+fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    store::write_atomic(path, bytes)?;
+    Ok(())
+}
+
+/// One invoice's e-invoice (SPEC §6.1).
+fn render_einvoice(ctx: &StageContext, invoice: &Invoice) -> anyhow::Result<Vec<u8>> {
+    let profile = ctx
+        .reference
+        .profiles
+        .get(&invoice.profile_id)
+        .with_context(|| format!("profile {} is not in profiles.csv", invoice.profile_id))?;
+    let subscription_name = |id: &str| {
+        ctx.reference
+            .subscriptions
+            .get(id)
+            .map(|s| s.name.as_str())
+            .filter(|n| !n.is_empty())
+    };
+    let parties = einvoice::Parties {
+        issuer: &ctx.settings.issuer,
+        profile,
+        account: ctx.reference.account_of(profile),
+        subscription_name: &subscription_name,
+    };
+    Ok(einvoice::ubl_invoice(invoice, &parties)?)
 }
 
 /// What the render stage did.
 #[derive(Default)]
 struct RenderReport {
+    /// PDFs written.
     written: usize,
     /// `{invoice}: {reason}` for each invoice that could not be rendered.
     failed: Vec<String>,

@@ -92,6 +92,14 @@ pub struct Profile {
     pub invoice_email: Option<String>,
     pub payment_terms_days: u32,
     pub address: String,
+    /// ISO 3166-1 alpha-2; `None` means the issuer's country.
+    pub country: Option<String>,
+    /// The customer's VAT number.
+    pub vat_id: Option<String>,
+    /// Overrides the VAT category SPEC §4.8 would choose.
+    pub vat_category: Option<VatCategory>,
+    /// The customer's Peppol participant id, `scheme:identifier`.
+    pub peppol_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +275,45 @@ impl Reference {
     pub fn account_of(&self, profile: &Profile) -> &Account {
         &self.accounts[&profile.account_id]
     }
+}
+
+/// ISO 3166-1 alpha-2 country codes (the 249 officially assigned).
+#[rustfmt::skip]
+const ISO_3166: &[&str] = &[
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+/// A country code of ISO 3166-1 alpha-2, in any case; upper-cased.
+pub fn country_code(s: &str) -> Option<String> {
+    let code = s.trim().to_ascii_uppercase();
+    ISO_3166.contains(&code.as_str()).then_some(code)
+}
+
+/// A Peppol participant id `scheme:identifier` (e.g. `0192:923456789`):
+/// a scheme of letters and digits, an identifier without spaces.
+pub fn peppol_id(s: &str) -> Option<String> {
+    let (scheme, identifier) = s.trim().split_once(':')?;
+    let scheme_ok = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric());
+    let identifier_ok = !identifier.is_empty()
+        && identifier
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control());
+    (scheme_ok && identifier_ok).then(|| format!("{scheme}:{identifier}"))
 }
 
 /// An ISO 4217 currency with its minor unit (the number of decimals an
@@ -573,14 +620,122 @@ impl InvoiceStatus {
         }
     }
 
-    pub fn of(amount_due: Decimal, amount_paid: Decimal, due: NaiveDate, as_of: NaiveDate) -> Self {
-        if amount_paid >= amount_due {
+    /// `paid` once payments reach the invoice's total (SPEC §4.8).
+    pub fn of(total: Decimal, amount_paid: Decimal, due: NaiveDate, as_of: NaiveDate) -> Self {
+        if amount_paid >= total {
             InvoiceStatus::Paid
         } else if as_of > due {
             InvoiceStatus::PastDue
         } else {
             InvoiceStatus::Due
         }
+    }
+}
+
+/// A VAT category of EN 16931 (UNCL 5305), one per invoice (SPEC §4.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VatCategory {
+    /// Standard rate.
+    S,
+    /// Reverse charge: the customer accounts for the VAT.
+    AE,
+    /// Zero rated.
+    Z,
+    /// Exempt.
+    E,
+    /// Outside the scope of VAT.
+    O,
+}
+
+impl VatCategory {
+    pub fn parse(s: &str) -> Option<VatCategory> {
+        match s.to_ascii_uppercase().as_str() {
+            "S" => Some(VatCategory::S),
+            "AE" => Some(VatCategory::AE),
+            "Z" => Some(VatCategory::Z),
+            "E" => Some(VatCategory::E),
+            "O" => Some(VatCategory::O),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VatCategory::S => "S",
+            VatCategory::AE => "AE",
+            VatCategory::Z => "Z",
+            VatCategory::E => "E",
+            VatCategory::O => "O",
+        }
+    }
+}
+
+/// The VAT of an issued invoice: its category, rate (percent) and amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vat {
+    pub category: VatCategory,
+    pub rate: Decimal,
+    pub amount: Decimal,
+}
+
+impl Vat {
+    /// SPEC §4.8: `amount_due` x rate / 100, rounded half away from zero to
+    /// the currency's minor unit.
+    pub fn on(
+        amount_due: Decimal,
+        category: VatCategory,
+        rate: Decimal,
+        currency: Currency,
+    ) -> Vat {
+        let rate = if category == VatCategory::S {
+            rate
+        } else {
+            Decimal::ZERO
+        };
+        Vat {
+            category,
+            rate,
+            amount: currency.round(amount_due * rate / Decimal::ONE_HUNDRED),
+        }
+    }
+}
+
+/// The VAT rule of a run (SPEC §4.8), present when `[tax] rate` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaxRule {
+    /// The standard rate in percent (category `S`).
+    pub rate: Decimal,
+    /// The issuer's country: a customer elsewhere with a VAT number is
+    /// reverse-charged (`AE`).
+    pub issuer_country: String,
+}
+
+impl TaxRule {
+    /// A profile's category: `vatCategory` if set; else `AE` when its
+    /// country differs from the issuer's and it has a VAT number; else `S`.
+    pub fn category_of(&self, profile: &Profile) -> VatCategory {
+        if let Some(category) = profile.vat_category {
+            return category;
+        }
+        let abroad = profile
+            .country
+            .as_deref()
+            .is_some_and(|c| c != self.issuer_country);
+        if abroad && profile.vat_id.is_some() {
+            VatCategory::AE
+        } else {
+            VatCategory::S
+        }
+    }
+
+    /// The VAT of an invoice of `profile` owing `amount_due`.
+    pub fn vat(&self, profile: &Profile, amount_due: Decimal) -> Vat {
+        Vat::on(
+            amount_due,
+            self.category_of(profile),
+            self.rate,
+            profile.currency,
+        )
     }
 }
 
@@ -599,11 +754,19 @@ pub struct Invoice {
     pub lines: Vec<Line>,
     /// Fixed when the invoice is issued (SPEC §5); lower-cased.
     pub recipients: Vec<String>,
+    /// None without `[tax]` (SPEC §4.8); fixed when issued.
+    #[serde(default)]
+    pub vat: Option<Vat>,
 }
 
 impl Invoice {
     pub fn credits(&self) -> Decimal {
         self.amounts.credits()
+    }
+
+    /// `amount_due` plus VAT: what the customer pays.
+    pub fn total(&self) -> Decimal {
+        self.amounts.amount_due + self.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)
     }
 }
 
@@ -621,6 +784,15 @@ pub struct InvoiceHead {
     pub due_date: NaiveDate,
     pub amounts: Amounts,
     pub recipients: Vec<String>,
+    #[serde(default)]
+    pub vat: Option<Vat>,
+}
+
+impl InvoiceHead {
+    /// `amount_due` plus VAT: what the customer pays.
+    pub fn total(&self) -> Decimal {
+        self.amounts.amount_due + self.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use rust_decimal::Decimal;
 use crate::ledger::Ledger;
 use crate::model::{Decision, InvoiceStatus, Kind, Line, Period};
 use crate::parse::{USAGE_SCALE, decimal_to_scaled};
-use crate::store::{self, date_column, decimal_column, opt_decimal_column, string_column};
+use crate::store::{
+    self, date_column, decimal_column, opt_decimal_column, opt_string_column, string_column,
+};
 
 /// Amount columns are Decimal(38,4) (SPEC §6).
 const AMOUNT_SCALE: u32 = 4;
@@ -86,7 +88,7 @@ fn decisions_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
         opt_decimal_column("carried_in", money(&|a| a.carried_in), scale)?,
         opt_decimal_column("amount_due", money(&|a| a.amount_due), scale)?,
         opt_decimal_column("carried_out", money(&|a| a.carried_out), scale)?,
-        store::opt_string_column("invoice_number", &invoice_numbers),
+        opt_string_column("invoice_number", &invoice_numbers),
         missing_days.into(),
         date_column(
             "decided_on",
@@ -223,6 +225,24 @@ fn invoices_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
                 .map(|r| r.0.recipients.len() as i64)
                 .collect::<Vec<i64>>(),
         ),
+        opt_string_column(
+            "vat_category",
+            &invoices
+                .iter()
+                .map(|r| r.0.vat.as_ref().map(|v| v.category.as_str().to_string()))
+                .collect::<Vec<_>>(),
+        ),
+        decimal_column(
+            "vat_rate",
+            money(&|r| r.0.vat.as_ref().map_or(Decimal::ZERO, |v| v.rate)),
+            scale,
+        )?,
+        decimal_column(
+            "vat_amount",
+            money(&|r| r.0.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)),
+            scale,
+        )?,
+        decimal_column("total", money(&|r| r.0.total()), scale)?,
     ];
     Ok(DataFrame::new(invoices.len(), columns)?)
 }
@@ -237,13 +257,7 @@ pub fn update_statuses(
     let mut updates = Vec::new();
     for (invoice, old_paid, old_status) in ledger.invoice_heads()? {
         let new_paid = paid.get(&invoice.number).copied().unwrap_or_default();
-        let status = InvoiceStatus::of(
-            invoice.amounts.amount_due,
-            new_paid,
-            invoice.due_date,
-            as_of,
-        )
-        .as_str();
+        let status = InvoiceStatus::of(invoice.total(), new_paid, invoice.due_date, as_of).as_str();
         if new_paid != old_paid || status != old_status {
             updates.push((
                 invoice.number.clone(),

@@ -56,7 +56,7 @@ pub fn read_payments(
     for (number, paid) in &out.paid_by_invoice {
         if by_number
             .get(number.as_str())
-            .is_some_and(|i| *paid > i.amounts.amount_due)
+            .is_some_and(|i| *paid > i.total())
         {
             out.overpaid.push(number.clone());
         }

@@ -351,6 +351,10 @@ mod tests {
             invoice_email: None,
             payment_terms_days: 30,
             address: String::new(),
+            country: None,
+            vat_id: None,
+            vat_category: None,
+            peppol_id: None,
         };
         Reference {
             accounts: [(

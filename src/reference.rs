@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 
 use crate::model::{
     Account, Agreement, CreditGrant, Currency, Locale, Offer, Profile, Recipient, Reference,
-    RoleAssignment, RoleKind, Scope, Subscription,
+    RoleAssignment, RoleKind, Scope, Subscription, VatCategory,
 };
 use crate::parse::{Header, parse_bool, parse_email, parse_iso_date, parse_money};
 
@@ -382,10 +382,12 @@ fn read_profiles(
                 "a whole number of days",
             ),
         };
+        let tax = read_tax_columns(&row, p);
         if let (Some(id), Some(account_id), Some(currency), Some(locale), Some(created_date)) =
             (id, account_id, currency, locale, created)
             && let (Some(period_start_day), Some(email_invoice), Some(invoice_email), Some(terms)) =
                 (start_day, email_invoice, invoice_email, terms)
+            && let Some(tax) = tax
         {
             let profile = Profile {
                 id: id.clone(),
@@ -399,11 +401,74 @@ fn read_profiles(
                 invoice_email,
                 payment_terms_days: terms,
                 address: row.get("address").to_string(),
+                country: tax.country,
+                vat_id: tax.vat_id,
+                vat_category: tax.vat_category,
+                peppol_id: tax.peppol_id,
             };
             out.insert(id, profile);
         }
     }
     out
+}
+
+/// A profile's optional VAT and e-invoice columns (SPEC §2.2, §4.8).
+struct TaxColumns {
+    country: Option<String>,
+    vat_id: Option<String>,
+    vat_category: Option<VatCategory>,
+    peppol_id: Option<String>,
+}
+
+fn read_tax_columns(row: &Row, p: &mut Problems) -> Option<TaxColumns> {
+    let optional = |value: &str| (!value.is_empty()).then(|| value.to_string());
+    let country = match row.get("country") {
+        "" => Some(None),
+        v => p
+            .check(
+                row,
+                "country",
+                crate::model::country_code(v),
+                "an ISO 3166-1 alpha-2 country code",
+            )
+            .map(Some),
+    };
+    let vat_category = match row.get("vatCategory") {
+        "" => Some(None),
+        v => p
+            .check(
+                row,
+                "vatCategory",
+                VatCategory::parse(v),
+                "one of S, AE, Z, E, O",
+            )
+            .map(Some),
+    };
+    let vat_id = optional(row.get("vatId"));
+    if vat_category == Some(Some(VatCategory::AE)) && vat_id.is_none() {
+        p.0.push(row.error(
+            "vatCategory",
+            "AE (reverse charge) needs the customer's vatId",
+        ));
+        return None;
+    }
+    let peppol_id = match row.get("peppolId") {
+        "" => Some(None),
+        v => p
+            .check(
+                row,
+                "peppolId",
+                crate::model::peppol_id(v),
+                "a Peppol participant id `scheme:identifier`",
+            )
+            .map(Some),
+    };
+    Some(TaxColumns {
+        country: country?,
+        vat_id,
+        vat_category: vat_category?,
+        peppol_id: peppol_id?,
+    })
 }
 
 fn read_subscriptions(

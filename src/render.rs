@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use crate::config::IssuerSettings;
-use crate::model::{CoveredBy, Invoice, Kind, Line, Locale};
+use crate::model::{CoveredBy, Invoice, Kind, Line, Locale, Vat, VatCategory};
 
 /// Bumped whenever the layout changes, so a re-render is explainable.
 pub const TEMPLATE_VERSION: u32 = 1;
@@ -49,6 +49,8 @@ pub struct Parties<'a> {
     pub customer_name: &'a str,
     pub customer_address: &'a str,
     pub account_name: &'a str,
+    /// The customer's VAT number (SPEC §4.8: both parties' are shown).
+    pub customer_vat_id: Option<&'a str>,
     /// Subscription id -> display name.
     pub subscription_names: BTreeMap<String, String>,
 }
@@ -59,11 +61,11 @@ const LEFT: f32 = 18.0;
 const RIGHT: f32 = 192.0;
 const ROW: f32 = 5.2;
 /// Where the table may start on the first and later pages, and must end.
-const FIRST_TABLE_TOP: f32 = 128.0;
+const FIRST_TABLE_TOP: f32 = 134.0;
 const NEXT_TABLE_TOP: f32 = 30.0;
 const TABLE_BOTTOM: f32 = 262.0;
 /// Space the totals block needs after the table on the last page.
-const TOTALS_HEIGHT: f32 = 38.0;
+const TOTALS_HEIGHT: f32 = 44.0;
 
 /// One row of the lines table.
 enum TableRow {
@@ -334,9 +336,13 @@ fn draw_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
 
     page.text(LEFT, 50.0, 8.5, true, labels.sold_to);
     let mut y = 55.5;
+    let customer_vat = parties
+        .customer_vat_id
+        .map(|id| format!("{} {id}", labels.vat_id));
     for part in [parties.customer_name, parties.account_name]
         .into_iter()
         .chain(parties.customer_address.split(", "))
+        .chain(customer_vat.as_deref())
         .filter(|s| !s.is_empty())
     {
         page.text(LEFT, y, 9.5, false, part);
@@ -354,7 +360,9 @@ fn draw_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
     }
 }
 
-/// Subtotal, trial, credits, carry and amount due (bold), then the due date.
+/// Subtotal, trial, credits, carry and amount due (bold), then the due
+/// date; with VAT (SPEC §4.8) the amount due is the net amount, followed by
+/// the VAT at the invoice's category and rate and the total (bold).
 fn summary_rows(invoice: &Invoice, locale: Locale) -> Vec<(String, String, bool)> {
     let labels = locale.labels();
     let a = &invoice.amounts;
@@ -373,13 +381,37 @@ fn summary_rows(invoice: &Invoice, locale: Locale) -> Vec<(String, String, bool)
     if !a.carried_in.is_zero() {
         rows.push((labels.carried_in.to_string(), money(a.carried_in), false));
     }
-    rows.push((labels.amount_due.to_string(), money(a.amount_due), true));
-    rows.push((
-        labels.due_date.to_string(),
-        locale.date(invoice.due_date),
-        false,
-    ));
+    match &invoice.vat {
+        None => {
+            rows.push((labels.amount_due.to_string(), money(a.amount_due), true));
+            rows.push((
+                labels.due_date.to_string(),
+                locale.date(invoice.due_date),
+                false,
+            ));
+        }
+        Some(vat) => {
+            rows.push((labels.net_amount.to_string(), money(a.amount_due), false));
+            rows.push((vat_label(vat, locale), money(vat.amount), false));
+            rows.push((labels.total.to_string(), money(invoice.total()), true));
+        }
+    }
     rows
+}
+
+/// `MVA 25 %`, or `Btw 0 % – Btw verlegd` for the categories without VAT.
+fn vat_label(vat: &Vat, locale: Locale) -> String {
+    let labels = locale.labels();
+    let rate = vat.rate.normalize();
+    let head = format!("{} {} %", labels.vat, locale.number(rate, rate.scale()));
+    let note = match vat.category {
+        VatCategory::S => return head,
+        VatCategory::AE => labels.reverse_charge.split(':').next().unwrap_or_default(),
+        VatCategory::Z => labels.zero_rated,
+        VatCategory::E => labels.exempt,
+        VatCategory::O => labels.outside_scope,
+    };
+    format!("{head} – {note}")
 }
 
 fn draw_continuation_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
@@ -434,11 +466,13 @@ fn draw_table(
 }
 
 fn draw_totals(page: &mut Canvas, invoice: &Invoice, locale: Locale, top: f32) {
-    page.rule(110.0, top - 3.0, RIGHT, 0.4);
+    // Wide enough for the longest label ("Gebruik in gratis proefperiode
+    // (niet gefactureerd)") beside its amount.
+    page.rule(88.0, top - 3.0, RIGHT, 0.4);
     let mut y = top + 2.0;
     for (label, value, bold) in summary_rows(invoice, locale) {
         let size = if bold { 10.5 } else { 8.5 };
-        page.text(112.0, y, size, bold, &label);
+        page.text(90.0, y, size, bold, &label);
         page.text_right(RIGHT, y, size, bold, &value);
         y += if bold { 5.8 } else { 4.6 };
     }
@@ -463,9 +497,12 @@ fn draw_footer(
         false,
         &format!("{}: {}", labels.payment_reference, invoice.number),
     );
-    let tax = match &issuer.vat_id {
-        Some(vat) => format!("{}. {} {vat}", labels.excludes_vat, labels.vat_id),
-        None => format!("{}.", labels.excludes_vat),
+    let tax = match (&invoice.vat, &issuer.vat_id) {
+        (Some(vat), _) if vat.category == VatCategory::AE => format!("{}.", labels.reverse_charge),
+        (Some(_), Some(id)) => format!("{} {id}", labels.vat_id),
+        (Some(_), None) => String::new(),
+        (None, Some(id)) => format!("{}. {} {id}", labels.excludes_vat, labels.vat_id),
+        (None, None) => format!("{}.", labels.excludes_vat),
     };
     page.text(LEFT, 286.5, 7.5, false, &tax);
     page.text_right(

@@ -314,7 +314,7 @@ fn write_reference(
 ) -> anyhow::Result<(Vec<GenProfile>, Vec<GenSubscription>)> {
     let mut accounts = String::from("billingAccountId,name,agreement,adminEmail\n");
     let mut profiles_csv = String::from(
-        "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address\n",
+        "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address,country,vatId,vatCategory,peppolId\n",
     );
     let mut subs_csv = String::from(
         "subscriptionId,billingProfileId,name,offer,startDate,trialEndDate,monthlyCredit\n",
@@ -359,7 +359,8 @@ fn write_reference(
             let email = p % 6 != 5;
             writeln!(
                 profiles_csv,
-                "{id},{account},\"Profile {p}, Dept. Økonomi\",{currency},{locale},{created},{start_day},{email},,30,\"Gate {p}, 0150 Oslo\""
+                "{id},{account},\"Profile {p}, Dept. Økonomi\",{currency},{locale},{created},{start_day},{email},,30,\"Gate {p}, 0150 Oslo\",{}",
+                tax_columns(u64::from(p))
             )?;
             for (role, n) in [("Owner", 0), ("Reader", 1), ("InvoiceManager", 2)] {
                 writeln!(
@@ -434,6 +435,64 @@ fn write_reference(
         std::fs::write(dir.join(name), text).with_context(|| format!("failed to write {name}"))?;
     }
     Ok((profiles, subscriptions))
+}
+
+/// A profile's `country, vatId, vatCategory, peppolId`, cycling through the
+/// VAT categories of SPEC §4.8 (issuer in Norway): a Norwegian customer (S),
+/// Dutch and Swedish ones with VAT numbers (AE), and Norwegian Z and E and
+/// a US O; each with a Peppol id whose check digits are valid.
+fn tax_columns(p: u64) -> String {
+    let no = norwegian_org_number(100_000 + p);
+    match p % 6 {
+        0 => format!("NO,NO{no}MVA,,0192:{no}"),
+        1 => format!("NL,NL{:09}B01,,0106:{:08}", 100_000_000 + p, 10_000_000 + p),
+        2 => {
+            let se = swedish_org_number(556_000_000 + p);
+            format!("SE,SE{se}01,,0007:{se}")
+        }
+        3 => format!("NO,,Z,0192:{no}"),
+        4 => format!("NO,,E,0192:{no}"),
+        _ => format!("US,,O,0060:{:09}", 100_000_000 + p),
+    }
+}
+
+/// A 9-digit Norwegian organisation number with a valid mod-11 check digit,
+/// from an 8-digit `base` (bases whose check digit would be 10 are skipped).
+fn norwegian_org_number(base: u64) -> String {
+    const WEIGHTS: [u64; 8] = [3, 2, 7, 6, 5, 4, 3, 2];
+    let mut base = 80_000_000 + base % 10_000_000;
+    loop {
+        let digits: Vec<u64> = base
+            .to_string()
+            .bytes()
+            .map(|b| (b - b'0') as u64)
+            .collect();
+        let sum: u64 = digits.iter().zip(WEIGHTS).map(|(d, w)| d * w).sum();
+        match 11 - sum % 11 {
+            10 => base += 1,
+            11 => return format!("{base}0"),
+            check => return format!("{base}{check}"),
+        }
+    }
+}
+
+/// A 10-digit Swedish organisation number with a valid Luhn check digit,
+/// from a 9-digit `base`.
+fn swedish_org_number(base: u64) -> String {
+    let digits = base.to_string();
+    let sum: u32 = digits
+        .bytes()
+        .map(|b| (b - b'0') as u32)
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                (d * 2) / 10 + (d * 2) % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{digits}{}", (10 - sum % 10) % 10)
 }
 
 const HEADER: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,isAzureCreditEligible,resourceId\n";
@@ -556,6 +615,7 @@ pub fn synthetic_invoice(number: &str, lines: usize, currency: &str) -> crate::m
         },
         lines: items,
         recipients: vec!["ap@customer.example".into()],
+        vat: None,
     }
 }
 

@@ -242,8 +242,14 @@ fn sample_run_writes_typed_parquet_numbers_pdfs_and_emails() {
     for expected in [
         "Faktura",
         "INV-00000003",
-        "Å betale",
+        // Net, VAT at 25 % (207.5525 rounds to 207.55) and the total (SPEC §4.8).
+        "Nettobeløp",
         "830,21 kr",
+        "MVA 25 %",
+        "207,55 kr",
+        "Totalt",
+        "1 037,76 kr",
+        "Org.nr. NO 987 654 325 MVA",
         "Nordlys Analytics – Norge",
         "oktober 2026",
     ] {

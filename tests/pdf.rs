@@ -16,6 +16,7 @@ fn parties<'a>(issuer: &'a IssuerSettings, locale: Locale) -> Parties<'a> {
         customer_name: "Björn Åström – Ørsted & Co",
         customer_address: "Storgatan 3, 831 30 Östersund",
         account_name: "Fjällräven Cloud",
+        customer_vat_id: None,
         subscription_names: BTreeMap::from([(
             "sub-00".to_string(),
             "Produktion, Malmö".to_string(),
@@ -111,28 +112,31 @@ fn sample_invoices_in_four_languages_read_back_with_their_numbers_dates_and_amou
     let out = tempfile::tempdir().unwrap();
     run(&sample_dir(), out.path(), "2026-12-03");
     // (invoice, labels the customer's language uses, the amount as they write it, dates)
+    // The sample bills with 25 % Norwegian VAT (SPEC §4.8): S for the
+    // Norwegian and the private Swedish customer, reverse charge (AE) for the
+    // Dutch and Swedish companies.
     let cases = [
         (
             "2026-10/INV-00000001",
-            ["Invoice", "Amount due"],
-            "$23.81",
+            ["Invoice", "VAT 25 %", "Total"],
+            "$29.76",
             ["December 3, 2026", "January 2, 2027"],
         ),
         (
             "2026-10/INV-00000003",
-            ["Faktura", "Å betale"],
-            "830,21 kr",
+            ["Faktura", "MVA 25 %", "Totalt"],
+            "1 037,76 kr",
             ["3. desember 2026", "2. januar 2027"],
         ),
         (
             "2026-10/INV-00000004",
-            ["Factuur", "Te betalen"],
+            ["Factuur", "Btw verlegd", "Totaal"],
             "€ 170,40",
             ["3 december 2026", "17 december 2026"],
         ),
         (
             "2026-10/INV-00000005",
-            ["Faktura", "Att betala"],
+            ["Faktura", "Omvänd betalningsskyldighet", "Totalt"],
             "1 750,00 kr",
             ["3 december 2026", "2 januari 2027"],
         ),

@@ -57,6 +57,10 @@ fn add_profile(
             invoice_email: None,
             payment_terms_days: 30,
             address: String::new(),
+            country: None,
+            vat_id: None,
+            vat_category: None,
+            peppol_id: None,
         },
     );
 }
@@ -179,6 +183,7 @@ impl Case {
             billed: &self.billed,
             next_seq: self.next_seq,
             preferences: &self.preferences,
+            tax: None,
         })
     }
 

@@ -216,7 +216,7 @@ pub fn build_message(
         .map_err(|e| build_error(format!("from: {e}")))?;
     let month = locale.month_year(invoice.period.start);
     let subject = format!("{} {} – {month}", labels.email_subject, invoice.number);
-    let amount = locale.money(invoice.amounts.amount_due, &invoice.currency);
+    let amount = locale.money(invoice.total(), &invoice.currency);
     let due = locale.date(invoice.due_date);
     let period = locale.period(invoice.period);
     let text = format!(
