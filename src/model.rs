@@ -799,6 +799,111 @@ impl InvoiceHead {
 mod tests {
     use super::*;
 
+    fn customer(
+        country: Option<&str>,
+        vat_id: Option<&str>,
+        category: Option<VatCategory>,
+    ) -> Profile {
+        Profile {
+            id: "P".into(),
+            account_id: "A".into(),
+            name: "P".into(),
+            currency: Currency::parse("NOK").unwrap(),
+            locale: Locale::NbNo,
+            created_date: d("2025-01-01"),
+            period_start_day: 1,
+            email_invoice: false,
+            invoice_email: None,
+            payment_terms_days: 30,
+            address: String::new(),
+            country: country.map(str::to_string),
+            vat_id: vat_id.map(str::to_string),
+            vat_category: category,
+            peppol_id: None,
+        }
+    }
+
+    #[test]
+    fn vat_category_by_spec_4_8() {
+        let rule = TaxRule {
+            rate: Decimal::new(25, 0),
+            issuer_country: "NO".into(),
+        };
+        let cases = [
+            // (country, vatId, vatCategory, expected)
+            (None, None, None, VatCategory::S),
+            (Some("NO"), Some("NO987654325MVA"), None, VatCategory::S),
+            (Some("NL"), Some("NL123456789B01"), None, VatCategory::AE),
+            (Some("SE"), None, None, VatCategory::S),
+            (None, Some("NL123456789B01"), None, VatCategory::S),
+            (
+                Some("NL"),
+                Some("NL123456789B01"),
+                Some(VatCategory::S),
+                VatCategory::S,
+            ),
+            (Some("NO"), None, Some(VatCategory::Z), VatCategory::Z),
+            (Some("NO"), None, Some(VatCategory::E), VatCategory::E),
+            (Some("US"), None, Some(VatCategory::O), VatCategory::O),
+            (
+                Some("NO"),
+                Some("X"),
+                Some(VatCategory::AE),
+                VatCategory::AE,
+            ),
+        ];
+        for (country, vat_id, category, expected) in cases {
+            let profile = customer(country, vat_id, category);
+            assert_eq!(
+                rule.category_of(&profile),
+                expected,
+                "{country:?} {vat_id:?} {category:?}"
+            );
+            let vat = rule.vat(&profile, Decimal::new(10000, 2));
+            let rate = if expected == VatCategory::S { 25 } else { 0 };
+            assert_eq!(vat.rate, Decimal::new(rate, 0));
+            assert_eq!(vat.amount, Decimal::new(rate * 100, 2));
+        }
+    }
+
+    #[test]
+    fn vat_rounds_half_away_from_zero_to_the_minor_unit() {
+        let nok = Currency::parse("NOK").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        let vat = |amount: &str, rate: &str, currency| {
+            Vat::on(
+                amount.parse().unwrap(),
+                VatCategory::S,
+                rate.parse().unwrap(),
+                currency,
+            )
+            .amount
+        };
+        assert_eq!(
+            vat("830.21", "25", nok),
+            "207.55".parse::<Decimal>().unwrap()
+        ); // 207.5525
+        assert_eq!(vat("0.02", "25", nok), "0.01".parse::<Decimal>().unwrap()); // 0.005
+        assert_eq!(vat("0.06", "25", nok), "0.02".parse::<Decimal>().unwrap()); // 0.015
+        assert_eq!(
+            vat("10.10", "12.5", nok),
+            "1.26".parse::<Decimal>().unwrap()
+        ); // 1.2625
+        assert_eq!(vat("102", "25", jpy), Decimal::new(26, 0)); // 25.5
+        assert_eq!(vat("101", "25", jpy), Decimal::new(25, 0)); // 25.25
+        // Not S: no VAT whatever the configured rate.
+        let reverse = Vat::on(
+            Decimal::new(100, 0),
+            VatCategory::AE,
+            Decimal::new(25, 0),
+            nok,
+        );
+        assert_eq!(
+            (reverse.rate, reverse.amount),
+            (Decimal::ZERO, Decimal::ZERO)
+        );
+    }
+
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }

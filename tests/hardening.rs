@@ -261,18 +261,30 @@ fn a_removed_profile_that_has_invoices_is_a_configuration_error_naming_it() {
         kept.join("\n") + "\n",
     )
     .unwrap();
-    let roles = std::fs::read_to_string(data.path().join("roles.csv")).unwrap();
-    let kept: Vec<&str> = roles
-        .lines()
-        .filter(|l| !l.ends_with(",PRF-POLDER-NL"))
-        .collect();
-    std::fs::write(data.path().join("roles.csv"), kept.join("\n") + "\n").unwrap();
+    for file in [
+        "roles.csv",
+        "recipients.csv",
+        "credits.csv",
+        "preferences.csv",
+    ] {
+        let Ok(text) = std::fs::read_to_string(data.path().join(file)) else {
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("PRF-POLDER-NL"))
+            .collect();
+        std::fs::write(data.path().join(file), kept.join("\n") + "\n").unwrap();
+    }
 
     let before = snapshot(out.path());
     let runs = files_under(&out.path().join("runs")).len();
     let (code, stderr) = run(data.path(), out.path(), AS_OF);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("PRF-POLDER-NL"), "{stderr}");
+    assert!(
+        stderr.contains("profile PRF-POLDER-NL is missing, but it has issued invoices"),
+        "{stderr}"
+    );
     assert_eq!(snapshot(out.path()), before, "nothing written");
     assert_eq!(files_under(&out.path().join("runs")).len(), runs);
 }

@@ -21,3 +21,5 @@ mod scale;
 mod hardening;
 // preferences.csv: who may change the e-mail invoice preference, and when it takes effect.
 mod preferences;
+// VAT and Peppol e-invoices, read back and checked against the invoices table.
+mod einvoice;
