@@ -207,6 +207,15 @@ fn explain_invoice(
     if !a.carried_in.is_zero() {
         out += &format!(", carried in {}", m(a.carried_in));
     }
+    if let Some(vat) = &invoice.vat {
+        out += &format!(
+            "; VAT {} ({} % {}), total {}",
+            m(vat.amount),
+            vat.rate.normalize(),
+            vat.category.as_str(),
+            m(invoice.total())
+        );
+    }
     out += ".\n";
     let sent: Vec<String> = deliveries
         .iter()
