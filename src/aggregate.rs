@@ -28,8 +28,7 @@ pub struct DailySums {
     pub sums: LineSums,
 }
 
-/// Current lines of every period: (profile, kind, period start) -> key -> sums.
-pub type PeriodLines = BTreeMap<(String, Kind, NaiveDate), BTreeMap<LineKey, LineSums>>;
+pub use crate::model::PeriodLines;
 
 const GROUP_COLUMNS: &[&str] = &[
     "billing_profile_id",

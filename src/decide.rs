@@ -10,11 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::aggregate::PeriodLines;
-use crate::ledger::{Billed, DecideCommit, DecisionKey, ProfileState};
 use crate::model::{
-    Agreement, Amounts, CoveredBy, Currency, Decision, DecisionCode, Invoice, Kind, Line, LineKey,
-    LineSums, Offer, Period, Preference, PreferenceChanges, Profile, Reference, Scope, TaxRule,
+    Agreement, Amounts, Billed, CoveredBy, Currency, DecideCommit, Decision, DecisionCode,
+    DecisionKey, Invoice, Kind, Line, LineKey, LineSums, Offer, Period, PeriodLines, Preference,
+    PreferenceChanges, Profile, ProfileState, Reference, Scope, TaxRule,
 };
 
 /// Everything a decide step looks at.
@@ -39,15 +38,6 @@ pub struct DecideInput<'a> {
     pub preferences: &'a PreferenceChanges,
     /// `[tax]` (SPEC §4.8): each issued invoice's VAT, fixed when issued.
     pub tax: Option<&'a TaxRule>,
-}
-
-/// The first period of a profile: the one containing the later of its
-/// createdDate and billing_start (SPEC §3).
-pub fn first_period(profile: &Profile, billing_start: NaiveDate) -> Period {
-    Period::containing(
-        profile.created_date.max(billing_start),
-        profile.period_start_day,
-    )
 }
 
 /// Where late usage may have arrived since periods were decided.
@@ -88,7 +78,7 @@ pub fn periods_needing_lines(
 ) -> BTreeSet<(String, NaiveDate)> {
     let mut wanted = BTreeSet::new();
     for profile in reference.profiles.values() {
-        let mut period = first_period(profile, billing_start);
+        let mut period = profile.first_period(billing_start);
         while period.is_closed(as_of, settle_days) {
             let settled = decided
                 .get(&(profile.id.clone(), Kind::Services, period.start))
@@ -168,7 +158,7 @@ fn decide_profile(
         compared: BTreeSet::new(),
     };
     let mut decided_any = false;
-    let mut period = first_period(profile, input.billing_start);
+    let mut period = profile.first_period(input.billing_start);
     while period.is_closed(input.as_of, input.settle_days) {
         for kind in [Kind::Services, Kind::Purchases] {
             let key = (profile.id.clone(), kind, period.start);

@@ -997,7 +997,7 @@ impl<'a> ReferenceIndex<'a> {
         let check = |p: &'a Profile| ProfileCheck {
             account_id: &p.account_id,
             currency: &p.currency,
-            first_period_start: crate::decide::first_period(p, billing_start).start,
+            first_period_start: p.first_period(billing_start).start,
         };
         ReferenceIndex {
             profiles: reference

@@ -127,35 +127,7 @@ pub struct DayStats {
     pub accepted_cost: crate::parse::UsageSum,
 }
 
-/// A profile's settings as recorded when faktura first decided for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProfileState {
-    pub currency: String,
-    pub period_start_day: u32,
-    pub created_date: NaiveDate,
-}
-
-/// Key of a decision, of its lines and of what its period billed.
-pub type DecisionKey = (String, Kind, NaiveDate);
-
-/// Billed sums per line key of a decided period.
-pub type Billed = BTreeMap<LineKey, LineSums>;
-
-/// Everything one decide step commits, in one transaction.
-#[derive(Debug, Default)]
-pub struct DecideCommit {
-    pub decisions: Vec<Decision>,
-    pub lines: Vec<(DecisionKey, Vec<crate::model::Line>)>,
-    pub billed: Vec<(DecisionKey, Billed)>,
-    pub invoices: Vec<(u64, Invoice)>,
-    pub profile_states: Vec<(String, ProfileState)>,
-    /// The fresh days this step compared decided periods against: no
-    /// longer fresh once committed.
-    pub seen_fresh_days: Vec<NaiveDate>,
-    /// Decided periods late usage may have touched, not yet compared with
-    /// their billed sums: replaces what the ledger held.
-    pub unchecked: Vec<DecisionKey>,
-}
+pub use crate::model::{Billed, DecideCommit, DecisionKey, ProfileState};
 
 /// A delivery of the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -581,7 +553,7 @@ impl Ledger {
                 tx.execute(
                     "INSERT OR IGNORE INTO outbox (invoice_number, recipient, message_id, status, attempts)
                      VALUES (?1, ?2, ?3, 'pending', 0)",
-                    params![invoice.number, recipient, crate::deliver::message_id(&invoice.number, recipient)],
+                    params![invoice.number, recipient, crate::model::message_id(&invoice.number, recipient)],
                 )
                 .map_err(wrap)?;
             }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat, StageArgs};
-use faktura::{ExitStatus, RunOptions, Stages};
+use faktura::run::{ExitStatus, RunOptions, Stages};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             };
             report(faktura::synth::generate(&opts).map(|rows| format!("wrote {rows} usage rows\n")))
         }
-        Command::Config(a) => match faktura::load_inputs(&a.data, a.config.as_deref()) {
+        Command::Config(a) => match faktura::run::load_inputs(&a.data, a.config.as_deref()) {
             Ok((settings, _)) => report(toml::to_string(&settings).map_err(Into::into)),
             Err(e) => fail(&e.into(), ExitStatus::BadInput),
         },
@@ -66,7 +66,7 @@ fn options(args: StageArgs, stages: Stages, resend: Option<String>) -> RunOption
 
 fn run_stage(args: StageArgs, stages: Stages, resend: Option<String>) -> ExitStatus {
     let opts = options(args, stages, resend);
-    match faktura::run(&opts) {
+    match faktura::run::run(&opts) {
         Ok(summary) => {
             eprint!("{}", summary.human());
             if summary.exit_code == 0 {
@@ -88,7 +88,7 @@ fn shard(args: StageArgs, text: &str) -> ExitStatus {
         return ExitStatus::BadInput;
     };
     let opts = options(args, Stages::Ingest, None);
-    match faktura::run_shard(&opts, shard) {
+    match faktura::run::run_shard(&opts, shard) {
         Ok(report) => {
             let rows: u64 = report.days_ingested.iter().map(|d| d.rows_read).sum();
             eprintln!(

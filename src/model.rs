@@ -102,6 +102,14 @@ pub struct Profile {
     pub peppol_id: Option<String>,
 }
 
+impl Profile {
+    /// The profile's first period: the one containing the later of its
+    /// createdDate and billing_start (SPEC §3).
+    pub fn first_period(&self, billing_start: NaiveDate) -> Period {
+        Period::containing(self.created_date.max(billing_start), self.period_start_day)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscription {
     pub id: String,
@@ -241,6 +249,16 @@ impl Preference {
             }
         }
     }
+}
+
+/// The deterministic Message-ID of an (invoice, recipient) delivery
+/// (SPEC §5): the same on every re-send, whatever the case of the address.
+pub fn message_id(invoice_number: &str, recipient: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest =
+        Sha256::digest(format!("{invoice_number}\n{}", recipient.to_lowercase()).as_bytes());
+    let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("<{invoice_number}.{hash}@faktura.invoice>")
 }
 
 /// Every profile's accepted preference changes, each list in order of
@@ -793,6 +811,39 @@ impl InvoiceHead {
     pub fn total(&self) -> Decimal {
         self.amounts.amount_due + self.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)
     }
+}
+
+/// Current lines of every period: (profile, kind, period start) -> key -> sums.
+pub type PeriodLines = BTreeMap<(String, Kind, NaiveDate), BTreeMap<LineKey, LineSums>>;
+
+/// A profile's settings as recorded when faktura first decided for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileState {
+    pub currency: String,
+    pub period_start_day: u32,
+    pub created_date: NaiveDate,
+}
+
+/// Key of a decision, of its lines and of what its period billed.
+pub type DecisionKey = (String, Kind, NaiveDate);
+
+/// Billed sums per line key of a decided period.
+pub type Billed = BTreeMap<LineKey, LineSums>;
+
+/// Everything one decide step commits, in one transaction.
+#[derive(Debug, Default)]
+pub struct DecideCommit {
+    pub decisions: Vec<Decision>,
+    pub lines: Vec<(DecisionKey, Vec<Line>)>,
+    pub billed: Vec<(DecisionKey, Billed)>,
+    pub invoices: Vec<(u64, Invoice)>,
+    pub profile_states: Vec<(String, ProfileState)>,
+    /// The fresh days this step compared decided periods against: no
+    /// longer fresh once committed.
+    pub seen_fresh_days: Vec<NaiveDate>,
+    /// Decided periods late usage may have touched, not yet compared with
+    /// their billed sums: replaces what the ledger held.
+    pub unchecked: Vec<DecisionKey>,
 }
 
 #[cfg(test)]

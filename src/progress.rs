@@ -32,6 +32,10 @@ impl Progress {
     pub fn inc(&self) {
         self.bar.inc(1);
     }
+
+    pub fn inc_by(&self, n: u64) {
+        self.bar.inc(n);
+    }
 }
 
 impl Drop for Progress {

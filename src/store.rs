@@ -1,8 +1,9 @@
 //! Files under OUT, written so that a killed run leaves no partial file:
 //! everything goes to a temporary name in the same folder, is synced, and is
-//! renamed into place. Also the small polars helpers that turn plain Rust
-//! columns into typed Series (Decimal(38,s), date32) and a DataFrame into
-//! parquet bytes.
+//! renamed into place; every failure names its path and the OS reason.
+//! Also the lock that keeps a second run out of OUT, and the small polars
+//! helpers that turn plain Rust columns into typed Series (Decimal(38,s),
+//! date32) and a DataFrame into parquet bytes.
 
 use std::fs;
 use std::io::Write;
@@ -149,6 +150,55 @@ impl std::io::Seek for RecordingFile {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
         let result = self.file.seek(pos);
         self.remember(result)
+    }
+}
+
+/// The exclusive lock on OUT (`OUT/.lock`), released by the kernel when
+/// the process dies, so a killed run never leaves OUT locked.
+pub struct OutLock {
+    _file: fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another faktura run holds `{lock}`: {holder}")]
+    Held { lock: PathBuf, holder: String },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// Takes the lock on `out_dir`, or names who holds it.
+pub fn lock_out(out_dir: &Path) -> Result<OutLock, LockError> {
+    let path = out_dir.join(".lock");
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(failed("open", &path))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::Seek;
+            let holder = format!(
+                "pid {} since {}\n",
+                std::process::id(),
+                chrono::Utc::now().to_rfc3339()
+            );
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(holder.as_bytes()))
+                .map_err(failed("write", &path))?;
+            Ok(OutLock { _file: file })
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path)
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            Err(LockError::Held { lock: path, holder })
+        }
+        Err(fs::TryLockError::Error(e)) => Err(failed("lock", &path)(e).into()),
     }
 }
 

@@ -3,22 +3,15 @@
 //! how the money reconciles, and what needs a person (which sets exit 3).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::deliver::DeliveryReport;
 use crate::ingest::IngestReport;
 use crate::ledger::Ledger;
+use crate::model::DecideCommit;
 use crate::parse::UsageSum;
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct DeliveryReport {
-    pub sent: usize,
-    pub failed: usize,
-    pub bounced: usize,
-    pub already_sent: usize,
-}
 
 /// Totals over every ingested day: rows read = accepted + rejected.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -88,7 +81,7 @@ impl RunSummary {
         }
     }
 
-    pub fn record_ingest(&mut self, report: IngestReport, took: Duration) {
+    pub fn record_ingest(&mut self, report: IngestReport) {
         for f in &report.ignored_files {
             self.warnings
                 .push(format!("ignored {f}: its name does not start with a date"));
@@ -98,14 +91,26 @@ impl RunSummary {
                 .push(format!("ignored {f}: dated before billing_start"));
         }
         self.ingest = Some(report);
-        self.durations.insert("ingest".into(), took.as_secs_f64());
     }
 
-    pub fn record_aggregate(&mut self, lines: usize, periods: usize, took: Duration) {
+    pub fn record_aggregate(&mut self, lines: usize, periods: usize) {
         self.aggregate_lines = lines;
         self.periods_with_usage = periods;
-        self.durations
-            .insert("aggregate".into(), took.as_secs_f64());
+    }
+
+    /// Decisions written this run, by code, and the invoices issued.
+    pub fn record_decisions(&mut self, commit: &DecideCommit) {
+        for d in &commit.decisions {
+            *self
+                .decisions
+                .entry(d.code.as_str().to_string())
+                .or_default() += 1;
+        }
+        self.invoices_issued = commit
+            .invoices
+            .iter()
+            .map(|(_, i)| i.number.clone())
+            .collect();
     }
 
     /// Reconciles, lists what needs a person and sets the exit code.

@@ -17,7 +17,6 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
-use sha2::{Digest, Sha256};
 
 use crate::config::{MailSettings, Security, TransportKind};
 use crate::model::{Invoice, Locale};
@@ -25,14 +24,11 @@ use crate::parse::parse_email;
 use crate::store;
 
 pub mod pool;
+mod send;
 
-/// The deterministic Message-ID of an (invoice, recipient) pair.
-pub fn message_id(invoice_number: &str, recipient: &str) -> String {
-    let digest =
-        Sha256::digest(format!("{invoice_number}\n{}", recipient.to_lowercase()).as_bytes());
-    let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("<{invoice_number}.{hash}@faktura.invoice>")
-}
+pub use send::{DeliveryReport, Inputs, send_pending};
+
+pub use crate::model::message_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
@@ -48,6 +44,10 @@ pub enum DeliverError {
         port: u16,
         detail: String,
     },
+    #[error("no issued invoice {0} to re-send")]
+    NoSuchInvoice(String),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// What a transport said about one message.

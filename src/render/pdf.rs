@@ -1,4 +1,4 @@
-//! Render: an issued invoice to an A4 PDF in the customer's language
+//! An issued invoice to an A4 PDF in the customer's language
 //! (printpdf, DejaVu Sans embedded and subset). Issuer, customer, numbers
 //! and dates at the top, a summary, the lines grouped by subscription and
 //! meter category, totals on the last page and payment details on every
@@ -23,8 +23,8 @@ use crate::model::{CoveredBy, Invoice, Kind, Line, Locale, Vat, VatCategory};
 /// Bumped whenever the layout changes, so a re-render is explainable.
 pub const TEMPLATE_VERSION: u32 = 1;
 
-static REGULAR_TTF: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
-static BOLD_TTF: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-Bold.ttf");
+static REGULAR_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static BOLD_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
 /// DejaVu Sans' `head.unitsPerEm`.
 const UNITS_PER_EM: f32 = 2048.0;
 

@@ -1,0 +1,158 @@
+//! The send stage: every outbox message not yet sent (pending, or failed
+//! transiently) goes to the transport through the sender pool, and each
+//! outcome is recorded in the ledger as it arrives. `--resend INVOICE`
+//! marks an invoice's deliveries pending again first.
+
+use std::collections::BTreeMap;
+
+use crate::config::MailSettings;
+use crate::ledger::{Delivery, Ledger, LedgerError};
+use crate::model::Invoice;
+use crate::render;
+
+use super::{DeliverError, Mailer, Outcome, SMTP_CONNECTIONS, build_message, pool};
+
+/// What the send stage did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub bounced: usize,
+    pub already_sent: usize,
+}
+
+/// What sending needs besides the ledger.
+pub struct Inputs<'a> {
+    pub mail: &'a MailSettings,
+    /// To render a PDF that is missing from disk.
+    pub render: render::Inputs<'a>,
+    /// `faktura send --resend INVOICE`.
+    pub resend: Option<&'a str>,
+}
+
+/// Sends every outbox message not yet sent.
+pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryReport, DeliverError> {
+    let mailer = Mailer::new(inputs.mail, inputs.render.out_dir)?;
+    let mut report = DeliveryReport::default();
+    if let Some(number) = inputs.resend {
+        if !invoices_by_number(ledger)?.contains_key(number) {
+            return Err(DeliverError::NoSuchInvoice(number.to_string()));
+        }
+        let n = ledger.reset_deliveries(number)?;
+        tracing::info!(invoice = %number, recipients = n, "re-sending on request");
+    }
+    let mut todo = Vec::new();
+    for delivery in ledger.deliveries()? {
+        match delivery.status.as_str() {
+            "sent" => report.already_sent += 1,
+            "bounced" => report.bounced += 1,
+            _ => todo.push(delivery),
+        }
+    }
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let invoices = invoices_by_number(ledger)?;
+    let progress = crate::progress::Progress::new(todo.len() as u64, "send");
+    // SMTP is latency-bound: several senders share the pooled transport,
+    // and this thread records each outcome in the ledger as it arrives.
+    let senders = match mailer {
+        Mailer::File { .. } => 1,
+        Mailer::Smtp { .. } => SMTP_CONNECTIONS,
+    };
+    pool::send_all(
+        todo,
+        senders,
+        |delivery| deliver_one(inputs, &mailer, &invoices, delivery),
+        |batch| {
+            progress.inc_by(batch.len() as u64);
+            let records: Vec<_> = batch
+                .into_iter()
+                .map(|(delivery, (outcome, tries))| {
+                    let (status, reply) = report.count(&delivery, outcome);
+                    (
+                        delivery.invoice_number,
+                        delivery.recipient,
+                        status,
+                        reply,
+                        tries,
+                    )
+                })
+                .collect();
+            ledger.record_deliveries(&records)
+        },
+    )?;
+    Ok(report)
+}
+
+impl DeliveryReport {
+    /// Counts one outcome; returns the outbox status and reply to record.
+    fn count(&mut self, delivery: &Delivery, outcome: Outcome) -> (&'static str, Option<String>) {
+        let (invoice, recipient) = (&delivery.invoice_number, &delivery.recipient);
+        match outcome {
+            Outcome::Sent => {
+                self.sent += 1;
+                ("sent", None)
+            }
+            Outcome::Transient(reply) => {
+                self.failed += 1;
+                tracing::warn!(%invoice, %recipient, %reply, "delivery failed; retried next run");
+                ("failed", Some(reply))
+            }
+            Outcome::Permanent(reply) => {
+                self.bounced += 1;
+                tracing::warn!(%invoice, %recipient, %reply, "delivery refused");
+                ("bounced", Some(reply))
+            }
+        }
+    }
+}
+
+fn invoices_by_number(ledger: &Ledger) -> Result<BTreeMap<String, Invoice>, LedgerError> {
+    Ok(ledger
+        .invoices()?
+        .into_iter()
+        .map(|(i, _, _)| (i.number.clone(), i))
+        .collect())
+}
+
+/// Builds one outbox message (PDF from disk, rendered again if missing) and
+/// hands it to the transport, with retries. Never fails: a message that
+/// cannot be built for its recipient is refused (`bounced`, with the
+/// reason); one whose invoice or PDF cannot be had now is `failed`, and
+/// tried again on the next run.
+fn deliver_one(
+    inputs: &Inputs,
+    mailer: &Mailer,
+    invoices: &BTreeMap<String, Invoice>,
+    delivery: &Delivery,
+) -> (Outcome, u32) {
+    let Some(invoice) = invoices.get(&delivery.invoice_number) else {
+        let reason = format!("outbox names unknown invoice {}", delivery.invoice_number);
+        return (Outcome::Transient(reason), 1);
+    };
+    let path = render::pdf_path(inputs.render.out_dir, invoice.period, &invoice.number);
+    let pdf = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(_) => match render::render_pdf(&inputs.render, invoice) {
+            Ok(bytes) => bytes,
+            Err(e) => return (Outcome::Transient(e.to_string()), 1),
+        },
+    };
+    let Some(profile) = inputs.render.reference.profiles.get(&invoice.profile_id) else {
+        let reason = format!("profile {} is not in profiles.csv", invoice.profile_id);
+        return (Outcome::Transient(reason), 1);
+    };
+    let message = build_message(
+        invoice,
+        &delivery.recipient,
+        profile.locale,
+        &profile.name,
+        pdf,
+        inputs.mail,
+    );
+    match message {
+        Ok(message) => mailer.send_with_retry(&message, &invoice.number, &delivery.recipient),
+        Err(e) => (Outcome::Permanent(e.to_string()), 1),
+    }
+}

@@ -1,0 +1,187 @@
+//! Render (SPEC §6, §6.1): every issued invoice whose PDF, or with VAT
+//! whose e-invoice, is not on disk yet, in parallel. Files already there
+//! are never rewritten (both are byte-reproducible). An invoice that cannot
+//! be rendered does not stop the others: it is reported, and the run exits
+//! 3; a file that cannot be written (a full disk) fails the stage, naming
+//! the path.
+//!
+//! `pdf` draws the PDF (printpdf), `einvoice` writes the Peppol UBL
+//! (quick-xml).
+
+pub mod einvoice;
+mod pdf;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+pub use pdf::{Parties, TEMPLATE_VERSION, render_invoice};
+
+use crate::config::IssuerSettings;
+use crate::ledger::{Ledger, LedgerError};
+use crate::model::{Invoice, Period, Reference};
+use crate::store::{self, FileError};
+
+/// What rendering needs besides the ledger.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    pub out_dir: &'a Path,
+    pub issuer: &'a IssuerSettings,
+    pub reference: &'a Reference,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("invoice {invoice}: profile {profile} is no longer in profiles.csv")]
+    UnknownProfile { invoice: String, profile: String },
+    #[error("cannot render invoice {invoice}: {reason}")]
+    Panicked { invoice: String, reason: String },
+    #[error(transparent)]
+    Einvoice(#[from] einvoice::EinvoiceError),
+}
+
+/// What the render stage did.
+#[derive(Debug, Default)]
+pub struct RenderReport {
+    /// PDFs written.
+    pub written: usize,
+    /// `{invoice}: {reason}` for each invoice that could not be rendered.
+    pub failed: Vec<String>,
+}
+
+/// The PDF path of an invoice: `pdf/YYYY-MM/{number}.pdf`.
+pub fn pdf_path(out_dir: &Path, period: Period, number: &str) -> PathBuf {
+    out_dir.join(format!("pdf/{}/{number}.pdf", period.month_key()))
+}
+
+/// Renders every issued invoice whose PDF or e-invoice is missing.
+pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, RenderError> {
+    let out = inputs.out_dir;
+    let missing_pdf = |number: &str, period| !pdf_path(out, period, number).exists();
+    let missing_xml = |number: &str, period, has_vat: bool| {
+        has_vat && !einvoice::einvoice_path(out, period, number).exists()
+    };
+    // Invoices with their lines are read only when something is missing.
+    let missing: BTreeSet<String> = ledger
+        .invoice_heads()?
+        .into_iter()
+        .map(|(i, _, _)| i)
+        .filter(|i| {
+            missing_pdf(&i.number, i.period) || missing_xml(&i.number, i.period, i.vat.is_some())
+        })
+        .map(|i| i.number)
+        .collect();
+    if missing.is_empty() {
+        return Ok(RenderReport::default());
+    }
+    let invoices: Vec<Invoice> = ledger
+        .invoices()?
+        .into_iter()
+        .map(|(i, _, _)| i)
+        .filter(|i| missing.contains(&i.number))
+        .collect();
+    let progress = crate::progress::Progress::new(invoices.len() as u64, "render");
+    let outcomes: Vec<Result<(usize, Option<String>), FileError>> = invoices
+        .par_iter()
+        .map(|invoice| {
+            progress.inc();
+            let (number, period) = (&invoice.number, invoice.period);
+            let mut written = 0;
+            if missing_pdf(number, period) {
+                match render_pdf(inputs, invoice) {
+                    Ok(bytes) => store::write_atomic(&pdf_path(out, period, number), &bytes)?,
+                    Err(e) => return Ok((0, Some(format!("{number}: {e}")))),
+                }
+                written += 1;
+            }
+            if missing_xml(number, period, invoice.vat.is_some()) {
+                match render_einvoice(inputs, invoice) {
+                    Ok(bytes) => {
+                        store::write_atomic(&einvoice::einvoice_path(out, period, number), &bytes)?
+                    }
+                    Err(e) => return Ok((written, Some(format!("{number}: {e}")))),
+                }
+            }
+            Ok((written, None))
+        })
+        .collect();
+    let mut report = RenderReport::default();
+    for outcome in outcomes {
+        let (written, failure) = outcome?;
+        report.written += written;
+        report.failed.extend(failure);
+    }
+    Ok(report)
+}
+
+/// One invoice's PDF. A panic inside the PDF library is caught and
+/// reported as this invoice's failure, so it cannot stop the others.
+pub fn render_pdf(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
+    let profile = profile_of(inputs, invoice)?;
+    let reference = inputs.reference;
+    let parties = Parties {
+        issuer: inputs.issuer,
+        locale: profile.locale,
+        customer_name: &profile.name,
+        customer_address: &profile.address,
+        account_name: &reference.account_of(profile).name,
+        customer_vat_id: profile.vat_id.as_deref(),
+        subscription_names: reference
+            .subscriptions
+            .values()
+            .filter(|s| s.profile_id == profile.id)
+            .map(|s| (s.id.clone(), s.name.clone()))
+            .collect(),
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        render_invoice(invoice, &parties)
+    }))
+    .map_err(|panic| RenderError::Panicked {
+        invoice: invoice.number.clone(),
+        reason: panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the PDF library panicked")
+            .to_string(),
+    })
+}
+
+/// One invoice's e-invoice (SPEC §6.1).
+fn render_einvoice(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
+    let profile = profile_of(inputs, invoice)?;
+    let subscription_name = |id: &str| {
+        inputs
+            .reference
+            .subscriptions
+            .get(id)
+            .map(|s| s.name.as_str())
+            .filter(|n| !n.is_empty())
+    };
+    let parties = einvoice::Parties {
+        issuer: inputs.issuer,
+        profile,
+        account: inputs.reference.account_of(profile),
+        subscription_name: &subscription_name,
+    };
+    Ok(einvoice::ubl_invoice(invoice, &parties)?)
+}
+
+fn profile_of<'a>(
+    inputs: &Inputs<'a>,
+    invoice: &Invoice,
+) -> Result<&'a crate::model::Profile, RenderError> {
+    inputs
+        .reference
+        .profiles
+        .get(&invoice.profile_id)
+        .ok_or_else(|| RenderError::UnknownProfile {
+            invoice: invoice.number.clone(),
+            profile: invoice.profile_id.clone(),
+        })
+}
