@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use crate::FastMap;
+use crate::day_sums::GROUP_COLUMNS;
 use crate::model::{CoveredBy, Kind, LineKey, LineSums, Offer, Period, Reference};
 use crate::parse::scaled_to_decimal;
 use crate::store;
@@ -30,20 +30,6 @@ pub struct DailySums {
 
 pub use crate::model::PeriodLines;
 
-const GROUP_COLUMNS: &[&str] = &[
-    "billing_profile_id",
-    "date",
-    "subscription_id",
-    "meter_id",
-    "meter_category",
-    "meter_name",
-    "unit_of_measure",
-    "charge_type",
-    "publisher_type",
-    "pricing_model",
-    "is_azure_credit_eligible",
-];
-
 /// The usage partitions under `OUT/usage`, oldest day first.
 pub fn usage_partitions(out_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -58,12 +44,6 @@ pub fn usage_partitions(out_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
-}
-
-/// Where the per-day sums of a usage partition are kept:
-/// `OUT/aggregates/date=D/daily.parquet` beside `OUT/usage/date=D/usage.parquet`.
-pub fn daily_cache_path(out_dir: &Path, day: chrono::NaiveDate) -> PathBuf {
-    out_dir.join(format!("aggregates/date={day}/daily.parquet"))
 }
 
 /// The day of a usage partition `OUT/usage/date=D/usage.parquet`.
@@ -82,228 +62,6 @@ fn cache_of(partition: &Path) -> PathBuf {
         .join("aggregates")
         .join(day_dir.file_name().expect("date=D"))
         .join("daily.parquet")
-}
-
-/// A day's accepted usage summed by (profile, line key) while it is parsed,
-/// so the day's sums need not be read back from its partition.
-///
-/// Rows are parsed in parallel chunks, each keeping a [`ChunkSums`]; the
-/// day merges them in order. A row's subscription comes as its position in
-/// the day's subscription list (the reference data's, so no text is hashed
-/// for it), its line as text: the line's seven values are numbered within
-/// the chunk, then within the day, so the day's sums are keyed by three
-/// small numbers. Memory follows the day's distinct lines, not its rows.
-pub struct DaySums<'r> {
-    /// (profile id, subscription id) at each position a row may name.
-    subscriptions: &'r [(&'r str, &'r str)],
-    lines: LineTexts,
-    sums: FastMap<GroupKey, ScaledSums>,
-}
-
-/// One group of a day: a subscription (which names the profile), a line
-/// and credit eligibility.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct GroupKey {
-    subscription: u32,
-    line: u32,
-    credit_eligible: bool,
-}
-
-/// Exact sums at the usage scale.
-#[derive(Clone, Copy, Default)]
-struct ScaledSums {
-    quantity: i128,
-    cost: i128,
-    rows: i64,
-}
-
-impl ScaledSums {
-    fn add(&mut self, other: ScaledSums) {
-        self.quantity += other.quantity;
-        self.cost += other.cost;
-        self.rows += other.rows;
-    }
-}
-
-/// Distinct line texts, numbered in order of first sight. A line text is
-/// its seven values (`GROUP_COLUMNS` from `meter_id` on, without credit
-/// eligibility), each written as its byte length (4 bytes, little-endian)
-/// then its bytes: unambiguous whatever characters a value holds.
-#[derive(Default)]
-struct LineTexts {
-    ids: FastMap<Box<[u8]>, u32>,
-    texts: Vec<Box<[u8]>>,
-}
-
-impl LineTexts {
-    fn id(&mut self, text: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = u32::try_from(self.texts.len()).expect("fewer than 2^32 distinct lines a day");
-        self.ids.insert(text.into(), id);
-        self.texts.push(text.into());
-        id
-    }
-
-    /// The seven values of line `id`.
-    fn values(&self, id: u32) -> [&str; 7] {
-        let mut rest: &[u8] = &self.texts[id as usize];
-        std::array::from_fn(|_| {
-            let (len, after) = rest.split_at(4);
-            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let (value, after) = after.split_at(len);
-            rest = after;
-            std::str::from_utf8(value).expect("line texts are made of str values")
-        })
-    }
-}
-
-fn write_line_text(text: &mut Vec<u8>, values: &[&str; 7]) {
-    text.clear();
-    for value in values {
-        let len = u32::try_from(value.len()).expect("a value shorter than 4 GB");
-        text.extend_from_slice(&len.to_le_bytes());
-        text.extend_from_slice(value.as_bytes());
-    }
-}
-
-/// One accepted usage row as [`DaySums`] needs it.
-pub struct SumsRow<'a> {
-    /// The row's position in the day's subscription list.
-    pub subscription: u32,
-    /// `meter_id`, `meter_category`, `meter_name`, `unit_of_measure`,
-    /// `charge_type`, `publisher_type`, `pricing_model`.
-    pub line: [&'a str; 7],
-    pub credit_eligible: bool,
-    pub quantity: i128,
-    pub cost: i128,
-}
-
-/// The rows of one chunk, their lines numbered within the chunk.
-#[derive(Default)]
-pub struct ChunkSums {
-    lines: LineTexts,
-    rows: Vec<(GroupKey, ScaledSums)>,
-    text: Vec<u8>,
-}
-
-impl ChunkSums {
-    pub fn add(&mut self, row: &SumsRow) {
-        write_line_text(&mut self.text, &row.line);
-        let line = self.lines.id(&self.text);
-        let key = GroupKey {
-            subscription: row.subscription,
-            line,
-            credit_eligible: row.credit_eligible,
-        };
-        let sums = ScaledSums {
-            quantity: row.quantity,
-            cost: row.cost,
-            rows: 1,
-        };
-        self.rows.push((key, sums));
-    }
-}
-
-impl<'r> DaySums<'r> {
-    pub fn new(subscriptions: &'r [(&'r str, &'r str)]) -> DaySums<'r> {
-        DaySums {
-            subscriptions,
-            lines: LineTexts::default(),
-            sums: FastMap::default(),
-        }
-    }
-
-    /// Adds a chunk's rows, renumbering its lines as the day's.
-    pub fn merge(&mut self, chunk: ChunkSums) {
-        let day_line: Vec<u32> = chunk
-            .lines
-            .texts
-            .iter()
-            .map(|text| self.lines.id(text))
-            .collect();
-        for (mut key, sums) in chunk.rows {
-            key.line = day_line[key.line as usize];
-            self.sums.entry(key).or_default().add(sums);
-        }
-    }
-
-    /// The day's sums as its aggregate cache holds them: the group columns,
-    /// `quantity`, `cost_in_billing_currency` and `rows`, in the order of
-    /// (subscription position, line first seen, credit eligibility).
-    fn into_frame(self, day: NaiveDate, scale: usize) -> PolarsResult<DataFrame> {
-        let mut groups: Vec<(GroupKey, ScaledSums)> = self.sums.into_iter().collect();
-        groups.sort_unstable_by_key(|(key, _)| *key);
-        let height = groups.len();
-        let mut text: Vec<Vec<&str>> = (0..9).map(|_| Vec::with_capacity(height)).collect();
-        for (key, _) in &groups {
-            let (profile, subscription) = self.subscriptions[key.subscription as usize];
-            text[0].push(profile);
-            text[1].push(subscription);
-            for (column, value) in text[2..].iter_mut().zip(self.lines.values(key.line)) {
-                column.push(value);
-            }
-        }
-        let mut columns = vec![
-            Column::new("billing_profile_id".into(), &text[0]),
-            store::date_column("date", vec![day; height]),
-        ];
-        for (name, values) in GROUP_COLUMNS[2..].iter().zip(&text[1..]) {
-            columns.push(Column::new((*name).into(), values));
-        }
-        columns.push(Column::new(
-            "is_azure_credit_eligible".into(),
-            groups
-                .iter()
-                .map(|(k, _)| k.credit_eligible)
-                .collect::<Vec<_>>(),
-        ));
-        columns.push(store::decimal_column(
-            "quantity",
-            groups.iter().map(|(_, s)| s.quantity).collect(),
-            scale,
-        )?);
-        columns.push(store::decimal_column(
-            "cost_in_billing_currency",
-            groups.iter().map(|(_, s)| s.cost).collect(),
-            scale,
-        )?);
-        columns.push(Column::new(
-            "rows".into(),
-            groups.iter().map(|(_, s)| s.rows).collect::<Vec<i64>>(),
-        ));
-        DataFrame::new(height, columns)
-    }
-
-    /// The day's cache, to be written once its partition is in place.
-    pub fn into_cache(self, day: NaiveDate, scale: usize) -> PolarsResult<DayCache> {
-        let frame = if self.sums.is_empty() {
-            None
-        } else {
-            Some(self.into_frame(day, scale)?)
-        };
-        Ok(DayCache { day, frame })
-    }
-}
-
-/// A day's sums as its cache file holds them; none for a day without
-/// accepted rows.
-pub struct DayCache {
-    day: NaiveDate,
-    frame: Option<DataFrame>,
-}
-
-impl DayCache {
-    /// Writes the day's cache (`OUT/aggregates/date=D/daily.parquet`), or
-    /// removes it when the day has no accepted rows.
-    pub fn write(self, out_dir: &Path) -> anyhow::Result<()> {
-        let path = daily_cache_path(out_dir, self.day);
-        match self.frame {
-            None => Ok(store::remove_if_exists(&path)?),
-            Some(mut frame) => store::write_parquet(&path, &mut frame),
-        }
-    }
 }
 
 fn scan(path: &Path) -> PolarsResult<LazyFrame> {
@@ -572,7 +330,7 @@ fn frame_to_period_lines(df: &DataFrame) -> anyhow::Result<PeriodLines> {
     Ok(out)
 }
 
-fn frame_to_daily_sums(df: &DataFrame) -> anyhow::Result<Vec<DailySums>> {
+pub(crate) fn frame_to_daily_sums(df: &DataFrame) -> anyhow::Result<Vec<DailySums>> {
     let text = |name: &str| -> anyhow::Result<Vec<String>> {
         Ok(df
             .column(name)?
@@ -715,84 +473,6 @@ mod tests {
             }
         }
         all
-    }
-
-    #[test]
-    fn day_sums_keep_any_characters_in_a_key() {
-        let name = "12:VM, \"Spot\" \u{1f}\u{0}\u{4}Øst:3";
-        let subscriptions = [("P:1", "S")];
-        let mut sums = DaySums::new(&subscriptions);
-        for cost in [5, 7] {
-            let mut chunk = ChunkSums::default();
-            chunk.add(&SumsRow {
-                subscription: 0,
-                line: ["m", "Compute", name, "1 Hour", "Usage", "Azure", "OnDemand"],
-                credit_eligible: true,
-                quantity: 1,
-                cost,
-            });
-            sums.merge(chunk);
-        }
-        let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        let sums = frame_to_daily_sums(&sums.into_frame(day, 10).unwrap()).unwrap();
-        assert_eq!(sums.len(), 1);
-        assert_eq!(sums[0].profile_id, "P:1");
-        assert_eq!(sums[0].key.subscription_id, "S");
-        assert_eq!(sums[0].key.meter_name, name);
-        assert_eq!(sums[0].key.pricing_model, "OnDemand");
-        assert!(sums[0].key.credit_eligible);
-        assert_eq!(sums[0].sums.rows, 2);
-    }
-
-    #[test]
-    fn day_sums_merged_from_chunks_equal_the_rows_summed_one_by_one() {
-        let subscriptions = [("P1", "S1"), ("P1", "S2"), ("P2", "S3")];
-        let mut sums = DaySums::new(&subscriptions);
-        let mut expected: BTreeMap<(String, String, bool), (i128, i64)> = BTreeMap::new();
-        let meters: Vec<String> = (0..997).map(|m| format!("meter {m}")).collect();
-        let mut chunk = ChunkSums::default();
-        for i in 0..600_000i128 {
-            let (s, meter) = ((i % 3) as u32, &meters[(i % 997) as usize]);
-            chunk.add(&SumsRow {
-                subscription: s,
-                line: [
-                    meter, "Compute", "VM", "1 Hour", "Usage", "Azure", "OnDemand",
-                ],
-                credit_eligible: i % 2 == 0,
-                quantity: 1,
-                cost: i,
-            });
-            let entry = expected
-                .entry((
-                    subscriptions[s as usize].1.into(),
-                    meter.clone(),
-                    i % 2 == 0,
-                ))
-                .or_default();
-            entry.0 += i;
-            entry.1 += 1;
-            if i % 50_000 == 0 {
-                sums.merge(std::mem::take(&mut chunk));
-            }
-        }
-        sums.merge(chunk);
-        let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        let got: BTreeMap<(String, String, bool), (i128, i64)> =
-            frame_to_daily_sums(&sums.into_frame(day, 0).unwrap())
-                .unwrap()
-                .into_iter()
-                .map(|d| {
-                    let profile = if d.key.subscription_id == "S3" {
-                        "P2"
-                    } else {
-                        "P1"
-                    };
-                    assert_eq!(d.profile_id, profile);
-                    let key = (d.key.subscription_id, d.key.meter_id, d.key.credit_eligible);
-                    (key, (d.sums.cost.try_into().unwrap(), d.sums.rows))
-                })
-                .collect();
-        assert_eq!(got, expected);
     }
 
     /// A property over generated months: the polars aggregation equals the

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use anyhow::Context;
 
 use crate::FastMap;
-use crate::aggregate::{ChunkSums, DayCache, DaySums, SumsRow};
+use crate::day_sums::{ChunkSums, DayCache, DaySums, SumsRow};
 use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::{Profile, Reference};
 use crate::parse::{
@@ -459,7 +459,7 @@ fn try_parse_day(
     let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
     // The day's old sums go first: a run killed before the new ones are
     // written leaves aggregate to compute them from the new partition.
-    store::remove_if_exists(&crate::aggregate::daily_cache_path(opts.out_dir, day))?;
+    store::remove_if_exists(&crate::day_sums::daily_cache_path(opts.out_dir, day))?;
     let mut sums = DaySums::new(&index.subscription_names);
     let mut writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
