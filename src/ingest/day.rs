@@ -1,0 +1,356 @@
+//! One day of usage: its files read in blocks, cut into chunks parsed in
+//! parallel, rows streamed to the day's partition; the day then completed
+//! (partition renamed into place, sums and rejects written) on its own
+//! thread while the next day is parsed.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::day_sums::{DayCache, DaySums};
+use crate::ledger::DayStats;
+use crate::parse::{Header, USAGE_SCALE, UsageSum};
+use crate::store;
+
+use super::*;
+
+/// Bytes read from a usage file at a time; records are cut at block ends,
+/// so memory stays flat however large a file or a day is.
+pub(super) const BLOCK_BYTES: usize = 64 << 20;
+/// A block is parsed in chunks of about this size, in parallel.
+pub(super) const CHUNK_BYTES: usize = 4 << 20;
+/// Rows gathered before a parquet row group is written.
+pub(super) const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Parses all files of one day into its usage partition, still being
+/// encoded when this returns. A file found unreadable part-way is rejected
+/// whole: the day is then parsed again without it, so none of its rows
+/// reach the partition.
+pub(super) fn parse_day(
+    opts: &IngestOptions,
+    index: &ReferenceIndex,
+    day: NaiveDate,
+    files: &[PathBuf],
+) -> anyhow::Result<CompletingDay> {
+    let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
+    loop {
+        match try_parse_day(opts, index, day, files, &unreadable) {
+            Ok(result) => return Ok(result),
+            Err(DayError::Unreadable { path, detail }) => {
+                unreadable.insert(path, detail);
+            }
+            Err(DayError::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+pub(super) enum DayError {
+    Unreadable { path: PathBuf, detail: String },
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for DayError {
+    fn from(e: E) -> Self {
+        DayError::Failed(e.into())
+    }
+}
+
+pub(super) fn try_parse_day(
+    opts: &IngestOptions,
+    index: &ReferenceIndex,
+    day: NaiveDate,
+    files: &[PathBuf],
+    unreadable: &BTreeMap<PathBuf, String>,
+) -> Result<CompletingDay, DayError> {
+    let mut stats = DayStats {
+        day,
+        files: files.len() as u64,
+        ..Default::default()
+    };
+    let partition = opts.out_dir.join(format!("usage/date={day}/usage.parquet"));
+    // The day's old sums go first: a run killed before the new ones are
+    // written leaves aggregate to compute them from the new partition.
+    store::remove_if_exists(&crate::day_sums::daily_cache_path(opts.out_dir, day))?;
+    let mut sums = DaySums::new(&index.subscription_names);
+    let mut writer = PartitionWriter::new(&partition)?;
+    let mut rejects = Vec::new();
+    let mut cost: i128 = 0;
+    let day_text = day.to_string();
+    // Parquet encoding runs on its own thread while the next block is parsed;
+    // the channel holds about one block of parsed chunks.
+    let (sink, frames) = std::sync::mpsc::sync_channel::<DataFrame>(BLOCK_BYTES / CHUNK_BYTES);
+    let encoder = std::thread::spawn(move || -> anyhow::Result<PartitionWriter> {
+        for frame in frames {
+            writer.push(frame)?;
+        }
+        Ok(writer)
+    });
+    let mut read = Ok(());
+    for path in files {
+        let rel = relative(opts.data_dir, path);
+        if let Some(detail) = unreadable.get(path) {
+            stats.files_rejected += 1;
+            rejects.push(whole_file(
+                &rel,
+                RejectReason::Unreadable,
+                detail.clone(),
+                "",
+            ));
+            continue;
+        }
+        let file = FileInput {
+            path,
+            rel: &rel,
+            day,
+            day_text: &day_text,
+            index,
+        };
+        match read_file(&file, &sink, &mut rejects, &mut sums) {
+            Ok(FileOutcome::Read {
+                rows_read,
+                accepted_cost,
+            }) => {
+                stats.present = true;
+                stats.rows_read += rows_read;
+                cost += accepted_cost;
+            }
+            Ok(FileOutcome::Rejected) => stats.files_rejected += 1,
+            Err(e) => {
+                read = Err(e);
+                break;
+            }
+        }
+    }
+    drop(sink);
+    if let Err(e) = read {
+        // The encoder's own error explains a closed channel better than the reader can.
+        let writer = encoder
+            .join()
+            .expect("the parquet encoder thread does not panic")?;
+        writer.abort();
+        return Err(e);
+    }
+    Ok(CompletingDay {
+        stats,
+        cost,
+        rejects,
+        sums: sums.into_cache(day, USAGE_SCALE as usize)?,
+        encoder,
+        out_dir: opts.out_dir.to_path_buf(),
+    })
+}
+
+/// A day being completed: its stats and rejects when done.
+pub(super) type Completion = std::thread::JoinHandle<anyhow::Result<(DayStats, Vec<Reject>)>>;
+
+/// A parsed day whose partition is still being encoded.
+pub(super) struct CompletingDay {
+    pub(super) stats: DayStats,
+    pub(super) cost: i128,
+    pub(super) rejects: Vec<Reject>,
+    pub(super) sums: DayCache,
+    pub(super) encoder: std::thread::JoinHandle<anyhow::Result<PartitionWriter>>,
+    pub(super) out_dir: PathBuf,
+}
+
+impl CompletingDay {
+    /// Completes the day on a thread of its own.
+    pub(super) fn complete_in_background(self) -> Completion {
+        std::thread::spawn(move || self.complete())
+    }
+
+    /// Waits for the partition, then writes the day's sums and rejects.
+    pub(super) fn complete(self) -> anyhow::Result<(DayStats, Vec<Reject>)> {
+        let mut stats = self.stats;
+        let writer = self
+            .encoder
+            .join()
+            .expect("the parquet encoder thread does not panic")?;
+        stats.rows_accepted = writer.finish()?;
+        self.sums.write(&self.out_dir)?;
+        stats.rows_rejected = stats.rows_read - stats.rows_accepted;
+        stats.accepted_cost = UsageSum(self.cost);
+        let rejects_path = self.out_dir.join(format!("rejects/{}.csv", stats.day));
+        if self.rejects.is_empty() {
+            store::remove_if_exists(&rejects_path)?;
+        } else {
+            store::write_atomic(&rejects_path, &rejects_csv(&self.rejects)?)?;
+        }
+        Ok((stats, self.rejects))
+    }
+}
+
+/// A usage file being read.
+pub(super) struct FileInput<'a> {
+    pub(super) path: &'a Path,
+    pub(super) rel: &'a str,
+    pub(super) day: NaiveDate,
+    /// `day` as `YYYY-MM-DD`: most rows' date cell is exactly this.
+    pub(super) day_text: &'a str,
+    pub(super) index: &'a ReferenceIndex<'a>,
+}
+
+pub(super) enum FileOutcome {
+    Read { rows_read: u64, accepted_cost: i128 },
+    Rejected,
+}
+
+pub(super) fn open_usage_file(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let file = std::fs::File::open(path)?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        )))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Fills `buf` up to `BLOCK_BYTES` (more if it already holds that much);
+/// returns whether the file has ended.
+pub(super) fn fill_block(
+    reader: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    path: &Path,
+) -> Result<bool, DayError> {
+    let want = BLOCK_BYTES.saturating_sub(buf.len()).max(BLOCK_BYTES / 2);
+    match reader.take(want as u64).read_to_end(buf) {
+        Ok(n) => Ok(n < want),
+        // A gzip stream that fails to decode is the file's fault, not the machine's.
+        Err(e)
+            if path.extension().is_some_and(|x| x == "gz")
+                || e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Err(DayError::Unreadable {
+                path: path.to_path_buf(),
+                detail: format!("corrupt gzip: {e}"),
+            })
+        }
+        Err(e) => Err(DayError::Failed(
+            anyhow::Error::new(e).context(format!("failed to read `{}`", path.display())),
+        )),
+    }
+}
+
+/// Streams one usage file through the parser into the day's partition.
+pub(super) fn read_file(
+    file: &FileInput,
+    sink: &std::sync::mpsc::SyncSender<DataFrame>,
+    rejects: &mut Vec<Reject>,
+    sums: &mut DaySums,
+) -> Result<FileOutcome, DayError> {
+    let unreadable = |detail: String| DayError::Unreadable {
+        path: file.path.to_path_buf(),
+        detail,
+    };
+    let mut reader =
+        open_usage_file(file.path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
+    let mut buf = Vec::new();
+    let mut eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+    if buf.starts_with(b"\xEF\xBB\xBF") {
+        buf.drain(..3);
+    }
+    // The header: the first record.
+    let header_end = first_record_end(&buf).unwrap_or(buf.len());
+    let header_text = std::str::from_utf8(&buf[..header_end])
+        .map_err(|e| unreadable(format!("invalid UTF-8: {e}")))?;
+    let header = Header::new(
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(header_text.as_bytes())
+            .records()
+            .next()
+            .and_then(Result::ok)
+            .as_ref()
+            .map(|r| r.iter().map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str),
+    );
+    let columns = match UsageHeader::new(&header) {
+        Ok(c) => c,
+        Err(missing) => {
+            let detail = format!("missing columns: {}", missing.join(", "));
+            rejects.push(whole_file(
+                file.rel,
+                RejectReason::MissingColumns,
+                detail,
+                header_text,
+            ));
+            return Ok(FileOutcome::Rejected);
+        }
+    };
+    let mut next_line = 1 + header_text.bytes().filter(|b| *b == b'\n').count() as u64;
+    if !header_text.ends_with('\n') {
+        next_line += 1;
+    }
+    buf.drain(..header_end);
+    let mut rows_read = 0;
+    let mut accepted_cost = 0;
+    loop {
+        let mut cuts = record_cuts(&buf, CHUNK_BYTES);
+        if eof && cuts.last().is_none_or(|c| c.0 < buf.len()) {
+            let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
+            cuts.push((buf.len(), lines));
+        }
+        let Some(&(end, _)) = cuts.last() else {
+            // No complete record in a whole block (an unbalanced quote?): read more.
+            eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+            continue;
+        };
+        let mut chunks = Vec::with_capacity(cuts.len());
+        let (mut start, mut lines_before) = (0, 0);
+        for &(cut, lines) in &cuts {
+            chunks.push((&buf[start..cut], next_line + lines_before));
+            (start, lines_before) = (cut, lines);
+        }
+        let parsed: Vec<Result<ChunkOutput, ChunkError>> = chunks
+            .into_par_iter()
+            .map(|(chunk, first_line)| parse_chunk(chunk, first_line, &columns, file))
+            .collect();
+        for chunk in parsed {
+            let chunk = chunk.map_err(|e| match e {
+                ChunkError::Unreadable(detail) => unreadable(detail),
+                ChunkError::Polars(e) => DayError::Failed(e.into()),
+            })?;
+            rows_read += chunk.rows_read;
+            accepted_cost += chunk.accepted_cost;
+            rejects.extend(chunk.rejects);
+            sums.merge(chunk.sums);
+            sink.send(chunk.rows)
+                .map_err(|_| DayError::Failed(anyhow::anyhow!("the parquet encoder stopped")))?;
+        }
+        next_line += lines_before;
+        buf.drain(..end);
+        if eof && buf.is_empty() {
+            break;
+        }
+        if !eof {
+            eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+        }
+    }
+    Ok(FileOutcome::Read {
+        rows_read,
+        accepted_cost,
+    })
+}
+
+/// `rejects/D.csv`: file, line, reason, detail, raw.
+pub(super) fn rejects_csv(rejects: &[Reject]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["file", "line", "reason", "detail", "raw"])?;
+    for r in rejects {
+        writer.write_record([
+            r.file.as_str(),
+            &r.line.to_string(),
+            r.reason.as_str(),
+            &r.detail,
+            &r.raw,
+        ])?;
+    }
+    Ok(writer.into_inner()?)
+}

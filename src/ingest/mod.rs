@@ -1,0 +1,247 @@
+//! Ingest (SPEC §2.1): daily usage CSVs to validated usage parquet
+//! (`OUT/usage/date=D/usage.parquet`) and rejected rows
+//! (`OUT/rejects/D.csv`). A day is re-ingested only when its set of files
+//! changed (name, size, SHA-256), and then as a whole, so its partition is
+//! replaced atomically. A day's files are parsed in 4 MB chunks in
+//! parallel (rayon), and a day's partition is completed on its own thread
+//! while the next day is parsed.
+//!
+//! Every row read is either accepted or rejected with a reason; the day's
+//! reconciliation (read = accepted + rejected, accepted cost) goes to the
+//! ledger and the run summary.
+//!
+//! The parts: `listing` (files by day, fingerprints), `shard` (shard workers
+//! and manifests), `day` (one day's files to its partition), `cut` (block
+//! cutting), `rows` (parsing and validating rows), `partition` (the parquet
+//! writer).
+
+mod cut;
+mod day;
+mod listing;
+mod partition;
+mod rows;
+mod shard;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use rayon::prelude::*;
+
+use crate::ledger::{DayStats, FileFingerprint, Ledger};
+use crate::model::Reference;
+use crate::store;
+
+use cut::*;
+use day::*;
+use listing::*;
+pub use listing::{UsageListing, list_usage_files};
+use partition::*;
+use rows::*;
+pub use shard::{Manifest, Shard, adopt_manifests, ingest_shard};
+
+/// Columns a usage file must have; `billingCurrency` may be EA's `billingCurrencyCode`.
+pub const REQUIRED_COLUMNS: &[&str] = &[
+    "date",
+    "billingAccountId",
+    "billingProfileId",
+    "subscriptionId",
+    "meterId",
+    "meterCategory",
+    "meterName",
+    "unitOfMeasure",
+    "quantity",
+    "unitPrice",
+    "costInBillingCurrency",
+    "billingCurrency",
+    "chargeType",
+    "publisherType",
+];
+
+/// Why a row or file was rejected: the fixed vocabulary of SPEC §2.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    BadDate,
+    DateMismatch,
+    BeforeStart,
+    UnknownProfile,
+    UnknownSubscription,
+    CurrencyMismatch,
+    BadNumber,
+    BadEnum,
+    BadBool,
+    MissingValue,
+    TooFewFields,
+    TooManyFields,
+    MissingColumns,
+    Unreadable,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BadDate => "bad_date",
+            RejectReason::DateMismatch => "date_mismatch",
+            RejectReason::BeforeStart => "before_start",
+            RejectReason::UnknownProfile => "unknown_profile",
+            RejectReason::UnknownSubscription => "unknown_subscription",
+            RejectReason::CurrencyMismatch => "currency_mismatch",
+            RejectReason::BadNumber => "bad_number",
+            RejectReason::BadEnum => "bad_enum",
+            RejectReason::BadBool => "bad_bool",
+            RejectReason::MissingValue => "missing_value",
+            RejectReason::TooFewFields => "too_few_fields",
+            RejectReason::TooManyFields => "too_many_fields",
+            RejectReason::MissingColumns => "missing_columns",
+            RejectReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// One row of `rejects/D.csv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    pub file: String,
+    pub line: u64,
+    pub reason: RejectReason,
+    pub detail: String,
+    pub raw: String,
+}
+
+/// What ingest needs besides the data directory.
+pub struct IngestOptions<'a> {
+    pub data_dir: &'a Path,
+    pub out_dir: &'a Path,
+    pub billing_start: NaiveDate,
+    pub reference: &'a Reference,
+}
+
+/// What one ingest did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct IngestReport {
+    /// Days parsed this run, with their reconciliation.
+    pub days_ingested: Vec<DayStats>,
+    /// Days whose files were unchanged since they were last ingested.
+    pub days_unchanged: usize,
+    /// Files in usage/ that are not usage files (name does not start with a date).
+    pub ignored_files: Vec<String>,
+    /// Usage files dated before billing_start.
+    pub files_before_billing_start: Vec<String>,
+    /// Files rejected whole, with the reason.
+    pub files_rejected: Vec<(String, String)>,
+}
+
+/// Ingests every new or changed day of usage.
+pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<IngestReport> {
+    let listing = list_usage_files(opts.data_dir)?;
+    let mut report = IngestReport {
+        ignored_files: listing.ignored.clone(),
+        ..Default::default()
+    };
+    let mut candidates = Vec::new();
+    for (day, files) in listing.days {
+        if day < opts.billing_start {
+            report
+                .files_before_billing_start
+                .extend(files.iter().map(|f| relative(opts.data_dir, f)));
+        } else {
+            candidates.push((day, files));
+        }
+    }
+    // Hashing a file is a full read: skipped for a file of the same size
+    // and modification time as when it was hashed, done in parallel else.
+    let known: HashMap<String, FileFingerprint> = ledger
+        .all_ingested_files()?
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    let fingerprints: Vec<Vec<FileFingerprint>> = candidates
+        .par_iter()
+        .map(|(_, files)| {
+            files
+                .par_iter()
+                .map(|f| fingerprint_known(opts.data_dir, f, &known))
+                .collect()
+        })
+        .collect::<Result<_, store::FileError>>()?;
+    let mut todo = Vec::new();
+    for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
+        let before = ledger.ingested_files(day)?;
+        let unchanged = before.len() == fingerprints.len()
+            && before
+                .iter()
+                .zip(&fingerprints)
+                .all(|(a, b)| a.same_file(b));
+        if unchanged {
+            report.days_unchanged += 1;
+        } else {
+            todo.push((day, files, fingerprints));
+        }
+    }
+    let progress = crate::progress::Progress::new(todo.len() as u64, "ingest");
+    ingest_days(opts, todo, |stats, rejects, fingerprints| {
+        progress.inc();
+        for r in rejects
+            .iter()
+            .filter(|r| r.line == 1 && is_whole_file(r.reason))
+        {
+            report
+                .files_rejected
+                .push((r.file.clone(), r.reason.as_str().to_string()));
+        }
+        ledger.record_day(&stats, &fingerprints)?;
+        report.days_ingested.push(stats);
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+/// Ingests days one after another, each parsed in parallel chunks: memory
+/// stays that of about one block per day in flight however many days
+/// arrive. A day's partition is completed (the last row group encoded,
+/// the file renamed into place, its sums and rejects written) on a thread
+/// of its own while the next day is parsed. `done` gets each completed day
+/// in order, on this thread, so a day is recorded as soon as its partition
+/// is in place and a killed run keeps what it did.
+fn ingest_days(
+    opts: &IngestOptions,
+    days: Vec<(NaiveDate, Vec<PathBuf>, Vec<FileFingerprint>)>,
+    mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let index = ReferenceIndex::new(opts.reference, opts.billing_start);
+    type Completing = (Completion, Vec<FileFingerprint>);
+    let mut completing: Option<Completing> = None;
+    let mut complete = |completing: Option<Completing>| {
+        let Some((completion, fingerprints)) = completing else {
+            return Ok(());
+        };
+        let (stats, rejects) = completion
+            .join()
+            .expect("completing a day does not panic")?;
+        done(stats, &rejects, fingerprints)
+    };
+    for (day, files, fingerprints) in days {
+        let parsed = parse_day(opts, &index, day, &files);
+        // The previous day completes first, whether or not this one parsed.
+        complete(completing.take())?;
+        completing = Some((parsed?.complete_in_background(), fingerprints));
+    }
+    complete(completing)
+}
+
+fn is_whole_file(reason: RejectReason) -> bool {
+    matches!(
+        reason,
+        RejectReason::MissingColumns | RejectReason::Unreadable
+    )
+}
+
+fn relative(data_dir: &Path, path: &Path) -> String {
+    path.strip_prefix(data_dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+#[cfg(test)]
+mod tests;

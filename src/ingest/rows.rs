@@ -1,0 +1,525 @@
+//! Parsing and validating the records of one chunk (SPEC §2.1): each row
+//! accepted into typed columns or rejected with a reason, checked against
+//! the reference data through hash lookups.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::FastMap;
+use crate::day_sums::{ChunkSums, SumsRow};
+use crate::model::{Profile, Reference};
+use crate::parse::{
+    Header, USAGE_SCALE, parse_bool, parse_scaled, parse_usage_date, parse_usage_value,
+};
+use crate::store;
+
+use super::*;
+
+/// Positions of the usage columns in one file's header.
+pub(super) struct UsageHeader {
+    pub(super) len: usize,
+    pub(super) required: [usize; 14],
+    pub(super) pricing_model: Option<usize>,
+    pub(super) credit_eligible: Option<usize>,
+    pub(super) resource_id: Option<usize>,
+}
+
+impl UsageHeader {
+    /// Maps a header, or names the required columns it lacks.
+    pub(super) fn new(header: &Header) -> Result<UsageHeader, Vec<&'static str>> {
+        let mut missing = Vec::new();
+        let mut required = [0; 14];
+        for (slot, name) in required.iter_mut().zip(REQUIRED_COLUMNS) {
+            let position = match *name {
+                "billingCurrency" => header
+                    .position("billingCurrency")
+                    .or_else(|| header.position("billingCurrencyCode")),
+                _ => header.position(name),
+            };
+            match position {
+                Some(p) => *slot = p,
+                None => missing.push(*name),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        Ok(UsageHeader {
+            len: header.len,
+            required,
+            pricing_model: header.position("pricingModel"),
+            credit_eligible: header.position("isAzureCreditEligible"),
+            resource_id: header.position("resourceId"),
+        })
+    }
+}
+
+/// What one chunk of records gave.
+pub(super) struct ChunkOutput {
+    pub(super) rows: DataFrame,
+    pub(super) rows_read: u64,
+    pub(super) accepted_cost: i128,
+    pub(super) rejects: Vec<Reject>,
+    pub(super) sums: ChunkSums,
+}
+
+pub(super) enum ChunkError {
+    Unreadable(String),
+    Polars(PolarsError),
+}
+
+/// Parses and validates the records of one chunk (`first_line` is the
+/// physical line its first record starts on).
+pub(super) fn parse_chunk(
+    bytes: &[u8],
+    first_line: u64,
+    columns: &UsageHeader,
+    file: &FileInput,
+) -> Result<ChunkOutput, ChunkError> {
+    // Each record is checked for UTF-8 as it is read (a `StringRecord`).
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    let mut rows = UsageColumns::with_capacity(bytes.len() / 200);
+    let mut rejects = Vec::new();
+    let mut sums = ChunkSums::default();
+    let mut rows_read = 0;
+    let (mut line, mut counted_to) = (first_line, 0);
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let detail = match (e.kind(), e.position()) {
+                    (csv::ErrorKind::Utf8 { .. }, Some(position)) => {
+                        let start = record_start(bytes, position);
+                        let at = line + lines_in(&bytes[counted_to..start]);
+                        format!("invalid UTF-8 on line {at}")
+                    }
+                    _ => e.to_string(),
+                };
+                return Err(ChunkError::Unreadable(detail));
+            }
+        }
+        rows_read += 1;
+        let start = record_start(
+            bytes,
+            record
+                .position()
+                .expect("records read from a reader have a position"),
+        );
+        line += lines_in(&bytes[counted_to..start]);
+        counted_to = start;
+        match validate_row(&record, columns, file) {
+            Ok(row) => {
+                sums.add(&SumsRow {
+                    subscription: row.subscription_position,
+                    line: [
+                        row.meter_id,
+                        row.meter_category,
+                        row.meter_name,
+                        row.unit,
+                        row.charge_type,
+                        row.publisher_type,
+                        row.pricing_model,
+                    ],
+                    credit_eligible: row.credit_eligible,
+                    quantity: row.quantity,
+                    cost: row.cost,
+                });
+                rows.push(row, line);
+            }
+            Err((reason, detail)) => {
+                // The record was read as UTF-8, so its bytes are UTF-8.
+                let raw = String::from_utf8_lossy(&bytes[start..reader.position().byte() as usize]);
+                rejects.push(Reject {
+                    file: file.rel.to_string(),
+                    line,
+                    reason,
+                    detail,
+                    raw: raw.trim_end_matches(['\r', '\n']).to_string(),
+                });
+            }
+        }
+    }
+    let accepted_cost = rows.cost.iter().sum();
+    Ok(ChunkOutput {
+        rows: rows.into_frame(file.rel).map_err(ChunkError::Polars)?,
+        rows_read,
+        accepted_cost,
+        rejects,
+        sums,
+    })
+}
+
+pub(super) fn whole_file(rel: &str, reason: RejectReason, detail: String, header: &str) -> Reject {
+    Reject {
+        file: rel.to_string(),
+        line: 1,
+        reason,
+        detail,
+        raw: header.lines().next().unwrap_or("").to_string(),
+    }
+}
+
+/// A validated usage row, values normalised.
+pub(super) struct UsageRow<'a> {
+    pub(super) date: NaiveDate,
+    pub(super) account: &'a str,
+    pub(super) profile: &'a str,
+    pub(super) subscription: &'a str,
+    /// The subscription's position in [`ReferenceIndex::subscription_names`].
+    pub(super) subscription_position: u32,
+    pub(super) meter_id: &'a str,
+    pub(super) meter_category: &'a str,
+    pub(super) meter_name: &'a str,
+    pub(super) unit: &'a str,
+    pub(super) quantity: i128,
+    pub(super) unit_price: i128,
+    pub(super) cost: i128,
+    pub(super) currency: &'a str,
+    pub(super) charge_type: &'a str,
+    pub(super) publisher_type: &'static str,
+    pub(super) pricing_model: &'static str,
+    pub(super) credit_eligible: bool,
+    pub(super) resource_id: Option<&'a str>,
+}
+
+pub(super) type RowError = (RejectReason, String);
+
+/// The reference data a usage row is checked against, indexed for the hot
+/// loop: hash lookups by id, each profile's first period computed once.
+pub(super) struct ReferenceIndex<'a> {
+    pub(super) profiles: FastMap<&'a str, ProfileCheck<'a>>,
+    pub(super) subscriptions: FastMap<&'a str, SubscriptionCheck<'a>>,
+    /// (profile id, subscription id) of every subscription.
+    pub(super) subscription_names: Vec<(&'a str, &'a str)>,
+}
+
+/// A subscription as the row checks need it, with its profile.
+pub(super) struct SubscriptionCheck<'a> {
+    /// Its position in [`ReferenceIndex::subscription_names`].
+    pub(super) position: u32,
+    pub(super) profile_id: &'a str,
+    pub(super) start_date: NaiveDate,
+    pub(super) profile: ProfileCheck<'a>,
+}
+
+/// A profile as the row checks need it.
+#[derive(Clone, Copy)]
+pub(super) struct ProfileCheck<'a> {
+    pub(super) account_id: &'a str,
+    pub(super) currency: &'a crate::model::Currency,
+    pub(super) first_period_start: NaiveDate,
+}
+
+impl<'a> ReferenceIndex<'a> {
+    pub(super) fn new(reference: &'a Reference, billing_start: NaiveDate) -> ReferenceIndex<'a> {
+        let check = |p: &'a Profile| ProfileCheck {
+            account_id: &p.account_id,
+            currency: &p.currency,
+            first_period_start: p.first_period(billing_start).start,
+        };
+        ReferenceIndex {
+            profiles: reference
+                .profiles
+                .iter()
+                .map(|(id, p)| (id.as_str(), check(p)))
+                .collect(),
+            subscriptions: reference
+                .subscriptions
+                .iter()
+                .zip(0..)
+                .filter_map(|((id, s), position)| {
+                    let profile = reference.profiles.get(&s.profile_id)?;
+                    let check = SubscriptionCheck {
+                        position,
+                        profile_id: &s.profile_id,
+                        start_date: s.start_date,
+                        profile: check(profile),
+                    };
+                    Some((id.as_str(), check))
+                })
+                .collect(),
+            subscription_names: reference
+                .subscriptions
+                .values()
+                .map(|s| (s.profile_id.as_str(), s.id.as_str()))
+                .collect(),
+        }
+    }
+}
+
+pub(super) fn validate_row<'a>(
+    record: &'a csv::StringRecord,
+    columns: &UsageHeader,
+    file: &FileInput<'a>,
+) -> Result<UsageRow<'a>, RowError> {
+    let (day, index) = (file.day, file.index);
+    use RejectReason::*;
+    if record.len() < columns.len {
+        return Err((
+            TooFewFields,
+            format!("{} fields, header has {}", record.len(), columns.len),
+        ));
+    }
+    if record.len() > columns.len {
+        return Err((
+            TooManyFields,
+            format!("{} fields, header has {}", record.len(), columns.len),
+        ));
+    }
+    let mut cells = [""; 14];
+    for (i, (cell, position)) in cells.iter_mut().zip(columns.required).enumerate() {
+        *cell = record[position].trim();
+        if cell.is_empty() {
+            return Err((MissingValue, format!("empty {}", REQUIRED_COLUMNS[i])));
+        }
+    }
+    let optional = |p: Option<usize>| p.map(|p| record[p].trim()).filter(|v| !v.is_empty());
+    let [
+        date,
+        account,
+        profile,
+        subscription,
+        meter_id,
+        meter_category,
+        meter_name,
+        unit,
+        quantity,
+        unit_price,
+        cost,
+        currency,
+        charge_type,
+        publisher,
+    ] = cells;
+
+    let date_value = if date == file.day_text {
+        day
+    } else {
+        parse_usage_date(date).ok_or_else(|| (BadDate, format!("{date:?} is not a date")))?
+    };
+    if date_value != day {
+        return Err((
+            DateMismatch,
+            format!("row dated {date_value}, file is for {day}"),
+        ));
+    }
+    // One lookup for a row that names its subscription, profile and
+    // account rightly; a wrong one is looked at again to name the reason.
+    let known = index
+        .subscriptions
+        .get(subscription)
+        .filter(|s| s.profile_id == profile && s.profile.account_id == account);
+    let Some(sub) = known else {
+        return Err(
+            if index
+                .profiles
+                .get(profile)
+                .is_none_or(|p| p.account_id != account)
+            {
+                (
+                    UnknownProfile,
+                    format!("profile {profile:?} is not under account {account:?}"),
+                )
+            } else {
+                (
+                    UnknownSubscription,
+                    format!("subscription {subscription:?} is not under profile {profile:?}"),
+                )
+            },
+        );
+    };
+    let profile_ref = &sub.profile;
+    if date_value < sub.start_date || date_value < profile_ref.first_period_start {
+        return Err((
+            BeforeStart,
+            format!(
+                "dated {date_value}, before subscription start {} or first period {}",
+                sub.start_date, profile_ref.first_period_start
+            ),
+        ));
+    }
+    if !currency.eq_ignore_ascii_case(profile_ref.currency.code()) {
+        return Err((
+            CurrencyMismatch,
+            format!("{currency} but profile bills in {}", profile_ref.currency),
+        ));
+    }
+    let number = |name: &str, text: &str| {
+        parse_usage_value(text).ok_or_else(|| {
+            let detail = match parse_scaled(text, USAGE_SCALE) {
+                Some(_) => format!("{name} {text:?} has a magnitude of 10^18 or more"),
+                None => format!("{name} {text:?} is not a decimal"),
+            };
+            (BadNumber, detail)
+        })
+    };
+    let quantity = number("quantity", quantity)?;
+    let unit_price = number("unitPrice", unit_price)?;
+    let cost = number("costInBillingCurrency", cost)?;
+    let publisher_type = one_of(publisher, PUBLISHER_TYPES)
+        .ok_or_else(|| (BadEnum, format!("publisherType {publisher:?}")))?;
+    let pricing_model = match optional(columns.pricing_model) {
+        None => "OnDemand",
+        Some(raw) => {
+            one_of(raw, PRICING_MODELS).ok_or_else(|| (BadEnum, format!("pricingModel {raw:?}")))?
+        }
+    };
+    let credit_eligible = match optional(columns.credit_eligible) {
+        None => publisher_type == "Azure",
+        Some(v) => {
+            parse_bool(v).ok_or_else(|| (BadBool, format!("isAzureCreditEligible {v:?}")))?
+        }
+    };
+    Ok(UsageRow {
+        date: date_value,
+        account,
+        profile,
+        subscription,
+        subscription_position: sub.position,
+        meter_id,
+        meter_category,
+        meter_name,
+        unit,
+        quantity,
+        unit_price,
+        cost,
+        currency: profile_ref.currency.code(),
+        charge_type,
+        publisher_type,
+        pricing_model,
+        credit_eligible,
+        resource_id: optional(columns.resource_id),
+    })
+}
+
+/// `publisherType` spellings (any case) and the value stored for each.
+pub(super) const PUBLISHER_TYPES: &[(&str, &str)] = &[
+    ("Azure", "Azure"),
+    ("Microsoft", "Azure"),
+    ("Marketplace", "Marketplace"),
+];
+
+/// `pricingModel` spellings (any case) and the value stored for each.
+pub(super) const PRICING_MODELS: &[(&str, &str)] = &[
+    ("OnDemand", "OnDemand"),
+    ("On Demand", "OnDemand"),
+    ("Reservation", "Reservation"),
+    ("SavingsPlan", "SavingsPlan"),
+    ("Spot", "Spot"),
+];
+
+/// The stored value of an enum cell, matched case-insensitively.
+pub(super) fn one_of(cell: &str, spellings: &[(&str, &'static str)]) -> Option<&'static str> {
+    spellings
+        .iter()
+        .find(|(spelling, _)| cell.eq_ignore_ascii_case(spelling))
+        .map(|&(_, value)| value)
+}
+
+/// Accepted rows of a chunk, column by column (SPEC §6 `usage`).
+pub(super) struct UsageColumns {
+    pub(super) date: Vec<i32>,
+    pub(super) account: StringChunkedBuilder,
+    pub(super) profile: StringChunkedBuilder,
+    pub(super) subscription: StringChunkedBuilder,
+    pub(super) meter_id: StringChunkedBuilder,
+    pub(super) meter_category: StringChunkedBuilder,
+    pub(super) meter_name: StringChunkedBuilder,
+    pub(super) unit: StringChunkedBuilder,
+    pub(super) quantity: Vec<i128>,
+    pub(super) unit_price: Vec<i128>,
+    pub(super) cost: Vec<i128>,
+    pub(super) currency: StringChunkedBuilder,
+    pub(super) charge_type: StringChunkedBuilder,
+    pub(super) publisher_type: StringChunkedBuilder,
+    pub(super) pricing_model: StringChunkedBuilder,
+    pub(super) credit_eligible: Vec<bool>,
+    pub(super) resource_id: StringChunkedBuilder,
+    pub(super) source_line: Vec<i64>,
+}
+
+impl UsageColumns {
+    pub(super) fn with_capacity(n: usize) -> UsageColumns {
+        let text = |name: &str| StringChunkedBuilder::new(name.into(), n);
+        UsageColumns {
+            date: Vec::with_capacity(n),
+            account: text("billing_account_id"),
+            profile: text("billing_profile_id"),
+            subscription: text("subscription_id"),
+            meter_id: text("meter_id"),
+            meter_category: text("meter_category"),
+            meter_name: text("meter_name"),
+            unit: text("unit_of_measure"),
+            quantity: Vec::with_capacity(n),
+            unit_price: Vec::with_capacity(n),
+            cost: Vec::with_capacity(n),
+            currency: text("billing_currency"),
+            charge_type: text("charge_type"),
+            publisher_type: text("publisher_type"),
+            pricing_model: text("pricing_model"),
+            credit_eligible: Vec::with_capacity(n),
+            resource_id: text("resource_id"),
+            source_line: Vec::with_capacity(n),
+        }
+    }
+
+    pub(super) fn push(&mut self, row: UsageRow, line: u64) {
+        self.date.push(store::days_since_epoch(row.date));
+        self.account.append_value(row.account);
+        self.profile.append_value(row.profile);
+        self.subscription.append_value(row.subscription);
+        self.meter_id.append_value(row.meter_id);
+        self.meter_category.append_value(row.meter_category);
+        self.meter_name.append_value(row.meter_name);
+        self.unit.append_value(row.unit);
+        self.quantity.push(row.quantity);
+        self.unit_price.push(row.unit_price);
+        self.cost.push(row.cost);
+        self.currency.append_value(row.currency);
+        self.charge_type.append_value(row.charge_type);
+        self.publisher_type.append_value(row.publisher_type);
+        self.pricing_model.append_value(row.pricing_model);
+        self.credit_eligible.push(row.credit_eligible);
+        self.resource_id.append_option(row.resource_id);
+        self.source_line.push(line as i64);
+    }
+
+    pub(super) fn into_frame(self, source_file: &str) -> PolarsResult<DataFrame> {
+        let scale = USAGE_SCALE as usize;
+        let height = self.date.len();
+        let text = |b: StringChunkedBuilder| Column::from(b.finish().into_series());
+        DataFrame::new(
+            height,
+            vec![
+                Int32Chunked::from_vec("date".into(), self.date)
+                    .into_date()
+                    .into_series()
+                    .into(),
+                text(self.account),
+                text(self.profile),
+                text(self.subscription),
+                text(self.meter_id),
+                text(self.meter_category),
+                text(self.meter_name),
+                text(self.unit),
+                store::decimal_column("quantity", self.quantity, scale)?,
+                store::decimal_column("unit_price", self.unit_price, scale)?,
+                store::decimal_column("cost_in_billing_currency", self.cost, scale)?,
+                text(self.currency),
+                text(self.charge_type),
+                text(self.publisher_type),
+                text(self.pricing_model),
+                Column::new("is_azure_credit_eligible".into(), self.credit_eligible),
+                text(self.resource_id),
+                StringChunked::full("source_file".into(), source_file, height)
+                    .into_series()
+                    .into(),
+                Column::new("source_line".into(), self.source_line),
+            ],
+        )
+    }
+}

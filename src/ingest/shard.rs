@@ -1,0 +1,100 @@
+//! Shard workers (`faktura ingest --shard I/N`): each ingests its share of
+//! the days and writes a manifest; the next `faktura run` adopts them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use rayon::prelude::*;
+
+use crate::ledger::{DayStats, FileFingerprint, Ledger};
+use crate::store;
+
+use super::*;
+
+/// One shard of N (`--shard I/N`): the days whose ordinal modulo N is I.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` with `0 <= I < N`.
+    pub fn parse(s: &str) -> Option<Shard> {
+        let (i, n) = s.split_once('/')?;
+        let (index, count) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+        (count > 0 && index < count).then_some(Shard { index, count })
+    }
+
+    pub fn owns(&self, day: NaiveDate) -> bool {
+        use chrono::Datelike;
+        day.num_days_from_ce().rem_euclid(self.count as i32) == self.index as i32
+    }
+}
+
+/// What a shard worker ingested: adopted into the ledger by the next run.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub days: Vec<(DayStats, Vec<FileFingerprint>)>,
+}
+
+/// `faktura ingest --shard I/N`: ingests this shard's days (all of them,
+/// no ledger to compare with) and writes `OUT/manifests/shard-I-of-N.json`.
+/// Takes no lock and never touches the ledger.
+pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<IngestReport> {
+    let listing = list_usage_files(opts.data_dir)?;
+    let mut report = IngestReport::default();
+    let mut manifest = Manifest::default();
+    let mut todo = Vec::new();
+    for (day, files) in listing.days {
+        if day < opts.billing_start || !shard.owns(day) {
+            continue;
+        }
+        let fingerprints = files
+            .par_iter()
+            .map(|f| fingerprint(opts.data_dir, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        todo.push((day, files, fingerprints));
+    }
+    ingest_days(opts, todo, |stats, _, fingerprints| {
+        manifest.days.push((stats.clone(), fingerprints));
+        report.days_ingested.push(stats);
+        Ok(())
+    })?;
+    let path = opts.out_dir.join(format!(
+        "manifests/shard-{}-of-{}.json",
+        shard.index, shard.count
+    ));
+    store::write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    Ok(report)
+}
+
+/// Records what shard workers ingested in the ledger, then removes their
+/// manifests; returns the number of days adopted.
+pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<usize> {
+    let dir = out_dir.join("manifests");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut adopted = 0;
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .map_err(store::failed("list", &dir))?;
+    paths.sort();
+    for path in paths
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
+        let bytes = std::fs::read(&path).map_err(store::failed("read", &path))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("shard manifest `{}` is not valid", path.display()))?;
+        for (stats, fingerprints) in &manifest.days {
+            ledger.record_day(stats, fingerprints)?;
+            adopted += 1;
+        }
+        std::fs::remove_file(&path).map_err(store::failed("remove", &path))?;
+    }
+    Ok(adopted)
+}
