@@ -1,0 +1,266 @@
+//! Decisions, their lines and billed sums, profile states, the invoices a
+//! decide step issues (numbered in the same transaction), and the decided
+//! periods late usage may still touch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+
+use crate::model::{
+    Billed, DecideCommit, Decision, DecisionCode, DecisionKey, LineKey, LineSums, ProfileState,
+};
+
+use super::*;
+
+impl Ledger {
+    /// Profiles that have issued at least one invoice, with one of its numbers.
+    pub fn invoiced_profiles(&self) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        self.for_text_rows(
+            "SELECT json_extract(data, '$.profile_id'), MIN(number) FROM invoices
+             GROUP BY json_extract(data, '$.profile_id')",
+            [],
+            |[profile, number]| {
+                out.insert(profile, number);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    pub fn profile_states(&self) -> Result<BTreeMap<String, ProfileState>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT profile_id, currency, period_start_day, created_date FROM profile_state",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (id, currency, period_start_day, created) = row.map_err(self.err())?;
+            let created_date = date("profile_state.created_date", &created)?;
+            out.insert(
+                id,
+                ProfileState {
+                    currency,
+                    period_start_day,
+                    created_date,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn decisions(&self) -> Result<BTreeMap<DecisionKey, Decision>> {
+        self.decisions_of("SELECT data FROM decisions", [])
+    }
+
+    /// The decisions of one code.
+    pub fn decisions_coded(&self, code: DecisionCode) -> Result<BTreeMap<DecisionKey, Decision>> {
+        self.decisions_of(
+            "SELECT data FROM decisions WHERE code = ?1",
+            [code.as_str()],
+        )
+    }
+
+    fn decisions_of(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<BTreeMap<DecisionKey, Decision>> {
+        let mut out = BTreeMap::new();
+        self.for_text_rows(sql, params, |[data]| {
+            let decision: Decision = from_json("decisions.data", &data)?;
+            let key = (
+                decision.profile_id.clone(),
+                decision.kind,
+                decision.period.start,
+            );
+            out.insert(key, decision);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Billed sums of the decided periods starting on or after `since`
+    /// (periods starting earlier cannot contain a later fresh day).
+    pub fn billed_since(&self, since: NaiveDate) -> Result<BTreeMap<DecisionKey, Billed>> {
+        let mut out = BTreeMap::new();
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start, data FROM billed WHERE period_start >= ?1",
+            [since.to_string()],
+            |[profile, kind, start, data]| {
+                let entries: Vec<(LineKey, LineSums)> = from_json("billed.data", &data)?;
+                let kind = parse_kind("billed.kind", &kind)?;
+                out.insert(
+                    (profile, kind, date("billed.period_start", &start)?),
+                    entries.into_iter().collect(),
+                );
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    pub fn lines_of(&self, key: &DecisionKey) -> Result<Vec<crate::model::Line>> {
+        let data: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT data FROM lines WHERE profile_id = ?1 AND kind = ?2 AND period_start = ?3",
+                params![key.0, key.1.as_str(), key.2.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        data.map_or(Ok(Vec::new()), |d| from_json("lines.data", &d))
+    }
+
+    /// Lines of every decided period whose start falls in the month `YYYY-MM`.
+    pub fn lines_in_month(
+        &self,
+        month: &str,
+    ) -> Result<Vec<(DecisionKey, Vec<crate::model::Line>)>> {
+        let mut out = Vec::new();
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start, data FROM lines
+             WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
+            [month],
+            |[profile, kind, start, data]| {
+                let kind = parse_kind("lines.kind", &kind)?;
+                out.push((
+                    (profile, kind, date("lines.period_start", &start)?),
+                    from_json("lines.data", &data)?,
+                ));
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    pub fn next_invoice_seq(&self) -> Result<u64> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM invoices", [], |r| r.get(0))
+            .map_err(self.err())?;
+        Ok(max.map_or(1, |m| m as u64 + 1))
+    }
+
+    /// Commits a decide step: decisions, lines, billed sums, invoices with
+    /// their numbers and outbox rows, and the outputs they make dirty.
+    pub fn commit_decisions(&mut self, commit: &DecideCommit) -> Result<()> {
+        let path = self.path.clone();
+        let wrap = |source| sqlite_error(path.clone(), source);
+        let tx = self.write()?;
+        for d in &commit.decisions {
+            tx.execute(
+                "INSERT OR REPLACE INTO decisions (profile_id, kind, period_start, code, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    d.profile_id,
+                    d.kind.as_str(),
+                    d.period.start.to_string(),
+                    d.code.as_str(),
+                    json(d)
+                ],
+            )
+            .map_err(wrap)?;
+            mark_dirty(&tx, "decisions", &d.period.month_key()).map_err(wrap)?;
+        }
+        for ((profile, kind, start), lines) in &commit.lines {
+            tx.execute(
+                "INSERT OR REPLACE INTO lines (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
+                params![profile, kind.as_str(), start.to_string(), json(lines)],
+            )
+            .map_err(wrap)?;
+            mark_dirty(&tx, "lines", &start.format("%Y-%m").to_string()).map_err(wrap)?;
+        }
+        for ((profile, kind, start), billed) in &commit.billed {
+            let entries: Vec<_> = billed.iter().collect();
+            tx.execute(
+                "INSERT OR REPLACE INTO billed (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
+                params![profile, kind.as_str(), start.to_string(), json(&entries)],
+            )
+            .map_err(wrap)?;
+        }
+        for (seq, invoice) in &commit.invoices {
+            tx.execute(
+                "INSERT INTO invoices (seq, number, period_start, data, amount_paid, status)
+                 VALUES (?1, ?2, ?3, ?4, '0', 'due')",
+                params![
+                    *seq as i64,
+                    invoice.number,
+                    invoice.period.start.to_string(),
+                    json(invoice)
+                ],
+            )
+            .map_err(wrap)?;
+            mark_dirty(&tx, "invoices", &invoice.period.month_key()).map_err(wrap)?;
+            for recipient in &invoice.recipients {
+                tx.execute(
+                    "INSERT OR IGNORE INTO outbox (invoice_number, recipient, message_id, status, attempts)
+                     VALUES (?1, ?2, ?3, 'pending', 0)",
+                    params![invoice.number, recipient, crate::model::message_id(&invoice.number, recipient)],
+                )
+                .map_err(wrap)?;
+            }
+        }
+        for (id, state) in &commit.profile_states {
+            tx.execute(
+                "INSERT OR IGNORE INTO profile_state (profile_id, currency, period_start_day, created_date)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, state.currency, state.period_start_day, state.created_date.to_string()],
+            )
+            .map_err(wrap)?;
+        }
+        for day in &commit.seen_fresh_days {
+            tx.execute("DELETE FROM fresh_days WHERE day = ?1", [day.to_string()])
+                .map_err(wrap)?;
+        }
+        tx.execute("DELETE FROM unchecked", []).map_err(wrap)?;
+        for (profile, kind, start) in &commit.unchecked {
+            tx.execute(
+                "INSERT INTO unchecked (profile_id, kind, period_start) VALUES (?1, ?2, ?3)",
+                params![profile, kind.as_str(), start.to_string()],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    /// Decided periods still to be compared with their billed sums
+    /// ([`DecideCommit::unchecked`]).
+    pub fn unchecked(&self) -> Result<BTreeSet<DecisionKey>> {
+        let mut out = BTreeSet::new();
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start FROM unchecked",
+            [],
+            |[profile, kind, start]| {
+                let kind = parse_kind("unchecked.kind", &kind)?;
+                out.insert((profile, kind, date("unchecked.period_start", &start)?));
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Days ingested (or re-ingested) since a decide step last looked at
+    /// them: only decided periods containing one can have late usage.
+    pub fn fresh_days(&self) -> Result<BTreeSet<NaiveDate>> {
+        let mut out = BTreeSet::new();
+        self.for_text_rows("SELECT day FROM fresh_days", [], |[day]| {
+            out.insert(date("fresh_days.day", &day)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}

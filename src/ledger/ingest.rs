@@ -1,0 +1,165 @@
+//! Ingested files and their fingerprints, per-day reconciliation, and the
+//! days ingested since the last decide step.
+
+use chrono::NaiveDate;
+
+use super::*;
+
+/// A file of a usage day as last ingested.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct FileFingerprint {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// The file's modification time when it was hashed (nanoseconds since
+    /// the epoch): a file with the same size and time is not hashed again.
+    #[serde(default)]
+    pub modified_ns: Option<i64>,
+}
+
+impl FileFingerprint {
+    /// Same path and contents (the modification time aside).
+    pub fn same_file(&self, other: &FileFingerprint) -> bool {
+        (&self.path, self.size, &self.sha256) == (&other.path, other.size, &other.sha256)
+    }
+}
+
+const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.sha256, s.modified_ns
+     FROM ingested_files f LEFT JOIN file_stamps s
+     ON s.path = f.path AND s.size = f.size AND s.sha256 = f.sha256";
+
+/// Reconciliation of one usage day (SPEC: read = accepted + rejected).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayStats {
+    pub day: NaiveDate,
+    /// At least one file of the day was read (not rejected whole).
+    pub present: bool,
+    pub files: u64,
+    pub files_rejected: u64,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub accepted_cost: crate::parse::UsageSum,
+}
+
+impl Ledger {
+    pub fn ingested_files(&self, day: NaiveDate) -> Result<Vec<FileFingerprint>> {
+        self.fingerprints(
+            &format!("{FINGERPRINT_COLUMNS} WHERE f.day = ?1 ORDER BY f.path"),
+            [day.to_string()],
+        )
+    }
+
+    /// Every file ingested so far.
+    pub fn all_ingested_files(&self) -> Result<Vec<FileFingerprint>> {
+        self.fingerprints(FINGERPRINT_COLUMNS, [])
+    }
+
+    fn fingerprints(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<FileFingerprint>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok(FileFingerprint {
+                    path: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    sha256: r.get(2)?,
+                    modified_ns: r.get(3)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(self.err())
+    }
+
+    /// Records a day's files and reconciliation, replacing what was there.
+    pub fn record_day(&mut self, stats: &DayStats, files: &[FileFingerprint]) -> Result<()> {
+        let path = self.path.clone();
+        let wrap = |source| sqlite_error(path.clone(), source);
+        let tx = self.write()?;
+        let day = stats.day.to_string();
+        tx.execute("DELETE FROM ingested_files WHERE day = ?1", [&day])
+            .map_err(wrap)?;
+        tx.execute("INSERT OR IGNORE INTO fresh_days (day) VALUES (?1)", [&day])
+            .map_err(wrap)?;
+        for f in files {
+            tx.execute(
+                "INSERT OR REPLACE INTO ingested_files (path, day, size, sha256) VALUES (?1, ?2, ?3, ?4)",
+                params![f.path, day, f.size as i64, f.sha256],
+            )
+            .map_err(wrap)?;
+            if let Some(modified_ns) = f.modified_ns {
+                tx.execute(
+                    "INSERT OR REPLACE INTO file_stamps (path, size, modified_ns, sha256)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![f.path, f.size as i64, modified_ns, f.sha256],
+                )
+                .map_err(wrap)?;
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO days (day, present, files, files_rejected, rows_read,
+                 rows_accepted, rows_rejected, accepted_cost)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                day,
+                stats.present,
+                stats.files as i64,
+                stats.files_rejected as i64,
+                stats.rows_read as i64,
+                stats.rows_accepted as i64,
+                stats.rows_rejected as i64,
+                stats.accepted_cost.to_string()
+            ],
+        )
+        .map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+
+    pub fn days(&self) -> Result<Vec<DayStats>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT day, present, files, files_rejected, rows_read, rows_accepted,
+                        rows_rejected, accepted_cost FROM days ORDER BY day",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    [
+                        r.get::<_, i64>(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ],
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (day, present, n, cost) = row.map_err(self.err())?;
+            out.push(DayStats {
+                day: date("days.day", &day)?,
+                present,
+                files: n[0] as u64,
+                files_rejected: n[1] as u64,
+                rows_read: n[2] as u64,
+                rows_accepted: n[3] as u64,
+                rows_rejected: n[4] as u64,
+                accepted_cost: cost.parse().map_err(|detail| LedgerError::Corrupt {
+                    what: "days.accepted_cost",
+                    detail,
+                })?,
+            });
+        }
+        Ok(out)
+    }
+}
