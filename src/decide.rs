@@ -97,17 +97,65 @@ pub fn periods_needing_lines(
 
 /// Decides every closed, undecided period of every profile.
 pub fn decide(input: &DecideInput) -> DecideCommit {
-    let mut commit = DecideCommit {
-        seen_fresh_days: input.late.fresh_days.iter().copied().collect(),
-        ..Default::default()
+    let mut step = Step {
+        input,
+        balances: credit_balances(input),
+        commit: DecideCommit {
+            seen_fresh_days: input.late.fresh_days.iter().copied().collect(),
+            ..Default::default()
+        },
+        issued: Vec::new(),
     };
-    let mut balances = credit_balances(input);
-    let mut issued: Vec<(usize, Invoice)> = Vec::new();
     for profile in input.reference.profiles.values() {
-        decide_profile(input, profile, &mut balances, &mut commit, &mut issued);
+        decide_profile(&mut step, profile);
     }
+    let Step {
+        mut commit, issued, ..
+    } = step;
     number_invoices(input, &mut commit, issued);
     commit
+}
+
+/// What one decide step builds up across profiles: the commit, the
+/// invoices it issues (numbered once every profile is decided) and what is
+/// left of each prepaid grant.
+struct Step<'a> {
+    input: &'a DecideInput<'a>,
+    balances: BTreeMap<String, Decimal>,
+    commit: DecideCommit,
+    /// Each issued invoice with the index of its decision in the commit.
+    issued: Vec<(usize, Invoice)>,
+}
+
+/// One kind of one period of one profile: what a decision is about.
+#[derive(Clone, Copy)]
+struct PeriodOf<'a> {
+    profile: &'a Profile,
+    kind: Kind,
+    period: Period,
+}
+
+impl PeriodOf<'_> {
+    fn key(&self) -> DecisionKey {
+        (self.profile.id.clone(), self.kind, self.period.start)
+    }
+
+    /// A decision about this period, decided on `as_of`.
+    fn decision(&self, as_of: NaiveDate, code: DecisionCode, amounts: Option<Amounts>) -> Decision {
+        Decision {
+            account_id: self.profile.account_id.clone(),
+            profile_id: self.profile.id.clone(),
+            kind: self.kind,
+            period: self.period,
+            currency: self.profile.currency.code().to_string(),
+            code,
+            amounts,
+            invoice_number: None,
+            missing_days: Vec::new(),
+            decided_on: as_of,
+            credits_used: Vec::new(),
+        }
+    }
 }
 
 /// What is left of each prepaid grant after every decision so far.
@@ -138,13 +186,10 @@ struct ProfileWalk {
     compared: BTreeSet<DecisionKey>,
 }
 
-fn decide_profile(
-    input: &DecideInput,
-    profile: &Profile,
-    balances: &mut BTreeMap<String, Decimal>,
-    commit: &mut DecideCommit,
-    issued: &mut Vec<(usize, Invoice)>,
-) {
+/// Walks a profile's closed periods in order, deciding each kind of each
+/// period not yet decided (or held).
+fn decide_profile(step: &mut Step, profile: &Profile) {
+    let input = step.input;
     let mut walk = ProfileWalk {
         carry: BTreeMap::new(),
         held: false,
@@ -169,13 +214,16 @@ fn decide_profile(
                     .insert(kind, done.amounts.map_or(Decimal::ZERO, |a| a.carried_out));
                 continue;
             }
+            let at = PeriodOf {
+                profile,
+                kind,
+                period,
+            };
             let decision = if let Some(missing) = missing_days(input, period, walk.held) {
                 walk.held = true;
-                held_decision(input, profile, kind, period, &walk, missing)
+                held_decision(input, at, &walk, missing)
             } else {
-                decide_period(
-                    input, profile, kind, period, &mut walk, balances, commit, issued,
-                )
+                decide_period(step, at, &mut walk)
             };
             if let Some(decision) = decision {
                 decided_any = true;
@@ -184,7 +232,7 @@ fn decide_profile(
                     .get(&key)
                     .is_some_and(|old| same_hold(old, &decision));
                 if !unchanged {
-                    commit.decisions.push(decision);
+                    step.commit.decisions.push(decision);
                 }
             }
         }
@@ -197,11 +245,11 @@ fn decide_profile(
             ..=(profile.id.clone(), Kind::Purchases, NaiveDate::MAX),
     ) {
         if input.late.may_touch(profile, *kind, *start) && !walk.compared.contains(key) {
-            commit.unchecked.push(key.clone());
+            step.commit.unchecked.push(key.clone());
         }
     }
     if decided_any {
-        commit.profile_states.push((
+        step.commit.profile_states.push((
             profile.id.clone(),
             ProfileState {
                 currency: profile.currency.code().to_string(),
@@ -230,31 +278,18 @@ fn missing_days(input: &DecideInput, period: Period, earlier_held: bool) -> Opti
 
 fn held_decision(
     input: &DecideInput,
-    profile: &Profile,
-    kind: Kind,
-    period: Period,
+    at: PeriodOf,
     walk: &ProfileWalk,
     missing_days: Vec<NaiveDate>,
 ) -> Option<Decision> {
-    let has_lines = input
-        .lines
-        .contains_key(&(profile.id.clone(), kind, period.start));
-    let carry = walk.carry.get(&kind).copied().unwrap_or_default();
-    if kind == Kind::Purchases && !has_lines && carry.is_zero() {
+    let has_lines = input.lines.contains_key(&at.key());
+    let carry = walk.carry.get(&at.kind).copied().unwrap_or_default();
+    if at.kind == Kind::Purchases && !has_lines && carry.is_zero() {
         return None;
     }
     Some(Decision {
-        account_id: profile.account_id.clone(),
-        profile_id: profile.id.clone(),
-        kind,
-        period,
-        currency: profile.currency.code().to_string(),
-        code: DecisionCode::HeldIncompleteUsage,
-        amounts: None,
-        invoice_number: None,
         missing_days,
-        decided_on: input.as_of,
-        credits_used: Vec::new(),
+        ..at.decision(input.as_of, DecisionCode::HeldIncompleteUsage, None)
     })
 }
 
@@ -270,12 +305,15 @@ struct Adjustment {
 /// added to `commit`.
 fn lines_with_adjustments(
     input: &DecideInput,
-    profile: &Profile,
-    kind: Kind,
-    period: Period,
+    at: PeriodOf,
     walk: &mut ProfileWalk,
     commit: &mut DecideCommit,
 ) -> (BTreeMap<LineKey, LineSums>, Vec<Adjustment>) {
+    let PeriodOf {
+        profile,
+        kind,
+        period,
+    } = at;
     let current = input
         .lines
         .get(&(profile.id.clone(), kind, period.start))
@@ -321,125 +359,123 @@ fn lines_with_adjustments(
     (current, adjustments)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide_period(
-    input: &DecideInput,
-    profile: &Profile,
-    kind: Kind,
-    period: Period,
-    walk: &mut ProfileWalk,
-    balances: &mut BTreeMap<String, Decimal>,
-    commit: &mut DecideCommit,
-    issued: &mut Vec<(usize, Invoice)>,
-) -> Option<Decision> {
-    let currency = profile.currency;
-    let (current, adjustments) = lines_with_adjustments(input, profile, kind, period, walk, commit);
-    let carried_in = walk.carry.get(&kind).copied().unwrap_or_default();
-    if kind == Kind::Purchases
+/// Decides one kind of one closed period (rules 1 to 7); `None` for a
+/// purchases period with nothing in it.
+fn decide_period(step: &mut Step, at: PeriodOf, walk: &mut ProfileWalk) -> Option<Decision> {
+    let (current, adjustments) = lines_with_adjustments(step.input, at, walk, &mut step.commit);
+    let carried_in = walk.carry.get(&at.kind).copied().unwrap_or_default();
+    if at.kind == Kind::Purchases
         && current.is_empty()
         && adjustments.is_empty()
         && carried_in.is_zero()
     {
         return None;
     }
-    let lines = build_lines(currency, &current, &adjustments);
-    let (monthly_credit, prepaid_credit, credits_used) = if kind == Kind::Services {
-        let monthly = monthly_credit(input.reference, profile, &lines);
-        let eligible: Decimal = lines
-            .iter()
-            .filter(|l| l.key.credit_eligible)
-            .map(|l| l.amount)
-            .sum();
-        let (prepaid, used) = draw_prepaid(
-            input.reference,
-            profile,
-            period,
-            eligible - monthly,
-            balances,
-        );
-        (monthly, prepaid, used)
-    } else {
-        (Decimal::ZERO, Decimal::ZERO, Vec::new())
-    };
-    let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
-    let trial_covered: Decimal = lines
-        .iter()
-        .filter(|l| l.key.covered_by == CoveredBy::Trial)
-        .map(|l| currency.round(l.sums.cost))
-        .sum();
-    let amount_due = subtotal - monthly_credit - prepaid_credit + carried_in;
-    let mut amounts = Amounts {
-        subtotal,
-        trial_covered,
-        monthly_credit,
-        prepaid_credit,
-        carried_in,
-        amount_due,
-        carried_out: Decimal::ZERO,
-    };
-    let code = decision_code(profile, period, &lines, &amounts, currency);
+    let lines = build_lines(at.profile.currency, &current, &adjustments);
+    let (amounts, credits_used) = step.amounts(at, &lines, carried_in);
+    let code = decision_code(at.profile, at.period, &lines, &amounts, at.profile.currency);
+    let amounts = settle(code, amounts);
+    walk.carry.insert(at.kind, amounts.carried_out);
+    let key = at.key();
+    walk.billed.insert(key.clone(), current.clone());
+    step.commit.billed.push((key.clone(), current));
+    step.commit.lines.push((key, lines.clone()));
+    if code == DecisionCode::InvoiceIssued {
+        let invoice = step.invoice(at, amounts, lines);
+        // The decision is pushed by the caller right after; remember its index.
+        step.issued.push((step.commit.decisions.len(), invoice));
+    }
+    Some(Decision {
+        credits_used,
+        ..at.decision(step.input.as_of, code, Some(amounts))
+    })
+}
+
+/// Rule 6's carry: what a period with decision `code` carries out.
+fn settle(code: DecisionCode, mut amounts: Amounts) -> Amounts {
+    let due = amounts.amount_due;
     amounts.carried_out = match code {
-        DecisionCode::DeferredFirst30Days => amount_due,
-        DecisionCode::FreeTrial | DecisionCode::CoveredByCredit if amount_due < Decimal::ZERO => {
-            amount_due
-        }
+        DecisionCode::DeferredFirst30Days => due,
+        DecisionCode::FreeTrial | DecisionCode::CoveredByCredit if due < Decimal::ZERO => due,
         _ => Decimal::ZERO,
     };
     if code == DecisionCode::NoCharges {
         amounts = Amounts::default();
     }
-    walk.carry.insert(kind, amounts.carried_out);
+    amounts
+}
 
-    let key = (profile.id.clone(), kind, period.start);
-    walk.billed.insert(key.clone(), current.clone());
-    commit.billed.push((key.clone(), current));
-    commit.lines.push((key, lines.clone()));
+impl Step<'_> {
+    /// Rules 2 to 5: subtotal, trial coverage, monthly and prepaid credit
+    /// (services only) and the carry in; with the prepaid grants drawn.
+    fn amounts(
+        &mut self,
+        at: PeriodOf,
+        lines: &[Line],
+        carried_in: Decimal,
+    ) -> (Amounts, Vec<(String, Decimal)>) {
+        let (profile, currency) = (at.profile, at.profile.currency);
+        let (monthly_credit, prepaid_credit, credits_used) = if at.kind == Kind::Services {
+            let monthly = monthly_credit(self.input.reference, profile, lines);
+            let eligible: Decimal = lines
+                .iter()
+                .filter(|l| l.key.credit_eligible)
+                .map(|l| l.amount)
+                .sum();
+            let (prepaid, used) = draw_prepaid(
+                self.input.reference,
+                profile,
+                at.period,
+                eligible - monthly,
+                &mut self.balances,
+            );
+            (monthly, prepaid, used)
+        } else {
+            (Decimal::ZERO, Decimal::ZERO, Vec::new())
+        };
+        let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
+        let trial_covered: Decimal = lines
+            .iter()
+            .filter(|l| l.key.covered_by == CoveredBy::Trial)
+            .map(|l| currency.round(l.sums.cost))
+            .sum();
+        let amounts = Amounts {
+            subtotal,
+            trial_covered,
+            monthly_credit,
+            prepaid_credit,
+            carried_in,
+            amount_due: subtotal - monthly_credit - prepaid_credit + carried_in,
+            carried_out: Decimal::ZERO,
+        };
+        (amounts, credits_used)
+    }
 
-    let decision = Decision {
-        account_id: profile.account_id.clone(),
-        profile_id: profile.id.clone(),
-        kind,
-        period,
-        currency: currency.code().to_string(),
-        code,
-        amounts: Some(amounts),
-        invoice_number: None,
-        missing_days: Vec::new(),
-        decided_on: input.as_of,
-        credits_used,
-    };
-    if code == DecisionCode::InvoiceIssued {
-        let invoice = Invoice {
+    /// The invoice a period issues (numbered later): its recipients from
+    /// the effective e-mail preference on the invoice date, its VAT fixed.
+    fn invoice(&self, at: PeriodOf, amounts: Amounts, lines: Vec<Line>) -> Invoice {
+        let input = self.input;
+        let profile = at.profile;
+        let changes = input
+            .preferences
+            .get(&profile.id)
+            .map_or(&[][..], Vec::as_slice);
+        let preference = Preference::on(input.reference, profile, changes, input.as_of);
+        Invoice {
             number: String::new(),
             account_id: profile.account_id.clone(),
             profile_id: profile.id.clone(),
-            kind,
-            period,
-            currency: currency.code().to_string(),
+            kind: at.kind,
+            period: at.period,
+            currency: profile.currency.code().to_string(),
             invoice_date: input.as_of,
             due_date: input.as_of + chrono::Days::new(profile.payment_terms_days as u64),
             amounts,
             lines,
-            recipients: recipients_of(
-                input.reference,
-                profile,
-                kind,
-                &Preference::on(
-                    input.reference,
-                    profile,
-                    input
-                        .preferences
-                        .get(&profile.id)
-                        .map_or(&[], Vec::as_slice),
-                    input.as_of,
-                ),
-            ),
+            recipients: recipients_of(input.reference, profile, at.kind, &preference),
             vat: input.tax.map(|rule| rule.vat(profile, amounts.amount_due)),
-        };
-        // The decision is pushed by the caller right after; remember its index.
-        issued.push((commit.decisions.len(), invoice));
+        }
     }
-    Some(decision)
 }
 
 /// Rule 1 and 2: line amounts rounded half away from zero; trial lines 0.
