@@ -257,28 +257,6 @@ pub(super) fn validate_row<'a>(
     columns: &UsageHeader,
     file: &FileInput<'a>,
 ) -> Result<UsageRow<'a>, RowError> {
-    let (day, index) = (file.day, file.index);
-    use RejectReason::*;
-    if record.len() < columns.len {
-        return Err((
-            TooFewFields,
-            format!("{} fields, header has {}", record.len(), columns.len),
-        ));
-    }
-    if record.len() > columns.len {
-        return Err((
-            TooManyFields,
-            format!("{} fields, header has {}", record.len(), columns.len),
-        ));
-    }
-    let mut cells = [""; 14];
-    for (i, (cell, position)) in cells.iter_mut().zip(columns.required).enumerate() {
-        *cell = record[position].trim();
-        if cell.is_empty() {
-            return Err((MissingValue, format!("empty {}", REQUIRED_COLUMNS[i])));
-        }
-    }
-    let optional = |p: Option<usize>| p.map(|p| record[p].trim()).filter(|v| !v.is_empty());
     let [
         date,
         account,
@@ -294,88 +272,21 @@ pub(super) fn validate_row<'a>(
         currency,
         charge_type,
         publisher,
-    ] = cells;
-
-    let date_value = if date == file.day_text {
-        day
-    } else {
-        parse_usage_date(date).ok_or_else(|| (BadDate, format!("{date:?} is not a date")))?
-    };
-    if date_value != day {
-        return Err((
-            DateMismatch,
-            format!("row dated {date_value}, file is for {day}"),
-        ));
-    }
-    // One lookup for a row that names its subscription, profile and
-    // account rightly; a wrong one is looked at again to name the reason.
-    let known = index
-        .subscriptions
-        .get(subscription)
-        .filter(|s| s.profile_id == profile && s.profile.account_id == account);
-    let Some(sub) = known else {
-        return Err(
-            if index
-                .profiles
-                .get(profile)
-                .is_none_or(|p| p.account_id != account)
-            {
-                (
-                    UnknownProfile,
-                    format!("profile {profile:?} is not under account {account:?}"),
-                )
-            } else {
-                (
-                    UnknownSubscription,
-                    format!("subscription {subscription:?} is not under profile {profile:?}"),
-                )
-            },
-        );
-    };
-    let profile_ref = &sub.profile;
-    if date_value < sub.start_date || date_value < profile_ref.first_period_start {
-        return Err((
-            BeforeStart,
-            format!(
-                "dated {date_value}, before subscription start {} or first period {}",
-                sub.start_date, profile_ref.first_period_start
-            ),
-        ));
-    }
-    if !currency.eq_ignore_ascii_case(profile_ref.currency.code()) {
-        return Err((
-            CurrencyMismatch,
-            format!("{currency} but profile bills in {}", profile_ref.currency),
-        ));
-    }
-    let number = |name: &str, text: &str| {
-        parse_usage_value(text).ok_or_else(|| {
-            let detail = match parse_scaled(text, USAGE_SCALE) {
-                Some(_) => format!("{name} {text:?} has a magnitude of 10^18 or more"),
-                None => format!("{name} {text:?} is not a decimal"),
-            };
-            (BadNumber, detail)
-        })
-    };
-    let quantity = number("quantity", quantity)?;
-    let unit_price = number("unitPrice", unit_price)?;
-    let cost = number("costInBillingCurrency", cost)?;
-    let publisher_type = one_of(publisher, PUBLISHER_TYPES)
-        .ok_or_else(|| (BadEnum, format!("publisherType {publisher:?}")))?;
-    let pricing_model = match optional(columns.pricing_model) {
-        None => "OnDemand",
-        Some(raw) => {
-            one_of(raw, PRICING_MODELS).ok_or_else(|| (BadEnum, format!("pricingModel {raw:?}")))?
-        }
-    };
-    let credit_eligible = match optional(columns.credit_eligible) {
-        None => publisher_type == "Azure",
-        Some(v) => {
-            parse_bool(v).ok_or_else(|| (BadBool, format!("isAzureCreditEligible {v:?}")))?
-        }
-    };
+    ] = required_cells(record, columns)?;
+    let date = row_date(date, file)?;
+    let sub = known_subscription(file.index, account, profile, subscription)?;
+    check_start_and_currency(sub, date, currency)?;
+    let quantity = usage_number("quantity", quantity)?;
+    let unit_price = usage_number("unitPrice", unit_price)?;
+    let cost = usage_number("costInBillingCurrency", cost)?;
+    let optional = |p: Option<usize>| p.map(|p| record[p].trim()).filter(|v| !v.is_empty());
+    let (publisher_type, pricing_model, credit_eligible) = enums(
+        publisher,
+        optional(columns.pricing_model),
+        optional(columns.credit_eligible),
+    )?;
     Ok(UsageRow {
-        date: date_value,
+        date,
         account,
         profile,
         subscription,
@@ -387,13 +298,146 @@ pub(super) fn validate_row<'a>(
         quantity,
         unit_price,
         cost,
-        currency: profile_ref.currency.code(),
+        currency: sub.profile.currency.code(),
         charge_type,
         publisher_type,
         pricing_model,
         credit_eligible,
         resource_id: optional(columns.resource_id),
     })
+}
+
+/// The required cells, trimmed: `too_few_fields` / `too_many_fields` when
+/// the record's field count differs from the header's, `missing_value` for
+/// an empty one.
+fn required_cells<'a>(
+    record: &'a csv::StringRecord,
+    columns: &UsageHeader,
+) -> Result<[&'a str; 14], RowError> {
+    let counted = || format!("{} fields, header has {}", record.len(), columns.len);
+    if record.len() < columns.len {
+        return Err((RejectReason::TooFewFields, counted()));
+    }
+    if record.len() > columns.len {
+        return Err((RejectReason::TooManyFields, counted()));
+    }
+    let mut cells = [""; 14];
+    for (i, (cell, position)) in cells.iter_mut().zip(columns.required).enumerate() {
+        *cell = record[position].trim();
+        if cell.is_empty() {
+            let detail = format!("empty {}", REQUIRED_COLUMNS[i]);
+            return Err((RejectReason::MissingValue, detail));
+        }
+    }
+    Ok(cells)
+}
+
+/// The row's date, which must be the file's day (`bad_date`, `date_mismatch`).
+fn row_date(date: &str, file: &FileInput) -> Result<NaiveDate, RowError> {
+    let day = file.day;
+    let value = if date == file.day_text {
+        day
+    } else {
+        parse_usage_date(date)
+            .ok_or_else(|| (RejectReason::BadDate, format!("{date:?} is not a date")))?
+    };
+    if value != day {
+        let detail = format!("row dated {value}, file is for {day}");
+        return Err((RejectReason::DateMismatch, detail));
+    }
+    Ok(value)
+}
+
+/// The row's subscription, under the row's profile under the row's account.
+/// One lookup for a row that names them rightly; a wrong one is looked at
+/// again to name the reason (`unknown_profile`, `unknown_subscription`).
+fn known_subscription<'i>(
+    index: &'i ReferenceIndex,
+    account: &str,
+    profile: &str,
+    subscription: &str,
+) -> Result<&'i SubscriptionCheck<'i>, RowError> {
+    let known = index
+        .subscriptions
+        .get(subscription)
+        .filter(|s| s.profile_id == profile && s.profile.account_id == account);
+    if let Some(sub) = known {
+        return Ok(sub);
+    }
+    let profile_known = index
+        .profiles
+        .get(profile)
+        .is_some_and(|p| p.account_id == account);
+    Err(if profile_known {
+        let detail = format!("subscription {subscription:?} is not under profile {profile:?}");
+        (RejectReason::UnknownSubscription, detail)
+    } else {
+        let detail = format!("profile {profile:?} is not under account {account:?}");
+        (RejectReason::UnknownProfile, detail)
+    })
+}
+
+/// `before_start` (before the subscription's start or the profile's first
+/// period) and `currency_mismatch`.
+fn check_start_and_currency(
+    sub: &SubscriptionCheck,
+    date: NaiveDate,
+    currency: &str,
+) -> Result<(), RowError> {
+    let profile = &sub.profile;
+    if date < sub.start_date || date < profile.first_period_start {
+        let detail = format!(
+            "dated {date}, before subscription start {} or first period {}",
+            sub.start_date, profile.first_period_start
+        );
+        return Err((RejectReason::BeforeStart, detail));
+    }
+    if !currency.eq_ignore_ascii_case(profile.currency.code()) {
+        let detail = format!("{currency} but profile bills in {}", profile.currency);
+        return Err((RejectReason::CurrencyMismatch, detail));
+    }
+    Ok(())
+}
+
+/// A usage value (`bad_number`: not a decimal, or 10^18 or more).
+fn usage_number(name: &str, text: &str) -> Result<i128, RowError> {
+    parse_usage_value(text).ok_or_else(|| {
+        let detail = match parse_scaled(text, USAGE_SCALE) {
+            Some(_) => format!("{name} {text:?} has a magnitude of 10^18 or more"),
+            None => format!("{name} {text:?} is not a decimal"),
+        };
+        (RejectReason::BadNumber, detail)
+    })
+}
+
+/// publisherType, pricingModel (default `OnDemand`) and
+/// isAzureCreditEligible (default: first party) as stored.
+fn enums(
+    publisher: &str,
+    pricing_model: Option<&str>,
+    credit_eligible: Option<&str>,
+) -> Result<(&'static str, &'static str, bool), RowError> {
+    let publisher_type = one_of(publisher, PUBLISHER_TYPES).ok_or_else(|| {
+        (
+            RejectReason::BadEnum,
+            format!("publisherType {publisher:?}"),
+        )
+    })?;
+    let pricing_model = match pricing_model {
+        None => "OnDemand",
+        Some(raw) => one_of(raw, PRICING_MODELS)
+            .ok_or_else(|| (RejectReason::BadEnum, format!("pricingModel {raw:?}")))?,
+    };
+    let credit_eligible = match credit_eligible {
+        None => publisher_type == "Azure",
+        Some(v) => parse_bool(v).ok_or_else(|| {
+            (
+                RejectReason::BadBool,
+                format!("isAzureCreditEligible {v:?}"),
+            )
+        })?,
+    };
+    Ok((publisher_type, pricing_model, credit_eligible))
 }
 
 /// `publisherType` spellings (any case) and the value stored for each.
