@@ -30,14 +30,34 @@ pub struct DailySums {
 
 pub use crate::model::PeriodLines;
 
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error("cannot sum usage: {0}")]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    File(#[from] store::FileError),
+    #[error(transparent)]
+    Parquet(#[from] store::ParquetError),
+    #[error(
+        "a usage sum of {profile} exceeds 28 significant digits (the most an invoice amount holds)"
+    )]
+    SumTooLarge { profile: String },
+}
+
+type Result<T> = std::result::Result<T, AggregateError>;
+
 /// The usage partitions under `OUT/usage`, oldest day first.
-pub fn usage_partitions(out_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn usage_partitions(out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(out_dir.join("usage")) else {
+    let dir = out_dir.join("usage");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(files);
     };
     for entry in entries {
-        let path = entry?.path().join("usage.parquet");
+        let path = entry
+            .map_err(store::failed("list", &dir))?
+            .path()
+            .join("usage.parquet");
         if path.exists() {
             files.push(path);
         }
@@ -75,7 +95,7 @@ fn scan(path: &Path) -> PolarsResult<LazyFrame> {
 /// returns their paths. Ingest writes them while parsing; one missing (a
 /// run killed between a partition and its sums, or an OUT from an older
 /// faktura) is computed here from the partition.
-pub fn daily_caches(partitions: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn daily_caches(partitions: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut caches = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let cache = cache_of(partition);
@@ -112,7 +132,7 @@ fn sums_of_partition(partition: &Path) -> PolarsResult<DataFrame> {
 /// from the usage partitions (the tests' oracle for [`period_lines_from`]
 /// and for the sums ingest keeps).
 #[cfg(test)]
-fn daily_sums(partitions: &[PathBuf]) -> anyhow::Result<Vec<DailySums>> {
+fn daily_sums(partitions: &[PathBuf]) -> Result<Vec<DailySums>> {
     let mut out = Vec::new();
     for partition in partitions {
         out.extend(frame_to_daily_sums(&sums_of_partition(partition)?)?);
@@ -132,7 +152,7 @@ pub fn period_lines_from(
     partitions: &[PathBuf],
     reference: &Reference,
     wanted: &BTreeSet<(String, NaiveDate)>,
-) -> anyhow::Result<PeriodLines> {
+) -> Result<PeriodLines> {
     let days: Vec<NaiveDate> = partitions.iter().filter_map(|p| partition_day(p)).collect();
     let (periods, used_days) = period_table(reference, &days, wanted)?;
     let needed: Vec<PathBuf> = partitions
@@ -297,7 +317,7 @@ fn trial_table(reference: &Reference) -> DataFrame {
     .expect("columns of equal length")
 }
 
-fn frame_to_period_lines(df: &DataFrame) -> anyhow::Result<PeriodLines> {
+fn frame_to_period_lines(df: &DataFrame) -> Result<PeriodLines> {
     let kinds: Vec<Kind> = df
         .column("kind")?
         .str()?
@@ -330,8 +350,8 @@ fn frame_to_period_lines(df: &DataFrame) -> anyhow::Result<PeriodLines> {
     Ok(out)
 }
 
-pub(crate) fn frame_to_daily_sums(df: &DataFrame) -> anyhow::Result<Vec<DailySums>> {
-    let text = |name: &str| -> anyhow::Result<Vec<String>> {
+pub(crate) fn frame_to_daily_sums(df: &DataFrame) -> Result<Vec<DailySums>> {
+    let text = |name: &str| -> Result<Vec<String>> {
         Ok(df
             .column(name)?
             .str()?
@@ -371,9 +391,10 @@ pub(crate) fn frame_to_daily_sums(df: &DataFrame) -> anyhow::Result<Vec<DailySum
         .map(|v| v.unwrap_or(0))
         .collect();
 
-    let to_decimal = |v: Option<i128>, scale: usize| {
-        scaled_to_decimal(v.unwrap_or(0), scale as u32)
-            .ok_or_else(|| anyhow::anyhow!("a usage sum exceeds 28 significant digits"))
+    let to_decimal = |v: Option<i128>, scale: usize, i: usize| {
+        scaled_to_decimal(v.unwrap_or(0), scale as u32).ok_or_else(|| AggregateError::SumTooLarge {
+            profile: profile[i].clone(),
+        })
     };
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
@@ -393,8 +414,8 @@ pub(crate) fn frame_to_daily_sums(df: &DataFrame) -> anyhow::Result<Vec<DailySum
                 covered_by: CoveredBy::None,
             },
             sums: LineSums {
-                quantity: to_decimal(quantity[i], q_scale)?,
-                cost: to_decimal(cost[i], c_scale)?,
+                quantity: to_decimal(quantity[i], q_scale, i)?,
+                cost: to_decimal(cost[i], c_scale, i)?,
                 rows: rows[i],
             },
         });

@@ -246,7 +246,7 @@ pub struct DayCache {
 impl DayCache {
     /// Writes the day's cache (`OUT/aggregates/date=D/daily.parquet`), or
     /// removes it when the day has no accepted rows.
-    pub fn write(self, out_dir: &Path) -> anyhow::Result<()> {
+    pub fn write(self, out_dir: &Path) -> Result<(), store::ParquetError> {
         let path = daily_cache_path(out_dir, self.day);
         match self.frame {
             None => Ok(store::remove_if_exists(&path)?),

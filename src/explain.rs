@@ -4,13 +4,20 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::ledger::{Delivery, Ledger};
+use crate::ledger::{Delivery, Ledger, LedgerError};
 use crate::model::{Decision, DecisionCode, Invoice, Kind, Locale};
 use crate::preferences::ProfilePreferences;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("no ledger at `{}`: has faktura run into this OUT?", .0.display())]
+    NoLedger(std::path::PathBuf),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
 
 /// Explains every decided period of `profile`, or only those starting in
 /// `period` (`YYYY-MM`). Without a period, also its e-mail invoice
@@ -21,14 +28,12 @@ pub fn explain(
     profile: &str,
     period: Option<&str>,
     on: Option<NaiveDate>,
-) -> anyhow::Result<String> {
+) -> Result<String, ExplainError> {
     let path = out_dir.join("ledger.sqlite");
-    anyhow::ensure!(
-        path.exists(),
-        "no ledger at `{}`: has faktura run into this OUT?",
-        path.display()
-    );
-    let ledger = Ledger::open(&path).context("failed to open the ledger")?;
+    if !path.exists() {
+        return Err(ExplainError::NoLedger(path));
+    }
+    let ledger = Ledger::open(&path)?;
     let invoices: Vec<(Invoice, Decimal, String)> = ledger.invoices()?;
     let deliveries = ledger.deliveries()?;
     let decisions: Vec<Decision> = ledger
@@ -54,8 +59,11 @@ pub fn explain(
     if period.is_none()
         && let Some(record) = ledger.preferences_of(profile)?
     {
-        let record: ProfilePreferences = serde_json::from_str(&record)
-            .context("the ledger's preference record cannot be read")?;
+        let record: ProfilePreferences =
+            serde_json::from_str(&record).map_err(|e| LedgerError::Corrupt {
+                what: "preferences.data",
+                detail: e.to_string(),
+            })?;
         let day = match on {
             Some(day) => Some(day),
             None => ledger.latest_as_of()?,

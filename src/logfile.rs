@@ -127,18 +127,28 @@ pub fn read_log(
 
 /// Writes `OUT/rejects/{name}` (unchanged bytes are not rewritten), or
 /// removes a stale one when nothing is rejected.
-pub fn write_rejects(out_dir: &Path, name: &str, rejects: &[RowReject]) -> anyhow::Result<()> {
+pub fn write_rejects(out_dir: &Path, name: &str, rejects: &[RowReject]) -> Result<(), LogError> {
     let path = out_dir.join("rejects").join(name);
     if rejects.is_empty() {
         store::remove_if_exists(&path)?;
         return Ok(());
     }
+    let csv_error = |source| LogError::Csv {
+        path: path.clone(),
+        source,
+    };
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(["file", "line", "reason", "detail", "raw"])?;
+    writer
+        .write_record(["file", "line", "reason", "detail", "raw"])
+        .map_err(csv_error)?;
     for r in rejects {
-        writer.write_record([name, &r.line.to_string(), r.reason, &r.detail, &r.raw])?;
+        writer
+            .write_record([name, &r.line.to_string(), r.reason, &r.detail, &r.raw])
+            .map_err(csv_error)?;
     }
-    let bytes = writer.into_inner()?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| csv_error(csv::Error::from(e.into_error())))?;
     if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
         store::write_atomic(&path, &bytes)?;
     }

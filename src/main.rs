@@ -22,12 +22,10 @@ fn main() -> ExitCode {
         Command::Decide(a) => run(a, Stages::Decide),
         Command::Render(a) => run(a, Stages::Render),
         Command::Send(a) => run_stage(a.stage, Stages::Send, a.resend),
-        Command::Explain(a) => report(faktura::explain::explain(
-            &a.out,
-            &a.profile,
-            a.period.as_deref(),
-            a.on,
-        )),
+        Command::Explain(a) => report(
+            faktura::explain::explain(&a.out, &a.profile, a.period.as_deref(), a.on)
+                .map_err(Into::into),
+        ),
         Command::Gen(a) => {
             let opts = faktura::synth::GenOptions {
                 out_dir: a.out,
@@ -37,7 +35,12 @@ fn main() -> ExitCode {
                 seed: a.seed,
                 start: a.start,
             };
-            report(faktura::synth::generate(&opts).map(|rows| format!("wrote {rows} usage rows\n")))
+            let written = faktura::synth::generate(&opts);
+            report(
+                written
+                    .map(|rows| format!("wrote {rows} usage rows\n"))
+                    .map_err(Into::into),
+            )
         }
         Command::Config(a) => match faktura::run::load_inputs(&a.data, a.config.as_deref()) {
             Ok((settings, _)) => report(toml::to_string(&settings).map_err(Into::into)),

@@ -10,12 +10,26 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 use crate::model::{Decision, InvoiceStatus, Kind, Line, Period};
 use crate::parse::{USAGE_SCALE, decimal_to_scaled};
 use crate::store::{
     self, date_column, decimal_column, opt_decimal_column, opt_string_column, string_column,
 };
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputsError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot build a table from the ledger: {0}")]
+    Table(#[from] PolarsError),
+    #[error(transparent)]
+    Parquet(#[from] store::ParquetError),
+    #[error("the ledger names an unknown output folder `{0}`")]
+    UnknownFolder(String),
+}
+
+type Result<T> = std::result::Result<T, OutputsError>;
 
 /// Amount columns are Decimal(38,4) (SPEC §6).
 const AMOUNT_SCALE: u32 = 4;
@@ -25,7 +39,7 @@ fn amount(value: Decimal) -> i128 {
 }
 
 /// Rewrites every dirty partition; returns how many files were written.
-pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<usize> {
+pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger) -> Result<usize> {
     let dirty = ledger.dirty()?;
     for (folder, month) in &dirty {
         let path = out_dir.join(format!("{folder}/period={month}/{folder}.parquet"));
@@ -33,7 +47,7 @@ pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<usize>
             "decisions" => decisions_frame(ledger, month)?,
             "lines" => lines_frame(ledger, month)?,
             "invoices" => invoices_frame(ledger, month)?,
-            other => anyhow::bail!("unknown output folder `{other}` in the ledger"),
+            other => return Err(OutputsError::UnknownFolder(other.to_string())),
         };
         store::write_parquet(&path, &mut df)?;
         ledger.clear_dirty(folder, month)?;
@@ -41,7 +55,7 @@ pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<usize>
     Ok(dirty.len())
 }
 
-fn decisions_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
+fn decisions_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
     let decisions: Vec<Decision> = ledger
         .decisions()?
         .into_values()
@@ -107,7 +121,7 @@ struct LineRow {
     line: Line,
 }
 
-fn lines_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
+fn lines_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
     let decided = ledger.decisions()?;
     let mut rows = Vec::new();
     for (key, lines) in ledger.lines_in_month(month)? {
@@ -187,7 +201,7 @@ fn lines_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
     Ok(DataFrame::new(rows.len(), columns)?)
 }
 
-fn invoices_frame(ledger: &Ledger, month: &str) -> anyhow::Result<DataFrame> {
+fn invoices_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
     let invoices: Vec<_> = ledger
         .invoice_heads()?
         .into_iter()
@@ -253,7 +267,7 @@ pub fn update_statuses(
     ledger: &mut Ledger,
     as_of: NaiveDate,
     paid: &std::collections::BTreeMap<String, Decimal>,
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     let mut updates = Vec::new();
     for (invoice, old_paid, old_status) in ledger.invoice_heads()? {
         let new_paid = paid.get(&invoice.number).copied().unwrap_or_default();

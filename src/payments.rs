@@ -102,6 +102,6 @@ fn check_payment(
 }
 
 /// Writes `rejects/payments.csv`, or removes a stale one.
-pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> anyhow::Result<()> {
+pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> Result<(), LogError> {
     logfile::write_rejects(out_dir, "payments.csv", rejects)
 }

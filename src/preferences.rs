@@ -94,7 +94,7 @@ pub fn read_preferences(data_dir: &Path, reference: &Reference) -> Result<Prefer
 }
 
 /// Writes `rejects/preferences.csv`, or removes a stale one.
-pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> anyhow::Result<()> {
+pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> Result<(), LogError> {
     logfile::write_rejects(out_dir, "preferences.csv", rejects)
 }
 

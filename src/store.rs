@@ -211,10 +211,21 @@ pub fn parquet_bytes(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     Ok(buf)
 }
 
+/// A parquet file that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetError {
+    #[error("cannot encode `{path}` as parquet: {source}")]
+    Encode { path: PathBuf, source: PolarsError },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
 /// Writes a DataFrame as parquet to `path`, atomically.
-pub fn write_parquet(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    let bytes = parquet_bytes(df)
-        .map_err(|e| anyhow::anyhow!("cannot encode `{}` as parquet: {e}", path.display()))?;
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), ParquetError> {
+    let bytes = parquet_bytes(df).map_err(|source| ParquetError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
     write_atomic(path, &bytes)?;
     Ok(())
 }

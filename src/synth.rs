@@ -9,9 +9,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use rayon::prelude::*;
+
+use crate::store::{self, FileError};
 
 /// Options of `faktura gen`.
 #[derive(Clone, Debug)]
@@ -289,11 +290,21 @@ fn choose_meters(
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("cannot format generated data: {0}")]
+    Format(#[from] std::fmt::Error),
+}
+
+type Result<T> = std::result::Result<T, SynthError>;
+
 /// Writes the data directory; returns the number of usage rows written.
-pub fn generate(opts: &GenOptions) -> anyhow::Result<u64> {
+pub fn generate(opts: &GenOptions) -> Result<u64> {
     let dir = &opts.out_dir;
-    std::fs::create_dir_all(dir.join("usage"))
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let usage = dir.join("usage");
+    std::fs::create_dir_all(&usage).map_err(store::failed("create", &usage))?;
     let mut rng = Rng::new(opts.seed, 0);
     let meters = meters(&mut rng);
     let (profiles, mut subscriptions) = write_reference(dir, opts, &mut rng)?;
@@ -301,7 +312,7 @@ pub fn generate(opts: &GenOptions) -> anyhow::Result<u64> {
     let written: u64 = (0..opts.days)
         .into_par_iter()
         .map(|day_index| write_day(dir, opts, day_index, &profiles, &subscriptions, &meters))
-        .collect::<anyhow::Result<Vec<u64>>>()?
+        .collect::<Result<Vec<u64>>>()?
         .into_iter()
         .sum();
     Ok(written)
@@ -311,7 +322,7 @@ fn write_reference(
     dir: &Path,
     opts: &GenOptions,
     rng: &mut Rng,
-) -> anyhow::Result<(Vec<GenProfile>, Vec<GenSubscription>)> {
+) -> Result<(Vec<GenProfile>, Vec<GenSubscription>)> {
     let mut accounts = String::from("billingAccountId,name,agreement,adminEmail\n");
     let mut profiles_csv = String::from(
         "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address,country,vatId,vatCategory,peppolId\n",
@@ -432,7 +443,8 @@ fn write_reference(
         ("recipients.csv", recipients),
         ("credits.csv", credits),
     ] {
-        std::fs::write(dir.join(name), text).with_context(|| format!("failed to write {name}"))?;
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(store::failed("write", &path))?;
     }
     Ok((profiles, subscriptions))
 }
@@ -505,14 +517,14 @@ fn write_day(
     profiles: &[GenProfile],
     subscriptions: &[GenSubscription],
     meters: &[Meter],
-) -> anyhow::Result<u64> {
+) -> Result<u64> {
     let day = opts.start + chrono::Days::new(day_index as u64);
     let mut rng = Rng::new(opts.seed, 1 + day_index as u64);
     let path = dir.join(format!("usage/{day}.csv"));
-    let file = std::fs::File::create(&path)
-        .with_context(|| format!("failed to create `{}`", path.display()))?;
+    let file = std::fs::File::create(&path).map_err(store::failed("create", &path))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    out.write_all(HEADER.as_bytes())?;
+    let written = |result: std::io::Result<()>| result.map_err(store::failed("write", &path));
+    written(out.write_all(HEADER.as_bytes()))?;
     let mut line = String::with_capacity(512);
     for _ in 0..opts.rows_per_day {
         let sub = &subscriptions[rng.below(subscriptions.len() as u64) as usize];
@@ -555,9 +567,9 @@ fn write_day(
             meter.category.len(),
             rng.below(10_000),
         )?;
-        out.write_all(line.as_bytes())?;
+        written(out.write_all(line.as_bytes()))?;
     }
-    out.flush()?;
+    written(out.flush())?;
     Ok(opts.rows_per_day)
 }
 

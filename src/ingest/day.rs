@@ -35,7 +35,7 @@ pub(super) fn parse_day(
     index: &ReferenceIndex,
     day: NaiveDate,
     files: &[PathBuf],
-) -> anyhow::Result<CompletingDay> {
+) -> Result<CompletingDay> {
     let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
     loop {
         match try_parse_day(opts, index, day, files, &unreadable) {
@@ -50,10 +50,10 @@ pub(super) fn parse_day(
 
 pub(super) enum DayError {
     Unreadable { path: PathBuf, detail: String },
-    Failed(anyhow::Error),
+    Failed(IngestError),
 }
 
-impl<E: Into<anyhow::Error>> From<E> for DayError {
+impl<E: Into<IngestError>> From<E> for DayError {
     fn from(e: E) -> Self {
         DayError::Failed(e.into())
     }
@@ -83,7 +83,7 @@ pub(super) fn try_parse_day(
     // Parquet encoding runs on its own thread while the next block is parsed;
     // the channel holds about one block of parsed chunks.
     let (sink, frames) = std::sync::mpsc::sync_channel::<DataFrame>(BLOCK_BYTES / CHUNK_BYTES);
-    let encoder = std::thread::spawn(move || -> anyhow::Result<PartitionWriter> {
+    let encoder = std::thread::spawn(move || -> Result<PartitionWriter> {
         for frame in frames {
             writer.push(frame)?;
         }
@@ -138,14 +138,19 @@ pub(super) fn try_parse_day(
         stats,
         cost,
         rejects,
-        sums: sums.into_cache(day, USAGE_SCALE as usize)?,
+        sums: sums
+            .into_cache(day, USAGE_SCALE as usize)
+            .map_err(|source| IngestError::Rows {
+                file: format!("the sums of {day}"),
+                source,
+            })?,
         encoder,
         out_dir: opts.out_dir.to_path_buf(),
     })
 }
 
 /// A day being completed: its stats and rejects when done.
-pub(super) type Completion = std::thread::JoinHandle<anyhow::Result<(DayStats, Vec<Reject>)>>;
+pub(super) type Completion = std::thread::JoinHandle<Result<(DayStats, Vec<Reject>)>>;
 
 /// A parsed day whose partition is still being encoded.
 pub(super) struct CompletingDay {
@@ -153,7 +158,7 @@ pub(super) struct CompletingDay {
     pub(super) cost: i128,
     pub(super) rejects: Vec<Reject>,
     pub(super) sums: DayCache,
-    pub(super) encoder: std::thread::JoinHandle<anyhow::Result<PartitionWriter>>,
+    pub(super) encoder: std::thread::JoinHandle<Result<PartitionWriter>>,
     pub(super) out_dir: PathBuf,
 }
 
@@ -164,7 +169,7 @@ impl CompletingDay {
     }
 
     /// Waits for the partition, then writes the day's sums and rejects.
-    pub(super) fn complete(self) -> anyhow::Result<(DayStats, Vec<Reject>)> {
+    pub(super) fn complete(self) -> Result<(DayStats, Vec<Reject>)> {
         let mut stats = self.stats;
         let writer = self
             .encoder
@@ -178,7 +183,11 @@ impl CompletingDay {
         if self.rejects.is_empty() {
             store::remove_if_exists(&rejects_path)?;
         } else {
-            store::write_atomic(&rejects_path, &rejects_csv(&self.rejects)?)?;
+            let csv = rejects_csv(&self.rejects).map_err(|source| IngestError::Rejects {
+                day: stats.day,
+                source,
+            })?;
+            store::write_atomic(&rejects_path, &csv)?;
         }
         Ok((stats, self.rejects))
     }
@@ -230,9 +239,7 @@ pub(super) fn fill_block(
                 detail: format!("corrupt gzip: {e}"),
             })
         }
-        Err(e) => Err(DayError::Failed(
-            anyhow::Error::new(e).context(format!("failed to read `{}`", path.display())),
-        )),
+        Err(e) => Err(DayError::Failed(store::failed("read", path)(e).into())),
     }
 }
 
@@ -315,14 +322,17 @@ pub(super) fn read_file(
         for chunk in parsed {
             let chunk = chunk.map_err(|e| match e {
                 ChunkError::Unreadable(detail) => unreadable(detail),
-                ChunkError::Polars(e) => DayError::Failed(e.into()),
+                ChunkError::Polars(source) => DayError::Failed(IngestError::Rows {
+                    file: file.rel.to_string(),
+                    source,
+                }),
             })?;
             rows_read += chunk.rows_read;
             accepted_cost += chunk.accepted_cost;
             rejects.extend(chunk.rejects);
             sums.merge(chunk.sums);
             sink.send(chunk.rows)
-                .map_err(|_| DayError::Failed(anyhow::anyhow!("the parquet encoder stopped")))?;
+                .map_err(|_| DayError::Failed(IngestError::EncoderStopped(file.day)))?;
         }
         next_line += lines_before;
         buf.drain(..end);
@@ -340,7 +350,7 @@ pub(super) fn read_file(
 }
 
 /// `rejects/D.csv`: file, line, reason, detail, raw.
-pub(super) fn rejects_csv(rejects: &[Reject]) -> anyhow::Result<Vec<u8>> {
+pub(super) fn rejects_csv(rejects: &[Reject]) -> std::result::Result<Vec<u8>, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(["file", "line", "reason", "detail", "raw"])?;
     for r in rejects {
@@ -352,5 +362,7 @@ pub(super) fn rejects_csv(rejects: &[Reject]) -> anyhow::Result<Vec<u8>> {
             &r.raw,
         ])?;
     }
-    Ok(writer.into_inner()?)
+    writer
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))
 }

@@ -40,6 +40,37 @@ use partition::*;
 use rows::*;
 pub use shard::{Manifest, Shard, adopt_manifests, ingest_shard};
 
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    File(#[from] store::FileError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    Parquet(#[from] store::ParquetError),
+    #[error("cannot write `{path}`: {source}")]
+    Partition {
+        path: PathBuf,
+        source: polars::prelude::PolarsError,
+    },
+    #[error("cannot build the rows of `{file}`: {source}")]
+    Rows {
+        file: String,
+        source: polars::prelude::PolarsError,
+    },
+    #[error("cannot write the rejects of {day}: {source}")]
+    Rejects { day: NaiveDate, source: csv::Error },
+    #[error("the parquet encoder of {0} stopped")]
+    EncoderStopped(NaiveDate),
+    #[error("shard manifest `{path}` is not valid: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+type Result<T, E = IngestError> = std::result::Result<T, E>;
+
 /// Columns a usage file must have; `billingCurrency` may be EA's `billingCurrencyCode`.
 pub const REQUIRED_COLUMNS: &[&str] = &[
     "date",
@@ -132,7 +163,7 @@ pub struct IngestReport {
 }
 
 /// Ingests every new or changed day of usage.
-pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<IngestReport> {
+pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport> {
     let listing = list_usage_files(opts.data_dir)?;
     let mut report = IngestReport {
         ignored_files: listing.ignored.clone(),
@@ -163,7 +194,7 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
                 .map(|f| fingerprint_known(opts.data_dir, f, &known))
                 .collect()
         })
-        .collect::<Result<_, store::FileError>>()?;
+        .collect::<std::result::Result<_, store::FileError>>()?;
     let mut todo = Vec::new();
     for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
         let before = ledger.ingested_files(day)?;
@@ -206,8 +237,8 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> anyhow::Result<Inges
 fn ingest_days(
     opts: &IngestOptions,
     days: Vec<(NaiveDate, Vec<PathBuf>, Vec<FileFingerprint>)>,
-    mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> Result<()>,
+) -> Result<()> {
     let index = ReferenceIndex::new(opts.reference, opts.billing_start);
     type Completing = (Completion, Vec<FileFingerprint>);
     let mut completing: Option<Completing> = None;

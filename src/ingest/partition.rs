@@ -22,7 +22,7 @@ pub(super) struct PartitionWriter {
 }
 
 impl PartitionWriter {
-    pub(super) fn new(path: &Path) -> anyhow::Result<PartitionWriter> {
+    pub(super) fn new(path: &Path) -> Result<PartitionWriter> {
         let dir = path.parent().expect("partitions have a folder");
         let tmp = dir.join(format!(".usage.parquet.tmp-{}", std::process::id()));
         Ok(PartitionWriter {
@@ -35,14 +35,16 @@ impl PartitionWriter {
         })
     }
 
-    pub(super) fn push(&mut self, df: DataFrame) -> anyhow::Result<()> {
+    pub(super) fn push(&mut self, df: DataFrame) -> Result<()> {
         if df.height() == 0 {
             return Ok(());
         }
         self.rows += df.height() as u64;
         match &mut self.pending {
             Some(pending) => {
-                pending.vstack_mut(&df)?;
+                pending
+                    .vstack_mut(&df)
+                    .map_err(|e| self_error(&self.tmp, e))?;
             }
             None => self.pending = Some(df),
         }
@@ -58,14 +60,14 @@ impl PartitionWriter {
 
     /// A polars error while writing, with the I/O reason polars may have
     /// lost (a full disk shows as "Invalid thrift: transport error").
-    pub(super) fn write_error(&self, error: PolarsError) -> anyhow::Error {
+    pub(super) fn write_error(&self, error: PolarsError) -> IngestError {
         match self.io_error.take() {
             Some(reason) => store::failed("write", &self.tmp)(reason).into(),
-            None => anyhow::anyhow!("cannot write `{}`: {error}", self.tmp.display()),
+            None => self_error(&self.tmp, error),
         }
     }
 
-    pub(super) fn flush(&mut self) -> anyhow::Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         let Some(mut df) = self.pending.take() else {
             return Ok(());
         };
@@ -90,7 +92,7 @@ impl PartitionWriter {
     }
 
     /// Completes the partition; returns its row count.
-    pub(super) fn finish(mut self) -> anyhow::Result<u64> {
+    pub(super) fn finish(mut self) -> Result<u64> {
         self.flush()?;
         match self.writer.take() {
             None => store::remove_if_exists(&self.path)?,
@@ -113,5 +115,13 @@ impl PartitionWriter {
     pub(super) fn abort(mut self) {
         self.writer = None;
         let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// A polars error writing the partition at `tmp`.
+fn self_error(tmp: &Path, source: PolarsError) -> IngestError {
+    IngestError::Partition {
+        path: tmp.to_path_buf(),
+        source,
     }
 }

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
@@ -42,7 +41,7 @@ pub struct Manifest {
 /// `faktura ingest --shard I/N`: ingests this shard's days (all of them,
 /// no ledger to compare with) and writes `OUT/manifests/shard-I-of-N.json`.
 /// Takes no lock and never touches the ledger.
-pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<IngestReport> {
+pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> Result<IngestReport> {
     let listing = list_usage_files(opts.data_dir)?;
     let mut report = IngestReport::default();
     let mut manifest = Manifest::default();
@@ -54,7 +53,7 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<Ingest
         let fingerprints = files
             .par_iter()
             .map(|f| fingerprint(opts.data_dir, f))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         todo.push((day, files, fingerprints));
     }
     ingest_days(opts, todo, |stats, _, fingerprints| {
@@ -66,13 +65,14 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> anyhow::Result<Ingest
         "manifests/shard-{}-of-{}.json",
         shard.index, shard.count
     ));
-    store::write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    let json = serde_json::to_string_pretty(&manifest).expect("manifests serialize");
+    store::write_atomic(&path, json.as_bytes())?;
     Ok(report)
 }
 
 /// Records what shard workers ingested in the ledger, then removes their
 /// manifests; returns the number of days adopted.
-pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<usize> {
+pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> Result<usize> {
     let dir = out_dir.join("manifests");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(0);
@@ -88,8 +88,11 @@ pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> anyhow::Result<us
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
     {
         let bytes = std::fs::read(&path).map_err(store::failed("read", &path))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("shard manifest `{}` is not valid", path.display()))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|source| IngestError::Manifest {
+                path: path.clone(),
+                source,
+            })?;
         for (stats, fingerprints) in &manifest.days {
             ledger.record_day(stats, fingerprints)?;
             adopted += 1;
