@@ -1,0 +1,228 @@
+//! VAT (SPEC §4.8): a category and rate per issued invoice, from its profile.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// A VAT category of EN 16931 (UNCL 5305), one per invoice (SPEC §4.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VatCategory {
+    /// Standard rate.
+    S,
+    /// Reverse charge: the customer accounts for the VAT.
+    AE,
+    /// Zero rated.
+    Z,
+    /// Exempt.
+    E,
+    /// Outside the scope of VAT.
+    O,
+}
+
+impl VatCategory {
+    pub fn parse(s: &str) -> Option<VatCategory> {
+        match s.to_ascii_uppercase().as_str() {
+            "S" => Some(VatCategory::S),
+            "AE" => Some(VatCategory::AE),
+            "Z" => Some(VatCategory::Z),
+            "E" => Some(VatCategory::E),
+            "O" => Some(VatCategory::O),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VatCategory::S => "S",
+            VatCategory::AE => "AE",
+            VatCategory::Z => "Z",
+            VatCategory::E => "E",
+            VatCategory::O => "O",
+        }
+    }
+}
+
+/// The VAT of an issued invoice: its category, rate (percent) and amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vat {
+    pub category: VatCategory,
+    pub rate: Decimal,
+    pub amount: Decimal,
+}
+
+impl Vat {
+    /// SPEC §4.8: `amount_due` x rate / 100, rounded half away from zero to
+    /// the currency's minor unit.
+    pub fn on(
+        amount_due: Decimal,
+        category: VatCategory,
+        rate: Decimal,
+        currency: Currency,
+    ) -> Vat {
+        let rate = if category == VatCategory::S {
+            rate
+        } else {
+            Decimal::ZERO
+        };
+        Vat {
+            category,
+            rate,
+            amount: currency.round(amount_due * rate / Decimal::ONE_HUNDRED),
+        }
+    }
+}
+
+/// The VAT rule of a run (SPEC §4.8), present when `[tax] rate` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaxRule {
+    /// The standard rate in percent (category `S`).
+    pub rate: Decimal,
+    /// The issuer's country: a customer elsewhere with a VAT number is
+    /// reverse-charged (`AE`).
+    pub issuer_country: String,
+}
+
+impl TaxRule {
+    /// A profile's category: `vatCategory` if set; else `AE` when its
+    /// country differs from the issuer's and it has a VAT number; else `S`.
+    pub fn category_of(&self, profile: &Profile) -> VatCategory {
+        if let Some(category) = profile.vat_category {
+            return category;
+        }
+        let abroad = profile
+            .country
+            .as_deref()
+            .is_some_and(|c| c != self.issuer_country);
+        if abroad && profile.vat_id.is_some() {
+            VatCategory::AE
+        } else {
+            VatCategory::S
+        }
+    }
+
+    /// The VAT of an invoice of `profile` owing `amount_due`.
+    pub fn vat(&self, profile: &Profile, amount_due: Decimal) -> Vat {
+        Vat::on(
+            amount_due,
+            self.category_of(profile),
+            self.rate,
+            profile.currency,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn customer(
+        country: Option<&str>,
+        vat_id: Option<&str>,
+        category: Option<VatCategory>,
+    ) -> Profile {
+        Profile {
+            id: "P".into(),
+            account_id: "A".into(),
+            name: "P".into(),
+            currency: Currency::parse("NOK").unwrap(),
+            locale: Locale::NbNo,
+            created_date: d("2025-01-01"),
+            period_start_day: 1,
+            email_invoice: false,
+            invoice_email: None,
+            payment_terms_days: 30,
+            address: String::new(),
+            country: country.map(str::to_string),
+            vat_id: vat_id.map(str::to_string),
+            vat_category: category,
+            peppol_id: None,
+        }
+    }
+
+    #[test]
+    fn vat_category_by_spec_4_8() {
+        let rule = TaxRule {
+            rate: Decimal::new(25, 0),
+            issuer_country: "NO".into(),
+        };
+        let cases = [
+            // (country, vatId, vatCategory, expected)
+            (None, None, None, VatCategory::S),
+            (Some("NO"), Some("NO987654325MVA"), None, VatCategory::S),
+            (Some("NL"), Some("NL123456789B01"), None, VatCategory::AE),
+            (Some("SE"), None, None, VatCategory::S),
+            (None, Some("NL123456789B01"), None, VatCategory::S),
+            (
+                Some("NL"),
+                Some("NL123456789B01"),
+                Some(VatCategory::S),
+                VatCategory::S,
+            ),
+            (Some("NO"), None, Some(VatCategory::Z), VatCategory::Z),
+            (Some("NO"), None, Some(VatCategory::E), VatCategory::E),
+            (Some("US"), None, Some(VatCategory::O), VatCategory::O),
+            (
+                Some("NO"),
+                Some("X"),
+                Some(VatCategory::AE),
+                VatCategory::AE,
+            ),
+        ];
+        for (country, vat_id, category, expected) in cases {
+            let profile = customer(country, vat_id, category);
+            assert_eq!(
+                rule.category_of(&profile),
+                expected,
+                "{country:?} {vat_id:?} {category:?}"
+            );
+            let vat = rule.vat(&profile, Decimal::new(10000, 2));
+            let rate = if expected == VatCategory::S { 25 } else { 0 };
+            assert_eq!(vat.rate, Decimal::new(rate, 0));
+            assert_eq!(vat.amount, Decimal::new(rate * 100, 2));
+        }
+    }
+
+    #[test]
+    fn vat_rounds_half_away_from_zero_to_the_minor_unit() {
+        let nok = Currency::parse("NOK").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        let vat = |amount: &str, rate: &str, currency| {
+            Vat::on(
+                amount.parse().unwrap(),
+                VatCategory::S,
+                rate.parse().unwrap(),
+                currency,
+            )
+            .amount
+        };
+        assert_eq!(
+            vat("830.21", "25", nok),
+            "207.55".parse::<Decimal>().unwrap()
+        ); // 207.5525
+        assert_eq!(vat("0.02", "25", nok), "0.01".parse::<Decimal>().unwrap()); // 0.005
+        assert_eq!(vat("0.06", "25", nok), "0.02".parse::<Decimal>().unwrap()); // 0.015
+        assert_eq!(
+            vat("10.10", "12.5", nok),
+            "1.26".parse::<Decimal>().unwrap()
+        ); // 1.2625
+        assert_eq!(vat("102", "25", jpy), Decimal::new(26, 0)); // 25.5
+        assert_eq!(vat("101", "25", jpy), Decimal::new(25, 0)); // 25.25
+        // Not S: no VAT whatever the configured rate.
+        let reverse = Vat::on(
+            Decimal::new(100, 0),
+            VatCategory::AE,
+            Decimal::new(25, 0),
+            nok,
+        );
+        assert_eq!(
+            (reverse.rate, reverse.amount),
+            (Decimal::ZERO, Decimal::ZERO)
+        );
+    }
+}
