@@ -8,6 +8,7 @@
 //! `pdf` draws the PDF (printpdf), `einvoice` writes the Peppol UBL
 //! (quick-xml).
 
+mod canvas;
 pub mod einvoice;
 mod pdf;
 

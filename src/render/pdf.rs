@@ -8,39 +8,18 @@
 //! ids, creation date = invoice date, document id derived from the number).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
-use printpdf::{
-    Color, FontId, Line as PdfLine, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument,
-    PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem,
-};
+use printpdf::{FontId, Mm, PdfDocument, PdfPage, PdfSaveOptions};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use crate::config::IssuerSettings;
 use crate::model::{CoveredBy, Invoice, Kind, Line, Locale, Vat, VatCategory};
 
+use super::canvas::{ACCENT, Canvas, LEFT, PAGE_H, RIGHT, fonts};
+
 /// Bumped whenever the layout changes, so a re-render is explainable.
 pub const TEMPLATE_VERSION: u32 = 1;
-
-static REGULAR_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-static BOLD_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
-/// DejaVu Sans' `head.unitsPerEm`.
-const UNITS_PER_EM: f32 = 2048.0;
-
-struct Fonts {
-    regular: ParsedFont,
-    bold: ParsedFont,
-}
-
-fn fonts() -> &'static Fonts {
-    static FONTS: OnceLock<Fonts> = OnceLock::new();
-    FONTS.get_or_init(|| Fonts {
-        regular: ParsedFont::from_bytes(REGULAR_TTF, 0, &mut Vec::new())
-            .expect("bundled font parses"),
-        bold: ParsedFont::from_bytes(BOLD_TTF, 0, &mut Vec::new()).expect("bundled font parses"),
-    })
-}
 
 /// Who the invoice is from and to, besides what the invoice itself holds.
 pub struct Parties<'a> {
@@ -56,9 +35,6 @@ pub struct Parties<'a> {
 }
 
 const PAGE_W: f32 = 210.0;
-const PAGE_H: f32 = 297.0;
-const LEFT: f32 = 18.0;
-const RIGHT: f32 = 192.0;
 const ROW: f32 = 5.2;
 /// Where the table may start on the first and later pages, and must end.
 const FIRST_TABLE_TOP: f32 = 134.0;
@@ -512,123 +488,6 @@ fn draw_footer(
         false,
         &format!("{} {number} {} {count}", labels.page, labels.of),
     );
-}
-
-const ACCENT: (f32, f32, f32) = (0.16, 0.32, 0.55);
-
-/// A page's drawing operations, in millimetres from the top-left corner.
-#[derive(Default)]
-struct Canvas {
-    ops: Vec<Op>,
-}
-
-impl Canvas {
-    fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
-        let font = FontId(if bold { "FKTBLD" } else { "FKTREG" }.into());
-        self.ops.extend([
-            Op::StartTextSection,
-            Op::SetFont {
-                font: PdfFontHandle::External(font),
-                size: Pt(size),
-            },
-            Op::SetTextCursor {
-                pos: Point::new(Mm(x), Mm(PAGE_H - y)),
-            },
-            Op::ShowText {
-                items: vec![TextItem::Text(text.to_string())],
-            },
-            Op::EndTextSection,
-        ]);
-    }
-
-    fn group_title(&mut self, y: f32, title: &str) {
-        let title = self.fit(title, 8.5, true, RIGHT - LEFT);
-        self.text(LEFT, y, 8.5, true, &title);
-    }
-
-    fn text_right(&mut self, right: f32, y: f32, size: f32, bold: bool, text: &str) {
-        let width = text_width(text, size, bold);
-        self.text(right - width, y, size, bold, text);
-    }
-
-    /// `text`, shortened with an ellipsis to fit `max_width` millimetres.
-    fn fit(&self, text: &str, size: f32, bold: bool, max_width: f32) -> String {
-        if text_width(text, size, bold) <= max_width {
-            return text.to_string();
-        }
-        let mut chars: Vec<char> = text.chars().collect();
-        while !chars.is_empty() {
-            chars.pop();
-            let candidate: String = chars.iter().collect::<String>() + "…";
-            if text_width(&candidate, size, bold) <= max_width {
-                return candidate;
-            }
-        }
-        String::new()
-    }
-
-    fn rule(&mut self, x1: f32, y: f32, x2: f32, thickness: f32) {
-        let point = |x: f32| LinePoint {
-            p: Point::new(Mm(x), Mm(PAGE_H - y)),
-            bezier: false,
-        };
-        self.ops.extend([
-            Op::SetOutlineColor {
-                col: Color::Rgb(Rgb {
-                    r: 0.6,
-                    g: 0.6,
-                    b: 0.6,
-                    icc_profile: None,
-                }),
-            },
-            Op::SetOutlineThickness { pt: Pt(thickness) },
-            Op::DrawLine {
-                line: PdfLine {
-                    points: vec![point(x1), point(x2)],
-                    is_closed: false,
-                },
-            },
-        ]);
-    }
-
-    fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, (r, g, b): (f32, f32, f32)) {
-        self.ops.extend([
-            Op::SaveGraphicsState,
-            Op::SetFillColor {
-                col: Color::Rgb(Rgb {
-                    r,
-                    g,
-                    b,
-                    icc_profile: None,
-                }),
-            },
-            Op::DrawRectangle {
-                rectangle: Rect {
-                    x: Mm(x).into(),
-                    y: Mm(PAGE_H - y - h).into(),
-                    width: Mm(w).into(),
-                    height: Mm(h).into(),
-                    mode: Some(PaintMode::Fill),
-                    winding_order: None,
-                },
-            },
-            Op::RestoreGraphicsState,
-        ]);
-    }
-}
-
-/// Width of `text` in millimetres at `size` points.
-fn text_width(text: &str, size: f32, bold: bool) -> f32 {
-    let f = fonts();
-    let font = if bold { &f.bold } else { &f.regular };
-    let units: f32 = text
-        .chars()
-        .map(|c| {
-            font.lookup_glyph_index(c as u32)
-                .map_or(0.0, |g| font.get_horizontal_advance(g) as f32)
-        })
-        .sum();
-    units / UNITS_PER_EM * size * 25.4 / 72.0
 }
 
 #[cfg(test)]

@@ -1,0 +1,150 @@
+//! Drawing on a PDF page in millimetres from the top-left corner, with the
+//! bundled DejaVu Sans (regular and bold) embedded and subset.
+
+use std::sync::OnceLock;
+
+use printpdf::{
+    Color, FontId, Line as PdfLine, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfFontHandle, Point,
+    Pt, Rect, Rgb, TextItem,
+};
+
+/// The page: A4, and the left and right margins.
+pub(super) const PAGE_H: f32 = 297.0;
+pub(super) const LEFT: f32 = 18.0;
+pub(super) const RIGHT: f32 = 192.0;
+
+pub(super) static REGULAR_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+pub(super) static BOLD_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
+/// DejaVu Sans' `head.unitsPerEm`.
+pub(super) const UNITS_PER_EM: f32 = 2048.0;
+
+pub(super) struct Fonts {
+    pub(super) regular: ParsedFont,
+    pub(super) bold: ParsedFont,
+}
+
+pub(super) fn fonts() -> &'static Fonts {
+    static FONTS: OnceLock<Fonts> = OnceLock::new();
+    FONTS.get_or_init(|| Fonts {
+        regular: ParsedFont::from_bytes(REGULAR_TTF, 0, &mut Vec::new())
+            .expect("bundled font parses"),
+        bold: ParsedFont::from_bytes(BOLD_TTF, 0, &mut Vec::new()).expect("bundled font parses"),
+    })
+}
+
+pub(super) const ACCENT: (f32, f32, f32) = (0.16, 0.32, 0.55);
+
+/// A page's drawing operations, in millimetres from the top-left corner.
+#[derive(Default)]
+pub(super) struct Canvas {
+    pub(super) ops: Vec<Op>,
+}
+
+impl Canvas {
+    pub(super) fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
+        let font = FontId(if bold { "FKTBLD" } else { "FKTREG" }.into());
+        self.ops.extend([
+            Op::StartTextSection,
+            Op::SetFont {
+                font: PdfFontHandle::External(font),
+                size: Pt(size),
+            },
+            Op::SetTextCursor {
+                pos: Point::new(Mm(x), Mm(PAGE_H - y)),
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(text.to_string())],
+            },
+            Op::EndTextSection,
+        ]);
+    }
+
+    pub(super) fn group_title(&mut self, y: f32, title: &str) {
+        let title = self.fit(title, 8.5, true, RIGHT - LEFT);
+        self.text(LEFT, y, 8.5, true, &title);
+    }
+
+    pub(super) fn text_right(&mut self, right: f32, y: f32, size: f32, bold: bool, text: &str) {
+        let width = text_width(text, size, bold);
+        self.text(right - width, y, size, bold, text);
+    }
+
+    /// `text`, shortened with an ellipsis to fit `max_width` millimetres.
+    pub(super) fn fit(&self, text: &str, size: f32, bold: bool, max_width: f32) -> String {
+        if text_width(text, size, bold) <= max_width {
+            return text.to_string();
+        }
+        let mut chars: Vec<char> = text.chars().collect();
+        while !chars.is_empty() {
+            chars.pop();
+            let candidate: String = chars.iter().collect::<String>() + "…";
+            if text_width(&candidate, size, bold) <= max_width {
+                return candidate;
+            }
+        }
+        String::new()
+    }
+
+    pub(super) fn rule(&mut self, x1: f32, y: f32, x2: f32, thickness: f32) {
+        let point = |x: f32| LinePoint {
+            p: Point::new(Mm(x), Mm(PAGE_H - y)),
+            bezier: false,
+        };
+        self.ops.extend([
+            Op::SetOutlineColor {
+                col: Color::Rgb(Rgb {
+                    r: 0.6,
+                    g: 0.6,
+                    b: 0.6,
+                    icc_profile: None,
+                }),
+            },
+            Op::SetOutlineThickness { pt: Pt(thickness) },
+            Op::DrawLine {
+                line: PdfLine {
+                    points: vec![point(x1), point(x2)],
+                    is_closed: false,
+                },
+            },
+        ]);
+    }
+
+    pub(super) fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, (r, g, b): (f32, f32, f32)) {
+        self.ops.extend([
+            Op::SaveGraphicsState,
+            Op::SetFillColor {
+                col: Color::Rgb(Rgb {
+                    r,
+                    g,
+                    b,
+                    icc_profile: None,
+                }),
+            },
+            Op::DrawRectangle {
+                rectangle: Rect {
+                    x: Mm(x).into(),
+                    y: Mm(PAGE_H - y - h).into(),
+                    width: Mm(w).into(),
+                    height: Mm(h).into(),
+                    mode: Some(PaintMode::Fill),
+                    winding_order: None,
+                },
+            },
+            Op::RestoreGraphicsState,
+        ]);
+    }
+}
+
+/// Width of `text` in millimetres at `size` points.
+pub(super) fn text_width(text: &str, size: f32, bold: bool) -> f32 {
+    let f = fonts();
+    let font = if bold { &f.bold } else { &f.regular };
+    let units: f32 = text
+        .chars()
+        .map(|c| {
+            font.lookup_glyph_index(c as u32)
+                .map_or(0.0, |g| font.get_horizontal_advance(g) as f32)
+        })
+        .sum();
+    units / UNITS_PER_EM * size * 25.4 / 72.0
+}
