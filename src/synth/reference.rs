@@ -35,130 +35,197 @@ pub(super) fn write_reference(
     opts: &GenOptions,
     rng: &mut Rng,
 ) -> Result<(Vec<GenProfile>, Vec<GenSubscription>)> {
-    let mut accounts = String::from("billingAccountId,name,agreement,adminEmail\n");
-    let mut profiles_csv = String::from(
-        "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address,country,vatId,vatCategory,peppolId\n",
-    );
-    let mut subs_csv = String::from(
-        "subscriptionId,billingProfileId,name,offer,startDate,trialEndDate,monthlyCredit\n",
-    );
-    let mut roles = String::from("email,name,role,scope,scopeId\n");
-    let mut recipients = String::from("billingProfileId,email\n");
-    let mut credits = String::from("creditId,billingProfileId,amount,effectiveDate,expiryDate\n");
-    let mut profiles = Vec::new();
-    let mut subscriptions = Vec::new();
-    let start = opts.start;
+    let mut files = ReferenceFiles::new();
     let mut p = 0u32;
     let mut account_index = 0u32;
     while p < opts.profiles {
-        let account = format!("acct-{:05}-{}", account_index, &rng.guid()[..8]);
-        let mosp = account_index % 10 == 9;
-        let per_account = if mosp { 1 } else { 1 + rng.below(3) as u32 };
-        let agreement = if mosp {
-            "MOSP"
-        } else if account_index % 7 == 3 {
-            "MPA"
-        } else {
-            "MCA"
-        };
-        let admin = format!("admin{account_index}@customer{account_index}.example");
-        writeln!(
-            accounts,
-            "{account},Customer {account_index} Ørsted-Åberg,{agreement},{admin}"
-        )?;
-        writeln!(
-            roles,
-            "{admin},Admin {account_index},Owner,billingAccount,{account}"
-        )?;
-        for _ in 0..per_account.min(opts.profiles - p) {
-            let (currency, locale) = CURRENCIES[(p % 4) as usize];
-            let id = if mosp {
-                rng.guid()
-            } else {
-                format!("prof-{p:06}")
-            };
-            let created = start - chrono::Days::new(400 - rng.below(380));
-            let start_day = if p % 5 == 4 { 1 + rng.below(28) } else { 1 };
-            let email = p % 6 != 5;
-            writeln!(
-                profiles_csv,
-                "{id},{account},\"Profile {p}, Dept. Økonomi\",{currency},{locale},{created},{start_day},{email},,30,\"Gate {p}, 0150 Oslo\",{}",
-                tax_columns(u64::from(p))
-            )?;
-            for (role, n) in [("Owner", 0), ("Reader", 1), ("InvoiceManager", 2)] {
-                writeln!(
-                    roles,
-                    "user{p}.{n}@customer{account_index}.example,User {p}.{n},{role},billingProfile,{id}"
-                )?;
-            }
-            if mosp {
-                writeln!(
-                    recipients,
-                    "{id},finance{p}@customer{account_index}.example"
-                )?;
-            }
-            if p % 8 == 2 {
-                writeln!(
-                    credits,
-                    "credit-{p:06},{id},{}.00,{start},{}",
-                    50 + rng.below(500),
-                    start + chrono::Days::new(90)
-                )?;
-            }
-            let sub_count = if mosp { 1 } else { 4 };
-            for s in 0..sub_count {
-                let sub_id = if mosp && s == 0 {
-                    id.clone()
-                } else {
-                    rng.guid()
-                };
-                let sub_start = created;
-                let (offer, trial_end, credit) = match (p + s) % 9 {
-                    4 => (
-                        "FreeTrial",
-                        (start + chrono::Days::new(10)).to_string(),
-                        String::new(),
-                    ),
-                    7 => ("MonthlyCredit", String::new(), "150.00".to_string()),
-                    _ => ("PayAsYouGo", String::new(), String::new()),
-                };
-                writeln!(
-                    subs_csv,
-                    "{sub_id},{id},Subscription {p}-{s},{offer},{sub_start},{trial_end},{credit}"
-                )?;
-                subscriptions.push(GenSubscription {
-                    id: sub_id,
-                    profile: profiles.len(),
-                    resource_group: format!(
-                        "rg-{}-{}",
-                        ["prod", "dev", "test", "shared"][s as usize % 4],
-                        p
-                    ),
-                    meters: Vec::new(),
-                });
-            }
-            profiles.push(GenProfile {
-                id,
-                account: account.clone(),
-                currency,
-                mosp,
-            });
+        let account = files.account(account_index, rng)?;
+        for _ in 0..account.profiles.min(opts.profiles - p) {
+            files.profile(&account, p, opts.start, rng)?;
             p += 1;
         }
         account_index += 1;
     }
-    for (name, text) in [
-        ("accounts.csv", accounts),
-        ("profiles.csv", profiles_csv),
-        ("subscriptions.csv", subs_csv),
-        ("roles.csv", roles),
-        ("recipients.csv", recipients),
-        ("credits.csv", credits),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(store::failed("write", &path))?;
+    files.write(dir)?;
+    Ok((files.profiles, files.subscriptions))
+}
+
+/// One generated billing account.
+struct GenAccount {
+    id: String,
+    index: u32,
+    mosp: bool,
+    /// How many profiles it has.
+    profiles: u32,
+}
+
+/// The reference files as they are generated, and what the usage needs.
+struct ReferenceFiles {
+    accounts: String,
+    profiles_csv: String,
+    subscriptions_csv: String,
+    roles: String,
+    recipients: String,
+    credits: String,
+    profiles: Vec<GenProfile>,
+    subscriptions: Vec<GenSubscription>,
+}
+
+impl ReferenceFiles {
+    fn new() -> ReferenceFiles {
+        ReferenceFiles {
+            accounts: "billingAccountId,name,agreement,adminEmail\n".into(),
+            profiles_csv: "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address,country,vatId,vatCategory,peppolId\n".into(),
+            subscriptions_csv:
+                "subscriptionId,billingProfileId,name,offer,startDate,trialEndDate,monthlyCredit\n"
+                    .into(),
+            roles: "email,name,role,scope,scopeId\n".into(),
+            recipients: "billingProfileId,email\n".into(),
+            credits: "creditId,billingProfileId,amount,effectiveDate,expiryDate\n".into(),
+            profiles: Vec::new(),
+            subscriptions: Vec::new(),
+        }
     }
-    Ok((profiles, subscriptions))
+
+    /// Account `index`: every tenth is MOSP (one profile), every seventh
+    /// MPA, the rest MCA with one to three profiles; its admin an Owner.
+    fn account(&mut self, index: u32, rng: &mut Rng) -> Result<GenAccount> {
+        let id = format!("acct-{:05}-{}", index, &rng.guid()[..8]);
+        let mosp = index % 10 == 9;
+        let profiles = if mosp { 1 } else { 1 + rng.below(3) as u32 };
+        let agreement = match (mosp, index % 7 == 3) {
+            (true, _) => "MOSP",
+            (false, true) => "MPA",
+            (false, false) => "MCA",
+        };
+        let admin = format!("admin{index}@customer{index}.example");
+        writeln!(
+            self.accounts,
+            "{id},Customer {index} Ørsted-Åberg,{agreement},{admin}"
+        )?;
+        writeln!(
+            self.roles,
+            "{admin},Admin {index},Owner,billingAccount,{id}"
+        )?;
+        Ok(GenAccount {
+            id,
+            index,
+            mosp,
+            profiles,
+        })
+    }
+
+    /// Profile `p` of `account`: its roles, recipients, credit and
+    /// subscriptions.
+    fn profile(
+        &mut self,
+        account: &GenAccount,
+        p: u32,
+        start: NaiveDate,
+        rng: &mut Rng,
+    ) -> Result<()> {
+        let (currency, locale) = CURRENCIES[(p % 4) as usize];
+        let a = account.index;
+        let id = if account.mosp {
+            rng.guid()
+        } else {
+            format!("prof-{p:06}")
+        };
+        let created = start - chrono::Days::new(400 - rng.below(380));
+        let start_day = if p % 5 == 4 { 1 + rng.below(28) } else { 1 };
+        let email = p % 6 != 5;
+        writeln!(
+            self.profiles_csv,
+            "{id},{},\"Profile {p}, Dept. Økonomi\",{currency},{locale},{created},{start_day},{email},,30,\"Gate {p}, 0150 Oslo\",{}",
+            account.id,
+            tax_columns(u64::from(p))
+        )?;
+        for (role, n) in [("Owner", 0), ("Reader", 1), ("InvoiceManager", 2)] {
+            writeln!(
+                self.roles,
+                "user{p}.{n}@customer{a}.example,User {p}.{n},{role},billingProfile,{id}"
+            )?;
+        }
+        if account.mosp {
+            writeln!(self.recipients, "{id},finance{p}@customer{a}.example")?;
+        }
+        if p % 8 == 2 {
+            writeln!(
+                self.credits,
+                "credit-{p:06},{id},{}.00,{start},{}",
+                50 + rng.below(500),
+                start + chrono::Days::new(90)
+            )?;
+        }
+        self.subscriptions_of(&id, account.mosp, p, created, start, rng)?;
+        self.profiles.push(GenProfile {
+            id,
+            account: account.id.clone(),
+            currency,
+            mosp: account.mosp,
+        });
+        Ok(())
+    }
+
+    /// A profile's subscriptions: one for MOSP (its id the profile's), four
+    /// otherwise; some free trials and monthly credits.
+    fn subscriptions_of(
+        &mut self,
+        id: &str,
+        mosp: bool,
+        p: u32,
+        created: NaiveDate,
+        start: NaiveDate,
+        rng: &mut Rng,
+    ) -> Result<()> {
+        let count = if mosp { 1 } else { 4 };
+        for s in 0..count {
+            let sub_id = if mosp && s == 0 {
+                id.to_string()
+            } else {
+                rng.guid()
+            };
+            let (offer, trial_end, credit) = match (p + s) % 9 {
+                4 => (
+                    "FreeTrial",
+                    (start + chrono::Days::new(10)).to_string(),
+                    String::new(),
+                ),
+                7 => ("MonthlyCredit", String::new(), "150.00".to_string()),
+                _ => ("PayAsYouGo", String::new(), String::new()),
+            };
+            writeln!(
+                self.subscriptions_csv,
+                "{sub_id},{id},Subscription {p}-{s},{offer},{created},{trial_end},{credit}"
+            )?;
+            self.subscriptions.push(GenSubscription {
+                id: sub_id,
+                profile: self.profiles.len(),
+                resource_group: format!(
+                    "rg-{}-{}",
+                    ["prod", "dev", "test", "shared"][s as usize % 4],
+                    p
+                ),
+                meters: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        for (name, text) in [
+            ("accounts.csv", &self.accounts),
+            ("profiles.csv", &self.profiles_csv),
+            ("subscriptions.csv", &self.subscriptions_csv),
+            ("roles.csv", &self.roles),
+            ("recipients.csv", &self.recipients),
+            ("credits.csv", &self.credits),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(store::failed("write", &path))?;
+        }
+        Ok(())
+    }
 }
 
 /// A profile's `country, vatId, vatCategory, peppolId`, cycling through the
