@@ -250,91 +250,39 @@ pub(super) fn read_file(
     rejects: &mut Vec<Reject>,
     sums: &mut DaySums,
 ) -> Result<FileOutcome, DayError> {
-    let unreadable = |detail: String| DayError::Unreadable {
-        path: file.path.to_path_buf(),
-        detail,
-    };
     let mut reader =
-        open_usage_file(file.path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
+        open_usage_file(file.path).map_err(|e| unreadable(file, format!("cannot open: {e}")))?;
     let mut buf = Vec::new();
     let mut eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
     if buf.starts_with(b"\xEF\xBB\xBF") {
         buf.drain(..3);
     }
-    // The header: the first record.
-    let header_end = first_record_end(&buf).unwrap_or(buf.len());
-    let header_text = std::str::from_utf8(&buf[..header_end])
-        .map_err(|e| unreadable(format!("invalid UTF-8: {e}")))?;
-    let header = Header::new(
-        csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(header_text.as_bytes())
-            .records()
-            .next()
-            .and_then(Result::ok)
-            .as_ref()
-            .map(|r| r.iter().map(str::to_string).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .iter()
-            .map(String::as_str),
-    );
-    let columns = match UsageHeader::new(&header) {
-        Ok(c) => c,
-        Err(missing) => {
-            let detail = format!("missing columns: {}", missing.join(", "));
-            rejects.push(whole_file(
-                file.rel,
-                RejectReason::MissingColumns,
-                detail,
-                header_text,
-            ));
+    let (columns, mut next_line) = match read_header(file, &mut buf)? {
+        Ok(header) => header,
+        Err(reject) => {
+            rejects.push(reject);
             return Ok(FileOutcome::Rejected);
         }
     };
-    let mut next_line = 1 + header_text.bytes().filter(|b| *b == b'\n').count() as u64;
-    if !header_text.ends_with('\n') {
-        next_line += 1;
-    }
-    buf.drain(..header_end);
-    let mut rows_read = 0;
-    let mut accepted_cost = 0;
+    // Rows read and their accepted cost.
+    let mut counts = (0u64, 0i128);
     loop {
         let mut cuts = record_cuts(&buf, CHUNK_BYTES);
         if eof && cuts.last().is_none_or(|c| c.0 < buf.len()) {
-            let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
-            cuts.push((buf.len(), lines));
+            cuts.push((buf.len(), lines_in(&buf)));
         }
-        let Some(&(end, _)) = cuts.last() else {
+        let Some(&(end, lines)) = cuts.last() else {
             // No complete record in a whole block (an unbalanced quote?): read more.
             eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
             continue;
         };
-        let mut chunks = Vec::with_capacity(cuts.len());
-        let (mut start, mut lines_before) = (0, 0);
-        for &(cut, lines) in &cuts {
-            chunks.push((&buf[start..cut], next_line + lines_before));
-            (start, lines_before) = (cut, lines);
-        }
-        let parsed: Vec<Result<ChunkOutput, ChunkError>> = chunks
-            .into_par_iter()
-            .map(|(chunk, first_line)| parse_chunk(chunk, first_line, &columns, file))
-            .collect();
-        for chunk in parsed {
-            let chunk = chunk.map_err(|e| match e {
-                ChunkError::Unreadable(detail) => unreadable(detail),
-                ChunkError::Polars(source) => DayError::Failed(IngestError::Rows {
-                    file: file.rel.to_string(),
-                    source,
-                }),
-            })?;
-            rows_read += chunk.rows_read;
-            accepted_cost += chunk.accepted_cost;
-            rejects.extend(chunk.rejects);
-            sums.merge(chunk.sums);
-            sink.send(chunk.rows)
-                .map_err(|_| DayError::Failed(IngestError::EncoderStopped(file.day)))?;
-        }
-        next_line += lines_before;
+        let block = Block {
+            bytes: &buf,
+            cuts: &cuts,
+            first_line: next_line,
+        };
+        block.parse(file, &columns, sink, rejects, sums, &mut counts)?;
+        next_line += lines;
         buf.drain(..end);
         if eof && buf.is_empty() {
             break;
@@ -344,9 +292,101 @@ pub(super) fn read_file(
         }
     }
     Ok(FileOutcome::Read {
-        rows_read,
-        accepted_cost,
+        rows_read: counts.0,
+        accepted_cost: counts.1,
     })
+}
+
+fn unreadable(file: &FileInput, detail: String) -> DayError {
+    DayError::Unreadable {
+        path: file.path.to_path_buf(),
+        detail,
+    }
+}
+
+/// The header (the first record of `buf`, removed from it): the usage
+/// columns and the line the first data record starts on, or the file's
+/// `missing_columns` reject.
+fn read_header(
+    file: &FileInput,
+    buf: &mut Vec<u8>,
+) -> Result<std::result::Result<(UsageHeader, u64), Reject>, DayError> {
+    let header_end = first_record_end(buf).unwrap_or(buf.len());
+    let header_text = std::str::from_utf8(&buf[..header_end])
+        .map_err(|e| unreadable(file, format!("invalid UTF-8: {e}")))?;
+    let names: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(header_text.as_bytes())
+        .records()
+        .next()
+        .and_then(std::result::Result::ok)
+        .map(|r| r.iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    let header = Header::new(names.iter().map(String::as_str));
+    let columns = match UsageHeader::new(&header) {
+        Ok(columns) => columns,
+        Err(missing) => {
+            let detail = format!("missing columns: {}", missing.join(", "));
+            let reject = whole_file(file.rel, RejectReason::MissingColumns, detail, header_text);
+            return Ok(Err(reject));
+        }
+    };
+    let mut next_line = 1 + lines_in(header_text.as_bytes());
+    if !header_text.ends_with('\n') {
+        next_line += 1;
+    }
+    buf.drain(..header_end);
+    Ok(Ok((columns, next_line)))
+}
+
+/// A block of whole records and where to cut it into chunks.
+struct Block<'b> {
+    bytes: &'b [u8],
+    /// Record ends, each with the lines before it.
+    cuts: &'b [(usize, u64)],
+    /// The line the block's first record starts on.
+    first_line: u64,
+}
+
+impl Block<'_> {
+    /// Parses the chunks in parallel, then hands their rows to the encoder
+    /// and adds up their counts, rejects and sums, in order.
+    fn parse(
+        &self,
+        file: &FileInput,
+        columns: &UsageHeader,
+        sink: &std::sync::mpsc::SyncSender<DataFrame>,
+        rejects: &mut Vec<Reject>,
+        sums: &mut DaySums,
+        counts: &mut (u64, i128),
+    ) -> Result<(), DayError> {
+        let mut chunks = Vec::with_capacity(self.cuts.len());
+        let (mut start, mut lines_before) = (0, 0);
+        for &(cut, lines) in self.cuts {
+            chunks.push((&self.bytes[start..cut], self.first_line + lines_before));
+            (start, lines_before) = (cut, lines);
+        }
+        let parsed: Vec<std::result::Result<ChunkOutput, ChunkError>> = chunks
+            .into_par_iter()
+            .map(|(chunk, first_line)| parse_chunk(chunk, first_line, columns, file))
+            .collect();
+        for chunk in parsed {
+            let chunk = chunk.map_err(|e| match e {
+                ChunkError::Unreadable(detail) => unreadable(file, detail),
+                ChunkError::Polars(source) => DayError::Failed(IngestError::Rows {
+                    file: file.rel.to_string(),
+                    source,
+                }),
+            })?;
+            counts.0 += chunk.rows_read;
+            counts.1 += chunk.accepted_cost;
+            rejects.extend(chunk.rejects);
+            sums.merge(chunk.sums);
+            sink.send(chunk.rows)
+                .map_err(|_| DayError::Failed(IngestError::EncoderStopped(file.day)))?;
+        }
+        Ok(())
+    }
 }
 
 /// `rejects/D.csv`: file, line, reason, detail, raw.
