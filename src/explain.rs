@@ -94,17 +94,7 @@ pub fn explain_decision(
     let span = format!("{} to {}", d.period.start, d.period.end);
     let m = |v: Decimal| money(v, &d.currency);
     let Some(a) = d.amounts else {
-        let days: Vec<String> = d.missing_days.iter().map(|x| x.to_string()).collect();
-        return if days.is_empty() {
-            format!(
-                "No invoice yet for {month}{what} ({span}): an earlier period of this profile is still held for missing usage, and periods are decided in order.\n"
-            )
-        } else {
-            format!(
-                "No invoice yet for {month}{what} ({span}): no usage file arrived for {}. The period is decided on the first run after they arrive (a day that truly had no usage needs a header-only file).\n",
-                days.join(", ")
-            )
-        };
+        return explain_hold(d, &month, &what, &span);
     };
     let carried = if a.carried_in.is_zero() {
         String::new()
@@ -132,52 +122,75 @@ pub fn explain_decision(
             m(a.trial_covered)
         ),
         DecisionCode::CoveredByCredit => {
-            let mut covers = Vec::new();
-            if !a.monthly_credit.is_zero() {
-                covers.push(format!("the monthly credit of {}", m(a.monthly_credit)));
-            }
-            for (id, used) in &d.credits_used {
-                covers.push(format!("{} of prepaid credit {id}", m(*used)));
-            }
-            if a.carried_in < Decimal::ZERO {
-                covers.push(format!(
-                    "a credit of {} carried from earlier periods",
-                    m(-a.carried_in)
-                ));
-            }
-            if covers.is_empty() {
-                // Nothing but the lines themselves: refunds netted them to zero or less.
-                return format!(
-                    "No invoice for {month}{what} ({span}): refunds and credits in the period net the charges to {}.{}\n",
-                    m(a.subtotal),
-                    if a.carried_out < Decimal::ZERO {
-                        format!(
-                            " The credit of {} is carried to the next period.",
-                            m(-a.carried_out)
-                        )
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            let credit_left = if a.carried_out < Decimal::ZERO {
-                format!(
-                    " The remaining {} is carried to the next period as a credit.",
-                    m(-a.carried_out)
-                )
-            } else {
-                String::new()
-            };
-            format!(
-                "No invoice for {month}{what} ({span}): {} covered all {} of usage.{credit_left}\n",
-                join_words(&covers),
-                m(a.subtotal)
-            )
+            let head = format!("No invoice for {month}{what} ({span})");
+            explain_covered(d, &a, &head)
         }
         DecisionCode::InvoiceIssued => {
             explain_invoice(d, invoice, deliveries, &month, &what, &span)
         }
     }
+}
+
+/// A held period: the days it waits for, or the earlier period that holds it.
+fn explain_hold(d: &Decision, month: &str, what: &str, span: &str) -> String {
+    let days: Vec<String> = d.missing_days.iter().map(|x| x.to_string()).collect();
+    if days.is_empty() {
+        format!(
+            "No invoice yet for {month}{what} ({span}): an earlier period of this profile is still held for missing usage, and periods are decided in order.\n"
+        )
+    } else {
+        format!(
+            "No invoice yet for {month}{what} ({span}): no usage file arrived for {}. The period is decided on the first run after they arrive (a day that truly had no usage needs a header-only file).\n",
+            days.join(", ")
+        )
+    }
+}
+
+/// `covered_by_credit`: which credits covered the usage, or the refunds
+/// that netted it to zero or less, and any credit carried on.
+fn explain_covered(d: &Decision, a: &crate::model::Amounts, head: &str) -> String {
+    let m = |v: Decimal| money(v, &d.currency);
+    let mut covers = Vec::new();
+    if !a.monthly_credit.is_zero() {
+        covers.push(format!("the monthly credit of {}", m(a.monthly_credit)));
+    }
+    for (id, used) in &d.credits_used {
+        covers.push(format!("{} of prepaid credit {id}", m(*used)));
+    }
+    if a.carried_in < Decimal::ZERO {
+        covers.push(format!(
+            "a credit of {} carried from earlier periods",
+            m(-a.carried_in)
+        ));
+    }
+    if covers.is_empty() {
+        // Nothing but the lines themselves: refunds netted them to zero or less.
+        let left = if a.carried_out < Decimal::ZERO {
+            format!(
+                " The credit of {} is carried to the next period.",
+                m(-a.carried_out)
+            )
+        } else {
+            String::new()
+        };
+        return format!(
+            "{head}: refunds and credits in the period net the charges to {}.{left}\n",
+            m(a.subtotal)
+        );
+    }
+    let left = if a.carried_out < Decimal::ZERO {
+        format!(
+            " The remaining {} is carried to the next period as a credit.",
+            m(-a.carried_out)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{head}: {} covered all {} of usage.{left}\n",
+        join_words(&covers),
+        m(a.subtotal)
+    )
 }
 
 fn explain_invoice(

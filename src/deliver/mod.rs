@@ -216,39 +216,7 @@ pub fn build_message(
         .map_err(|e| build_error(format!("from: {e}")))?;
     let month = locale.month_year(invoice.period.start);
     let subject = format!("{} {} – {month}", labels.email_subject, invoice.number);
-    let amount = locale.money(invoice.total(), &invoice.currency);
-    let due = locale.date(invoice.due_date);
-    let period = locale.period(invoice.period);
-    let text = format!(
-        "{greeting}\n\n{customer}: {body}\n\n{num_l}: {num}\n{period_l}: {period}\n{amount_l}: {amount}\n{due_l}: {due}\n\n{attached}\n",
-        greeting = labels.email_greeting,
-        customer = customer_name,
-        body = labels.email_body,
-        num_l = labels.invoice_number,
-        num = invoice.number,
-        period_l = labels.billing_period,
-        amount_l = labels.amount_due,
-        due_l = labels.due_date,
-        attached = labels.email_attached,
-    );
-    let html = format!(
-        "<!DOCTYPE html><html><body><p>{greeting}</p><p>{customer}: {body}</p><table>\
-         <tr><td>{num_l}</td><td><b>{num}</b></td></tr><tr><td>{period_l}</td><td>{period}</td></tr>\
-         <tr><td>{amount_l}</td><td><b>{amount}</b></td></tr><tr><td>{due_l}</td><td>{due}</td></tr>\
-         </table><p>{attached}</p></body></html>",
-        greeting = escape_html(labels.email_greeting),
-        customer = escape_html(customer_name),
-        body = escape_html(labels.email_body),
-        num_l = escape_html(labels.invoice_number),
-        num = escape_html(&invoice.number),
-        period_l = escape_html(labels.billing_period),
-        period = escape_html(&period),
-        amount_l = escape_html(labels.amount_due),
-        amount = escape_html(&amount),
-        due_l = escape_html(labels.due_date),
-        due = escape_html(&due),
-        attached = escape_html(labels.email_attached),
-    );
+    let (text, html) = message_bodies(invoice, locale, customer_name);
     let id = message_id(&invoice.number, recipient);
     let boundary = |part: &str| {
         format!(
@@ -283,6 +251,45 @@ pub fn build_message(
     builder
         .multipart(body)
         .map_err(|e| build_error(e.to_string()))
+}
+
+/// The plain-text and HTML bodies of an invoice's e-mail, in `locale`.
+fn message_bodies(invoice: &Invoice, locale: Locale, customer_name: &str) -> (String, String) {
+    let labels = locale.labels();
+    let amount = locale.money(invoice.total(), &invoice.currency);
+    let due = locale.date(invoice.due_date);
+    let period = locale.period(invoice.period);
+    let text = format!(
+        "{greeting}\n\n{customer}: {body}\n\n{num_l}: {num}\n{period_l}: {period}\n{amount_l}: {amount}\n{due_l}: {due}\n\n{attached}\n",
+        greeting = labels.email_greeting,
+        customer = customer_name,
+        body = labels.email_body,
+        num_l = labels.invoice_number,
+        num = invoice.number,
+        period_l = labels.billing_period,
+        amount_l = labels.amount_due,
+        due_l = labels.due_date,
+        attached = labels.email_attached,
+    );
+    let html = format!(
+        "<!DOCTYPE html><html><body><p>{greeting}</p><p>{customer}: {body}</p><table>\
+         <tr><td>{num_l}</td><td><b>{num}</b></td></tr><tr><td>{period_l}</td><td>{period}</td></tr>\
+         <tr><td>{amount_l}</td><td><b>{amount}</b></td></tr><tr><td>{due_l}</td><td>{due}</td></tr>\
+         </table><p>{attached}</p></body></html>",
+        greeting = escape_html(labels.email_greeting),
+        customer = escape_html(customer_name),
+        body = escape_html(labels.email_body),
+        num_l = escape_html(labels.invoice_number),
+        num = escape_html(&invoice.number),
+        period_l = escape_html(labels.billing_period),
+        period = escape_html(&period),
+        amount_l = escape_html(labels.amount_due),
+        amount = escape_html(&amount),
+        due_l = escape_html(labels.due_date),
+        due = escape_html(&due),
+        attached = escape_html(labels.email_attached),
+    );
+    (text, html)
 }
 
 /// Midnight UTC of the invoice date: a Date header that is the same on a re-send.
