@@ -253,6 +253,12 @@ impl Settings {
                     origin: origin.clone(),
                     problem: e.to_string(),
                 })?;
+        // A country code in any case is the country (`no` is `NO`).
+        if let Some(country) = &settings.issuer.country
+            && let Some(code) = crate::model::country_code(country)
+        {
+            settings.issuer.country = Some(code);
+        }
         settings.mail.smtp.user = env("FAKTURA_SMTP_USER");
         settings.mail.smtp.password = env("FAKTURA_SMTP_PASSWORD");
         settings.validate(&origin)?;
@@ -279,7 +285,7 @@ impl Settings {
             && crate::model::country_code(country).as_deref() != Some(country.as_str())
         {
             return Err(invalid(format!(
-                "key `issuer.country`: {country:?} is not an ISO 3166-1 alpha-2 code (upper case)"
+                "key `issuer.country`: {country:?} is not an ISO 3166-1 alpha-2 code"
             )));
         }
         if let Some(id) = &self.issuer.peppol_id
@@ -398,5 +404,33 @@ mod tests {
         assert_eq!(settings.mail.smtp.password.as_deref(), Some("secret"));
         let printed = toml::to_string(&settings).unwrap();
         assert!(!printed.contains("secret"));
+    }
+
+    #[test]
+    fn tax_rates_are_exact_and_tax_needs_the_issuers_vat_id_and_country() {
+        let load = |toml: &str, env: &dyn Fn(&str) -> Option<String>| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("faktura.toml"), toml).unwrap();
+            Settings::load(dir.path(), None, env)
+        };
+        let issuer = "[issuer]\nvat_id = \"NO123456785MVA\"\ncountry = \"no\"\n";
+        for (rate, expected) in [("25", "25"), ("25.5", "25.5"), ("\"12.5\"", "12.5")] {
+            let settings = load(&format!("{issuer}[tax]\nrate = {rate}\n"), &no_env).unwrap();
+            assert_eq!(settings.tax.unwrap().rate.to_string(), expected);
+            assert_eq!(settings.issuer.country.as_deref(), Some("NO"));
+        }
+        let from_env = |name: &str| (name == "FAKTURA_TAX_RATE").then(|| "15".to_string());
+        let settings = load(issuer, &from_env).unwrap();
+        assert_eq!(settings.tax.unwrap().rate.to_string(), "15");
+        for (toml, named) in [
+            ("[tax]\nrate = 25\n", "issuer.vat_id"),
+            (&format!("{issuer}[tax]\nrate = 100\n"), "tax.rate"),
+            (&format!("{issuer}[tax]\nrate = -1\n"), "tax.rate"),
+            ("[issuer]\ncountry = \"XX\"\n", "issuer.country"),
+            ("[issuer]\npeppol_id = \"no scheme\"\n", "issuer.peppol_id"),
+        ] {
+            let err = load(toml, &no_env).unwrap_err().to_string();
+            assert!(err.contains(named), "{toml}: {err}");
+        }
     }
 }
