@@ -536,3 +536,29 @@ fn a_generated_month_with_adjustments_maps_to_valid_einvoices() {
     assert!(xml.contains("Credit carried from earlier periods"), "{xml}");
     keep_for_the_validator(out.path(), "generated");
 }
+
+#[test]
+fn control_characters_in_usage_never_reach_the_xml() {
+    let data = sample_copy();
+    let path = data.path().join("usage/2026-10-05.csv");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "2026-10-05,ACC-NORDLYS,PRF-NORDLYS-NO,SUB-NO-PROD,m\u{0}x,Virtual Machines,\"N\u{0}L\u{1}\",1 Hour,1,1,1,NOK,Usage,Azure,OnDemand,True,\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(data.path(), out.path(), AS_OF);
+    assert_eq!(code, 3, "{stderr}");
+    for file in files_under(&out.path().join("einvoice")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            bytes
+                .iter()
+                .all(|b| *b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')),
+            "{} holds a character XML 1.0 forbids",
+            file.display()
+        );
+    }
+    check_einvoices(out.path(), &peppol_ids(data.path()));
+    keep_for_the_validator(out.path(), "control-characters");
+}

@@ -445,8 +445,23 @@ fn compact(vat_id: &str) -> String {
 
 fn text(w: &mut W, element: &str, value: &str) -> Io {
     w.create_element(element)
-        .write_text_content(BytesText::new(value))?;
+        .write_text_content(BytesText::new(&xml_chars(value)))?;
     Ok(())
+}
+
+/// `value` without the characters XML 1.0 does not allow (NUL and the other
+/// C0 controls but tab, line feed and carriage return; U+FFFE, U+FFFF),
+/// which a usage file may carry in a meter name: the document stays
+/// well-formed.
+fn xml_chars(value: &str) -> std::borrow::Cow<'_, str> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+    };
+    if value.chars().all(allowed) {
+        std::borrow::Cow::Borrowed(value)
+    } else {
+        std::borrow::Cow::Owned(value.chars().filter(|c| allowed(*c)).collect())
+    }
 }
 
 /// `EndpointID`: a Peppol id `scheme:identifier`, else the e-mail address
@@ -457,7 +472,7 @@ fn endpoint(w: &mut W, peppol_id: Option<&str>, email: &str) -> Io {
         .unwrap_or(("EM", email));
     w.create_element("cbc:EndpointID")
         .with_attribute(("schemeID", scheme))
-        .write_text_content(BytesText::new(id))?;
+        .write_text_content(BytesText::new(&xml_chars(id)))?;
     Ok(())
 }
 
@@ -476,7 +491,7 @@ fn party_identification(w: &mut W, peppol_id: Option<&str>, vat_id: Option<&str>
                 Some(scheme) => element.with_attribute(("schemeID", scheme)),
                 None => element,
             };
-            element.write_text_content(BytesText::new(&id))?;
+            element.write_text_content(BytesText::new(&xml_chars(&id)))?;
             Ok(())
         })?;
     Ok(())
@@ -522,6 +537,12 @@ fn legal_entity(w: &mut W, name: &str) -> Io {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_xml_forbids_are_left_out() {
+        assert_eq!(xml_chars("D2s v3, Øst"), "D2s v3, Øst");
+        assert_eq!(xml_chars("N\0U\u{1}L\u{1f}L\tok\u{FFFF}"), "NULL\tok");
+    }
 
     #[test]
     fn account_numbers_from_payment_details() {
