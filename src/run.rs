@@ -139,12 +139,14 @@ fn create_out(out_dir: &Path) -> Result<(), store::FileError> {
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let (settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
     create_out(&opts.out_dir).context("failed to create OUT")?;
-    let _lock = store::lock_out(&opts.out_dir)?;
+    let mut lock = store::lock_out(&opts.out_dir)?;
     preflight::check_ledger_present(&opts.out_dir)?;
     let mut ledger =
         Ledger::open(&opts.out_dir.join("ledger.sqlite")).context("failed to open the ledger")?;
     let billing_start = preflight::resolve_billing_start(&opts.data_dir, &settings, &mut ledger)?;
     preflight::check_recorded_profiles(&reference, &ledger)?;
+    lock.record_holder()
+        .context("failed to write the lock file")?;
     store::sweep_temporaries(&opts.out_dir).context("failed to clean temporary files")?;
     let adopted = ingest::adopt_manifests(&opts.out_dir, &mut ledger)
         .context("failed to adopt shard manifests")?;

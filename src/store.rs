@@ -156,7 +156,8 @@ impl std::io::Seek for RecordingFile {
 /// The exclusive lock on OUT (`OUT/.lock`), released by the kernel when
 /// the process dies, so a killed run never leaves OUT locked.
 pub struct OutLock {
-    _file: fs::File,
+    file: fs::File,
+    path: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +168,12 @@ pub enum LockError {
     File(#[from] FileError),
 }
 
-/// Takes the lock on `out_dir`, or names who holds it.
+/// Takes the lock on `out_dir`, or names who holds it. The file's text
+/// (who holds it) is written by [`OutLock::record_holder`], once the run
+/// is sure to go ahead, so a run refused by its checks changes nothing.
 pub fn lock_out(out_dir: &Path) -> Result<OutLock, LockError> {
     let path = out_dir.join(".lock");
-    let mut file = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -178,19 +181,7 @@ pub fn lock_out(out_dir: &Path) -> Result<OutLock, LockError> {
         .open(&path)
         .map_err(failed("open", &path))?;
     match file.try_lock() {
-        Ok(()) => {
-            use std::io::Seek;
-            let holder = format!(
-                "pid {} since {}\n",
-                std::process::id(),
-                chrono::Utc::now().to_rfc3339()
-            );
-            file.set_len(0)
-                .and_then(|()| file.rewind())
-                .and_then(|()| file.write_all(holder.as_bytes()))
-                .map_err(failed("write", &path))?;
-            Ok(OutLock { _file: file })
-        }
+        Ok(()) => Ok(OutLock { file, path }),
         Err(fs::TryLockError::WouldBlock) => {
             let holder = fs::read_to_string(&path)
                 .unwrap_or_default()
@@ -199,6 +190,24 @@ pub fn lock_out(out_dir: &Path) -> Result<OutLock, LockError> {
             Err(LockError::Held { lock: path, holder })
         }
         Err(fs::TryLockError::Error(e)) => Err(failed("lock", &path)(e).into()),
+    }
+}
+
+impl OutLock {
+    /// Writes who holds the lock (pid and start time) into the lock file,
+    /// for a second run to name.
+    pub fn record_holder(&mut self) -> Result<(), FileError> {
+        use std::io::Seek;
+        let holder = format!(
+            "pid {} since {}\n",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339()
+        );
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .and_then(|()| self.file.write_all(holder.as_bytes()))
+            .map_err(failed("write", &self.path))
     }
 }
 

@@ -278,9 +278,15 @@ fn a_removed_profile_that_has_invoices_is_a_configuration_error_naming_it() {
     }
 
     let before = snapshot(out.path());
+    let lock_before = std::fs::read(out.path().join(".lock")).unwrap();
     let runs = files_under(&out.path().join("runs")).len();
     let (code, stderr) = run(data.path(), out.path(), AS_OF);
     assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        std::fs::read(out.path().join(".lock")).unwrap(),
+        lock_before,
+        "not even the lock file's text changes"
+    );
     assert!(
         stderr.contains("profile PRF-POLDER-NL is missing, but it has issued invoices"),
         "{stderr}"
