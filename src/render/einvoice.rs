@@ -162,10 +162,11 @@ impl Document<'_, '_> {
         w.create_element("cac:AccountingSupplierParty")
             .write_inner_content(|w| {
                 w.create_element("cac:Party").write_inner_content(|w| {
-                    endpoint(w, issuer.peppol_id.as_deref(), &issuer.email)?;
+                    let peppol_id = seller_peppol_id(issuer);
+                    endpoint(w, peppol_id.as_deref(), &issuer.email)?;
                     // BT-29, so the buyer can identify the seller even where
                     // its VAT number may not be given (category O, BR-CO-26).
-                    party_identification(w, issuer.peppol_id.as_deref(), issuer.vat_id.as_deref())?;
+                    party_identification(w, peppol_id.as_deref(), issuer.vat_id.as_deref())?;
                     party_name(w, &issuer.name)?;
                     postal_address(w, &issuer.address, country)?;
                     if let Some(vat_id) = issuer.vat_id.as_deref()
@@ -391,6 +392,30 @@ impl Document<'_, '_> {
     }
 }
 
+/// The seller's Peppol id: `issuer.peppol_id`, else one read from its VAT
+/// number where a Peppol scheme is that number (a Norwegian `NO…MVA` is the
+/// organisation number of scheme 0192, a Swedish `SE…01` that of 0007, a
+/// Danish `DK…` that of 0184, a Belgian `BE…` that of 0208, a Dutch VAT
+/// number scheme 9944); `None` leaves the e-mail address (scheme `EM`).
+fn seller_peppol_id(issuer: &IssuerSettings) -> Option<String> {
+    if let Some(id) = &issuer.peppol_id {
+        return Some(id.clone());
+    }
+    let vat = compact(issuer.vat_id.as_deref()?);
+    let digits = |s: &str, n: usize| {
+        (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.to_string())
+    };
+    let (country, rest) = vat.split_at_checked(2)?;
+    match country {
+        "NO" => digits(rest.strip_suffix("MVA")?, 9).map(|n| format!("0192:{n}")),
+        "SE" => digits(rest.strip_suffix("01")?, 10).map(|n| format!("0007:{n}")),
+        "DK" => digits(rest, 8).map(|n| format!("0184:{n}")),
+        "BE" => digits(rest, 10).map(|n| format!("0208:{n}")),
+        "NL" => (rest.len() == 12).then(|| format!("9944:{vat}")),
+        _ => None,
+    }
+}
+
 /// The VATEX code and reason of the categories that charge no VAT.
 fn exemption(category: VatCategory) -> Option<(&'static str, &'static str)> {
     match category {
@@ -537,6 +562,34 @@ fn legal_entity(w: &mut W, name: &str) -> Io {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seller_without_a_peppol_id_is_addressed_by_its_vat_number() {
+        let issuer = |vat: Option<&str>, peppol: Option<&str>| IssuerSettings {
+            vat_id: vat.map(str::to_string),
+            peppol_id: peppol.map(str::to_string),
+            ..IssuerSettings::default()
+        };
+        let id = |vat, peppol| seller_peppol_id(&issuer(vat, peppol));
+        assert_eq!(
+            id(Some("NO 123 456 785 MVA"), None).as_deref(),
+            Some("0192:123456785")
+        );
+        assert_eq!(
+            id(Some("SE556677889901"), None).as_deref(),
+            Some("0007:5566778899")
+        );
+        assert_eq!(
+            id(Some("NL123456789B01"), None).as_deref(),
+            Some("9944:NL123456789B01")
+        );
+        assert_eq!(
+            id(Some("NO 123 456 785 MVA"), Some("0088:1")).as_deref(),
+            Some("0088:1")
+        );
+        assert_eq!(id(Some("GB123456789"), None), None);
+        assert_eq!(id(None, None), None);
+    }
 
     #[test]
     fn characters_xml_forbids_are_left_out() {
