@@ -445,6 +445,7 @@ fn render_stage(
         tracing::error!(%failure, "invoice not rendered");
     }
     summary.pdfs_written = report.written;
+    summary.einvoices_written = report.einvoices_written;
     summary.render_failed = report.failed;
     Ok(())
 }

@@ -37,6 +37,7 @@ pub struct RunSummary {
     pub decisions: BTreeMap<String, usize>,
     pub invoices_issued: Vec<String>,
     pub pdfs_written: usize,
+    pub einvoices_written: usize,
     /// Invoices whose PDF could not be rendered: `{invoice}: {reason}`.
     pub render_failed: Vec<String>,
     pub delivery: DeliveryReport,
@@ -68,6 +69,7 @@ impl RunSummary {
             decisions: BTreeMap::new(),
             invoices_issued: Vec::new(),
             pdfs_written: 0,
+            einvoices_written: 0,
             render_failed: Vec::new(),
             delivery: DeliveryReport::default(),
             payments_rejected: 0,
@@ -213,7 +215,10 @@ impl RunSummary {
             },
             self.invoices_issued.len()
         );
-        out += &format!("  render:    {} PDFs written\n", self.pdfs_written);
+        out += &format!(
+            "  render:    {} PDFs written, {} e-invoices\n",
+            self.pdfs_written, self.einvoices_written
+        );
         out += &format!(
             "  send:      {} sent, {} failed, {} refused, {} sent earlier\n",
             self.delivery.sent,

@@ -51,8 +51,17 @@ pub enum RenderError {
 pub struct RenderReport {
     /// PDFs written.
     pub written: usize,
+    /// E-invoices written.
+    pub einvoices_written: usize,
     /// `{invoice}: {reason}` for each invoice that could not be rendered.
     pub failed: Vec<String>,
+}
+
+impl RenderReport {
+    fn failed_with(mut self, failure: String) -> RenderReport {
+        self.failed.push(failure);
+        self
+    }
 }
 
 /// The PDF path of an invoice: `pdf/YYYY-MM/{number}.pdf`.
@@ -87,35 +96,37 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
         .filter(|i| missing.contains(&i.number))
         .collect();
     let progress = crate::progress::Progress::new(invoices.len() as u64, "render");
-    let outcomes: Vec<Result<(usize, Option<String>), FileError>> = invoices
+    let outcomes: Vec<Result<RenderReport, FileError>> = invoices
         .par_iter()
         .map(|invoice| {
             progress.inc();
             let (number, period) = (&invoice.number, invoice.period);
-            let mut written = 0;
+            let mut done = RenderReport::default();
             if missing_pdf(number, period) {
                 match render_pdf(inputs, invoice) {
                     Ok(bytes) => store::write_atomic(&pdf_path(out, period, number), &bytes)?,
-                    Err(e) => return Ok((0, Some(format!("{number}: {e}")))),
+                    Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
                 }
-                written += 1;
+                done.written += 1;
             }
             if missing_xml(number, period, invoice.vat.is_some()) {
                 match render_einvoice(inputs, invoice) {
                     Ok(bytes) => {
                         store::write_atomic(&einvoice::einvoice_path(out, period, number), &bytes)?
                     }
-                    Err(e) => return Ok((written, Some(format!("{number}: {e}")))),
+                    Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
                 }
+                done.einvoices_written += 1;
             }
-            Ok((written, None))
+            Ok(done)
         })
         .collect();
     let mut report = RenderReport::default();
     for outcome in outcomes {
-        let (written, failure) = outcome?;
-        report.written += written;
-        report.failed.extend(failure);
+        let done = outcome?;
+        report.written += done.written;
+        report.einvoices_written += done.einvoices_written;
+        report.failed.extend(done.failed);
     }
     Ok(report)
 }
