@@ -14,11 +14,13 @@ use super::*;
 
 impl Ledger {
     /// Profiles that have issued at least one invoice, with one of its numbers.
+    /// Read from the decisions (indexed by profile, a few hundred bytes
+    /// each), not the invoices, whose JSON holds every line.
     pub fn invoiced_profiles(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         self.for_text_rows(
-            "SELECT json_extract(data, '$.profile_id'), MIN(number) FROM invoices
-             GROUP BY json_extract(data, '$.profile_id')",
+            "SELECT profile_id, MIN(json_extract(data, '$.invoice_number')) FROM decisions
+             WHERE code = 'invoice_issued' GROUP BY profile_id",
             [],
             |[profile, number]| {
                 out.insert(profile, number);

@@ -157,6 +157,11 @@ pub struct Amounts {
 }
 
 impl Amounts {
+    /// `amount_due` plus the VAT of an invoice (none without `[tax]`).
+    pub fn total(&self, vat: Option<&Vat>) -> Decimal {
+        self.amount_due + vat.map_or(Decimal::ZERO, |v| v.amount)
+    }
+
     /// Monthly and prepaid credits applied.
     pub fn credits(&self) -> Decimal {
         self.monthly_credit + self.prepaid_credit
@@ -237,7 +242,7 @@ impl Invoice {
 
     /// `amount_due` plus VAT: what the customer pays.
     pub fn total(&self) -> Decimal {
-        self.amounts.amount_due + self.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)
+        self.amounts.total(self.vat.as_ref())
     }
 }
 
@@ -262,7 +267,7 @@ pub struct InvoiceHead {
 impl InvoiceHead {
     /// `amount_due` plus VAT: what the customer pays.
     pub fn total(&self) -> Decimal {
-        self.amounts.amount_due + self.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)
+        self.amounts.total(self.vat.as_ref())
     }
 }
 

@@ -284,9 +284,9 @@ impl Document<'_, '_> {
 
     fn totals(&self, w: &mut W) -> Io {
         let a = &self.invoice.amounts;
+        let all = self.allowances_and_charges();
         let sum = |charge: bool| -> Decimal {
-            self.allowances_and_charges()
-                .iter()
+            all.iter()
                 .filter(|ac| ac.charge == charge)
                 .map(|ac| ac.amount)
                 .sum()
