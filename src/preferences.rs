@@ -334,28 +334,12 @@ impl ProfilePreferences {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Account, Currency, Locale, RoleAssignment};
+    use crate::model::{Account, RoleAssignment};
 
     /// One account of `agreement` with profile P (and a sibling profile Q),
     /// and `holder@x.example` holding `role` at `scope` on `scope_id`.
     fn world(agreement: Agreement, role: RoleKind, scope: Scope, scope_id: &str) -> Reference {
-        let profile = |id: &str| Profile {
-            id: id.into(),
-            account_id: "A".into(),
-            name: id.into(),
-            currency: Currency::parse("USD").unwrap(),
-            locale: Locale::EnUs,
-            created_date: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-            period_start_day: 1,
-            email_invoice: false,
-            invoice_email: None,
-            payment_terms_days: 30,
-            address: String::new(),
-            country: None,
-            vat_id: None,
-            vat_category: None,
-            peppol_id: None,
-        };
+        let profile = |id: &str| Profile::for_tests(id, "A");
         Reference {
             accounts: [(
                 "A".to_string(),

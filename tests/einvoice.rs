@@ -11,7 +11,7 @@ use std::path::Path;
 use quick_xml::events::Event;
 use rust_decimal::Decimal;
 
-use crate::common::{faktura, files_under, read_parquet_dir, run, sample_copy, strings};
+use crate::common::{files_under, read_parquet_dir, run, sample_copy, strings};
 
 const AS_OF: &str = "2026-12-03";
 
@@ -339,25 +339,30 @@ fn without_tax_there_is_no_vat_and_no_einvoice() {
 
 #[test]
 fn vat_configuration_errors_exit_2_naming_the_problem() {
-    let cases: [(&str, &str, &str); 4] = [
+    let profile = "NO,NO 987 654 325 MVA,,0192:987654325";
+    // (file, text, replaced by, what the error names)
+    let cases: [(&str, &str, &str, &str); 4] = [
         (
             "profiles.csv",
-            "NO,NO 987 654 325 MVA,,0192:987654325",
+            profile,
             "NO,,AE,",
+            "needs the customer's vatId",
         ),
         (
             "profiles.csv",
-            "NO,NO 987 654 325 MVA,,0192:987654325",
+            profile,
             "NO,,X,",
+            "not one of S, AE, Z, E, O",
         ),
         (
             "profiles.csv",
-            "NO,NO 987 654 325 MVA,,0192:987654325",
+            profile,
             "XX,,,",
+            "not an ISO 3166-1 alpha-2 country code",
         ),
-        ("faktura.toml", "country = \"NO\"\n", ""),
+        ("faktura.toml", "country = \"NO\"\n", "", "issuer.country"),
     ];
-    for (file, from, to) in cases {
+    for (file, from, to, problem) in cases {
         let data = sample_copy();
         let path = data.path().join(file);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -373,6 +378,7 @@ fn vat_configuration_errors_exit_2_naming_the_problem() {
             "profiles.csv"
         };
         assert!(stderr.contains(named), "{stderr}");
+        assert!(stderr.contains(problem), "{stderr}");
         assert!(!out_dir.exists());
     }
 }
@@ -410,21 +416,7 @@ fn an_invoice_is_paid_once_payments_reach_its_total() {
 /// trials, carries and adjustment lines, in every VAT category.
 #[test]
 fn a_generated_month_with_adjustments_maps_to_valid_einvoices() {
-    let data = tempfile::tempdir().unwrap();
-    let generated = faktura(&[
-        "gen",
-        "--out",
-        data.path().to_str().unwrap(),
-        "--days",
-        "65",
-        "--rows-per-day",
-        "300",
-        "--profiles",
-        "36",
-        "--seed",
-        "18",
-    ]);
-    assert!(generated.status.success());
+    let data = crate::common::generated(65, 300, 36, 18);
     std::fs::write(
         data.path().join("faktura.toml"),
         "[billing]\nbilling_start = \"2026-10-01\"\n\

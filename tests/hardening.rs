@@ -54,30 +54,6 @@ fn append(data: &Path, file: &str, line: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-/// A generated month with `profiles` profiles, every one opted in.
-fn generated(profiles: usize) -> tempfile::TempDir {
-    let data = tempfile::tempdir().unwrap();
-    let (code, stderr) = run_within(
-        &[
-            "gen",
-            "--out",
-            data.path().to_str().unwrap(),
-            "--days",
-            "35",
-            "--rows-per-day",
-            "400",
-            "--profiles",
-            &profiles.to_string(),
-            "--seed",
-            "14",
-        ],
-        &[],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    data
-}
-
 fn latest_summary(out: &Path) -> serde_json::Value {
     let runs = files_under(&out.join("runs"));
     let text = std::fs::read_to_string(runs.last().expect("a run summary")).unwrap();
@@ -86,7 +62,7 @@ fn latest_summary(out: &Path) -> serde_json::Value {
 
 #[test]
 fn an_address_lettre_cannot_use_is_refused_up_front_instead_of_hanging_the_send() {
-    let data = generated(40);
+    let data = crate::common::generated(35, 400, 40, 14);
     // Valid by the old, looser check; not dot-atom (SPEC §2), and lettre refuses it.
     append(
         data.path(),
@@ -110,7 +86,7 @@ fn an_address_lettre_cannot_use_is_refused_up_front_instead_of_hanging_the_send(
 
 #[test]
 fn a_refused_recipient_among_more_messages_than_the_senders_hold_is_bounced_and_the_run_returns() {
-    let data = generated(40);
+    let data = crate::common::generated(35, 400, 40, 14);
     // Someone who gets invoices in a clean run.
     let clean_server = SmtpServer::start(Script::default());
     let clean = tempfile::tempdir().unwrap();
@@ -194,16 +170,7 @@ fn a_usage_value_of_10_pow_18_is_a_bad_number_and_the_rest_is_billed() {
     assert!(bad.iter().all(|l| l.contains(",bad_number,")), "{rejects}");
     assert!(rejects.contains("10^18"), "{rejects}");
     // The run went on: October of PRF-NORDLYS-NO is invoiced with the huge line.
-    let explain = crate::common::faktura(&[
-        "explain",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--profile",
-        "PRF-NORDLYS-NO",
-        "--period",
-        "2026-10",
-    ]);
-    let text = String::from_utf8_lossy(&explain.stdout);
+    let text = crate::common::explain(out.path(), "PRF-NORDLYS-NO", Some("2026-10"));
     // 830.21 NOK without the huge row (see end_to_end), plus 999999999999999999.99.
     assert!(
         text.contains("amount due 1000000000000000830.20 NOK"),

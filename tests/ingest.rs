@@ -347,21 +347,7 @@ fn changed_file_is_reingested_and_unchanged_one_is_not() {
 
 #[test]
 fn a_killed_ingest_leaves_no_partial_partition_and_the_next_run_completes_it() {
-    let data = tempfile::tempdir().unwrap();
-    let generated = faktura(&[
-        "gen",
-        "--out",
-        data.path().to_str().unwrap(),
-        "--days",
-        "4",
-        "--rows-per-day",
-        "60000",
-        "--profiles",
-        "12",
-        "--seed",
-        "3",
-    ]);
-    assert!(generated.status.success());
+    let data = crate::common::generated(4, 60000, 12, 3);
     let reference_out = tempfile::tempdir().unwrap();
     assert_eq!(stage("ingest", data.path(), reference_out.path()), 0);
     let expected = read_parquet_dir(&reference_out.path().join("usage"));

@@ -13,25 +13,14 @@ use crate::common::{faktura_env, read_parquet_dir, run_args, snapshot};
 
 const AS_OF: &str = "2026-11-20";
 
+/// A generated month with VAT, so a kill can also land while e-invoices are written.
 fn generated_month() -> tempfile::TempDir {
-    let data = tempfile::tempdir().unwrap();
-    let (code, stderr) = faktura_env(
-        &[
-            "gen",
-            "--out",
-            data.path().to_str().unwrap(),
-            "--days",
-            "40",
-            "--rows-per-day",
-            "1500",
-            "--profiles",
-            "40",
-            "--seed",
-            "5",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{stderr}");
+    let data = crate::common::generated(40, 1500, 40, 5);
+    std::fs::write(
+        data.path().join("faktura.toml"),
+        "[issuer]\nvat_id = \"NO 123 456 785 MVA\"\ncountry = \"NO\"\n[tax]\nrate = 25\n",
+    )
+    .unwrap();
     data
 }
 
@@ -88,6 +77,10 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
             Box::new(move |o, _| count(&o.join("pdf")) >= 20),
         ),
         (
+            "e-invoices half written",
+            Box::new(move |o, _| count(&o.join("einvoice")) >= 20),
+        ),
+        (
             "send began",
             Box::new(|_, server| !server.received().is_empty()),
         ),
@@ -134,6 +127,12 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         assert!(
             files(out.path(), "pdf/") == files(clean.path(), "pdf/"),
             "PDFs, {at}"
+        );
+        let einvoices = files(clean.path(), "einvoice/");
+        assert!(!einvoices.is_empty());
+        assert!(
+            files(out.path(), "einvoice/") == einvoices,
+            "e-invoices, {at}"
         );
         assert!(
             snapshot(out.path()).keys().all(|k| !k.contains(".tmp-")),

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::common::{faktura, files_under, run, sample_copy};
+use crate::common::{explain, faktura, files_under, run, sample_copy};
 
 const HEADER: &str = "billingProfileId,setting,value,changedBy,changedDate";
 
@@ -41,18 +41,6 @@ fn outbox(out: &Path) -> BTreeSet<(String, String)> {
             (invoice.into_owned(), recipient.into_owned())
         })
         .collect()
-}
-
-fn explain(out: &Path, profile: &str) -> String {
-    let output = faktura(&[
-        "explain",
-        "--out",
-        out.to_str().unwrap(),
-        "--profile",
-        profile,
-    ]);
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
@@ -180,7 +168,7 @@ fn a_change_waits_for_its_date_and_issued_invoices_keep_their_recipients() {
         "ola.nordmann@nordlys.example".to_string(),
     );
     assert!(october.contains(&nordlys_october), "{october:?}");
-    let text = explain(out.path(), "PRF-NORDLYS-NO");
+    let text = explain(out.path(), "PRF-NORDLYS-NO", None);
     assert!(text.contains("E-mail invoices on 2026-11-03: on"), "{text}");
     assert!(
         text.contains("ingrid.haugen@nordlys.example set emailInvoice to false: accepted; takes effect on 2026-11-15"),
@@ -234,13 +222,13 @@ fn explain_shows_the_preference_an_accepted_change_and_a_refused_one() {
     // The sample's own preferences.csv.
     let (code, stderr) = run(data.path(), out.path(), "2026-12-03");
     assert_eq!(code, 3, "{stderr}");
-    let text = explain(out.path(), "PRF-NORDLYS-NO");
+    let text = explain(out.path(), "PRF-NORDLYS-NO", None);
     assert!(text.contains("E-mail invoices on 2026-12-03: on"), "{text}");
     assert!(
         text.contains("2026-11-12 line 3: kari.larsen@nordlys.example set emailInvoice to false: refused (not_authorized): Kari Larsen is an Invoice Manager; only Owners and Contributors may change this."),
         "{text}"
     );
-    let text = explain(out.path(), "7f3c2a10-5b1e-4c2d-9a8e-0d4f6b7c8e91");
+    let text = explain(out.path(), "7f3c2a10-5b1e-4c2d-9a8e-0d4f6b7c8e91", None);
     assert!(
         text.contains("E-mail invoices on 2026-12-03: on, to bjorn.billing@astrom.example, additional recipients kontor@astrom.example, revisor@nordrevision.example."),
         "{text}"

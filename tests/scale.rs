@@ -8,25 +8,8 @@ use crate::common::{faktura_env, read_parquet_dir, snapshot};
 
 #[test]
 fn four_shards_then_one_run_equal_a_single_run() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::common::generated(35, 400, 10, 9);
     let d = data.path().to_str().unwrap();
-    let (code, _) = faktura_env(
-        &[
-            "gen",
-            "--out",
-            d,
-            "--days",
-            "35",
-            "--rows-per-day",
-            "400",
-            "--profiles",
-            "10",
-            "--seed",
-            "9",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0);
     std::fs::write(
         data.path().join("faktura.toml"),
         "[billing]\nbilling_start = \"2026-10-01\"\n",
@@ -115,24 +98,8 @@ fn four_shards_then_one_run_equal_a_single_run() {
 
 #[test]
 fn a_shard_needs_a_valid_spec_and_a_configured_billing_start() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::common::generated(2, 10, 2, 1);
     let d = data.path().to_str().unwrap();
-    faktura_env(
-        &[
-            "gen",
-            "--out",
-            d,
-            "--days",
-            "2",
-            "--rows-per-day",
-            "10",
-            "--profiles",
-            "2",
-            "--seed",
-            "1",
-        ],
-        &[],
-    );
     let out = data.path().join("out");
     let o = out.to_str().unwrap();
     let (code, stderr) = faktura_env(&["ingest", "--data", d, "--out", o, "--shard", "4/4"], &[]);

@@ -102,6 +102,29 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// A USD, en-US, calendar-month profile `id` of `account`, created
+    /// 2025-01-01, opted out, with no VAT data: what unit tests vary.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str, account: &str) -> Profile {
+        Profile {
+            id: id.into(),
+            account_id: account.into(),
+            name: id.into(),
+            currency: Currency::parse("USD").expect("a currency"),
+            locale: Locale::EnUs,
+            created_date: NaiveDate::from_ymd_opt(2025, 1, 1).expect("a date"),
+            period_start_day: 1,
+            email_invoice: false,
+            invoice_email: None,
+            payment_terms_days: 30,
+            address: String::new(),
+            country: None,
+            vat_id: None,
+            vat_category: None,
+            peppol_id: None,
+        }
+    }
+
     /// The profile's first period: the one containing the later of its
     /// createdDate and billing_start (SPEC §3).
     pub fn first_period(&self, billing_start: NaiveDate) -> Period {

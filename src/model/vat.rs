@@ -115,11 +115,6 @@ impl TaxRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     fn customer(
         country: Option<&str>,
@@ -127,21 +122,12 @@ mod tests {
         category: Option<VatCategory>,
     ) -> Profile {
         Profile {
-            id: "P".into(),
-            account_id: "A".into(),
-            name: "P".into(),
             currency: Currency::parse("NOK").unwrap(),
             locale: Locale::NbNo,
-            created_date: d("2025-01-01"),
-            period_start_day: 1,
-            email_invoice: false,
-            invoice_email: None,
-            payment_terms_days: 30,
-            address: String::new(),
             country: country.map(str::to_string),
             vat_id: vat_id.map(str::to_string),
             vat_category: category,
-            peppol_id: None,
+            ..Profile::for_tests("P", "A")
         }
     }
 

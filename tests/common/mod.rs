@@ -57,6 +57,47 @@ pub fn faktura_env(args: &[&str], env: &[(String, String)]) -> (i32, String) {
     )
 }
 
+/// `faktura gen` into a new temporary directory (start 2026-10-01).
+pub fn generated(days: u32, rows_per_day: u32, profiles: u32, seed: u32) -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let output = faktura(&[
+        "gen",
+        "--out",
+        data.path().to_str().unwrap(),
+        "--days",
+        &days.to_string(),
+        "--rows-per-day",
+        &rows_per_day.to_string(),
+        "--profiles",
+        &profiles.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    data
+}
+
+/// `faktura explain --out OUT --profile PROFILE [--period PERIOD]`, which must succeed.
+pub fn explain(out: &Path, profile: &str, period: Option<&str>) -> String {
+    let mut args = vec![
+        "explain",
+        "--out",
+        out.to_str().unwrap(),
+        "--profile",
+        profile,
+    ];
+    if let Some(period) = period {
+        args.extend(["--period", period]);
+    }
+    let output = faktura(&args);
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// A copy of the bundled sample in a temporary directory, to edit.
 pub fn sample_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

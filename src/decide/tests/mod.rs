@@ -46,21 +46,12 @@ fn add_profile(
     r.profiles.insert(
         id.into(),
         Profile {
-            id: id.into(),
-            account_id: account.into(),
             name: format!("Profile {id}"),
             currency: Currency::parse(currency).unwrap(),
-            locale: Locale::EnUs,
             created_date: created,
             period_start_day: start_day,
             email_invoice: true,
-            invoice_email: None,
-            payment_terms_days: 30,
-            address: String::new(),
-            country: None,
-            vat_id: None,
-            vat_category: None,
-            peppol_id: None,
+            ..Profile::for_tests(id, account)
         },
     );
 }
