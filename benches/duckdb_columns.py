@@ -9,3 +9,11 @@ COLUMNS = {
     "billingCurrency": "VARCHAR", "chargeType": "VARCHAR", "publisherType": "VARCHAR",
     "pricingModel": "VARCHAR", "isAzureCreditEligible": "BOOLEAN", "resourceId": "VARCHAR",
 }
+
+
+def columns_of(path):
+    """The explicit types of a usage file's header: COLUMNS for the usage
+    columns, VARCHAR for any other (Azure's `tags`, say)."""
+    with open(path, encoding="utf-8-sig") as f:
+        names = f.readline().rstrip("\r\n").split(",")
+    return {name: COLUMNS.get(name, "VARCHAR") for name in names}

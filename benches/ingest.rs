@@ -20,6 +20,7 @@ fn ingest_generated(c: &mut Criterion) {
         profiles: 500,
         seed: 7,
         start,
+        shape: Default::default(),
     })
     .unwrap();
     let bytes: u64 = std::fs::read_dir(data.path().join("usage"))

@@ -119,6 +119,40 @@ pub struct GenArgs {
     /// First usage day.
     #[arg(long, default_value = "2026-10-01")]
     pub start: NaiveDate,
+    /// The usage's shape: `classic` (15 meters, 3-10 a subscription,
+    /// uniform) or `azure` (a large tenant's month: 2,000 meters, 5-40 a
+    /// subscription drawn Zipf-skewed, skewed volumes, Azure's charge and
+    /// pricing mix, up to 8 fraction digits). The options below override it.
+    #[arg(long, value_enum, default_value = "classic")]
+    pub shape: Shape,
+    /// Meters in the catalogue.
+    #[arg(long, value_name = "N")]
+    pub meters: Option<usize>,
+    /// Meters each subscription uses, as A-B.
+    #[arg(long, value_name = "A-B", value_parser = faktura::synth::parse_range)]
+    pub meters_per_subscription: Option<(usize, usize)>,
+    /// Zipf exponent of meter popularity (0: uniform).
+    #[arg(long, value_name = "S")]
+    pub meter_skew: Option<f64>,
+    /// Zipf exponent of subscriptions' row volumes (0: uniform).
+    #[arg(long, value_name = "S")]
+    pub volume_skew: Option<f64>,
+}
+
+/// `faktura gen --shape`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Shape {
+    Classic,
+    Azure,
+}
+
+impl From<Shape> for faktura::synth::ShapePreset {
+    fn from(shape: Shape) -> Self {
+        match shape {
+            Shape::Classic => faktura::synth::ShapePreset::Classic,
+            Shape::Azure => faktura::synth::ShapePreset::Azure,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -108,7 +108,7 @@ impl LineTexts {
     }
 }
 
-fn write_line_text(text: &mut Vec<u8>, values: &[&str; 7]) {
+pub(crate) fn write_line_text(text: &mut Vec<u8>, values: &[&str; 7]) {
     text.clear();
     for value in values {
         let len = u32::try_from(value.len()).expect("a value shorter than 4 GB");
@@ -281,9 +281,9 @@ mod tests {
         let sums = frame_to_daily_sums(&sums.into_frame(day, 10).unwrap()).unwrap();
         assert_eq!(sums.len(), 1);
         assert_eq!(sums[0].profile_id, "P:1");
-        assert_eq!(sums[0].key.subscription_id, "S");
-        assert_eq!(sums[0].key.meter_name, name);
-        assert_eq!(sums[0].key.pricing_model, "OnDemand");
+        assert_eq!(&*sums[0].key.subscription_id, "S");
+        assert_eq!(sums[0].key.meter.meter_name, name);
+        assert_eq!(sums[0].key.meter.pricing_model, "OnDemand");
         assert!(sums[0].key.credit_eligible);
         assert_eq!(sums[0].sums.rows, 2);
     }
@@ -326,13 +326,17 @@ mod tests {
                 .unwrap()
                 .into_iter()
                 .map(|d| {
-                    let profile = if d.key.subscription_id == "S3" {
+                    let profile = if &*d.key.subscription_id == "S3" {
                         "P2"
                     } else {
                         "P1"
                     };
                     assert_eq!(d.profile_id, profile);
-                    let key = (d.key.subscription_id, d.key.meter_id, d.key.credit_eligible);
+                    let key = (
+                        d.key.subscription_id.to_string(),
+                        d.key.meter.meter_id.clone(),
+                        d.key.credit_eligible,
+                    );
                     (key, (d.sums.cost.try_into().unwrap(), d.sums.rows))
                 })
                 .collect();

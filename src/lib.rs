@@ -27,6 +27,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod locale;
 pub mod logfile;
+pub mod memory;
 pub mod model;
 pub mod outputs;
 pub mod parse;

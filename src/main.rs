@@ -27,6 +27,13 @@ fn main() -> ExitCode {
                 .map_err(Into::into),
         ),
         Command::Gen(a) => {
+            let mut shape = faktura::synth::UsageShape::preset(a.shape.into());
+            shape.catalogue = a.meters.unwrap_or(shape.catalogue);
+            shape.meters_per_subscription = a
+                .meters_per_subscription
+                .unwrap_or(shape.meters_per_subscription);
+            shape.meter_skew = a.meter_skew.unwrap_or(shape.meter_skew);
+            shape.volume_skew = a.volume_skew.unwrap_or(shape.volume_skew);
             let opts = faktura::synth::GenOptions {
                 out_dir: a.out,
                 days: a.days,
@@ -34,6 +41,7 @@ fn main() -> ExitCode {
                 profiles: a.profiles,
                 seed: a.seed,
                 start: a.start,
+                shape,
             };
             let written = faktura::synth::generate(&opts);
             report(

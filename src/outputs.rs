@@ -11,7 +11,9 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::ledger::{Ledger, LedgerError};
-use crate::model::{Decision, InvoiceStatus, Kind, Line, Period};
+use std::sync::Arc;
+
+use crate::model::{Decision, DecisionKey, InvoiceStatus, Line, MeterLine};
 use crate::parse::{USAGE_SCALE, decimal_to_scaled};
 use crate::store::{
     self, date_column, decimal_column, opt_decimal_column, opt_string_column, string_column,
@@ -25,6 +27,8 @@ pub enum OutputsError {
     Table(#[from] PolarsError),
     #[error(transparent)]
     Parquet(#[from] store::ParquetError),
+    #[error(transparent)]
+    File(#[from] store::FileError),
     #[error("the ledger names an unknown output folder `{0}`")]
     UnknownFolder(String),
 }
@@ -45,7 +49,12 @@ pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger) -> Result<usize> {
         let path = out_dir.join(format!("{folder}/period={month}/{folder}.parquet"));
         let mut df = match folder.as_str() {
             "decisions" => decisions_frame(ledger, month)?,
-            "lines" => lines_frame(ledger, month)?,
+            "lines" => {
+                let bytes = lines_parquet(ledger, month)?;
+                store::write_atomic(&path, &bytes)?;
+                ledger.clear_dirty(folder, month)?;
+                continue;
+            }
             "invoices" => invoices_frame(ledger, month)?,
             other => return Err(OutputsError::UnknownFolder(other.to_string())),
         };
@@ -112,93 +121,114 @@ fn decisions_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
     Ok(DataFrame::new(decisions.len(), columns)?)
 }
 
-/// One row of `lines/`: a line with the decision it belongs to.
-struct LineRow {
-    profile_id: String,
-    kind: Kind,
-    period: Period,
-    currency: String,
-    line: Line,
+/// A month's `lines/` parquet: its periods' lines read from the ledger a
+/// period at a time and encoded a row group at a time, so memory holds one
+/// row group (a month end has about 1.5 million lines).
+fn lines_parquet(ledger: &Ledger, month: &str) -> Result<Vec<u8>> {
+    let decided = ledger.decisions()?;
+    let mut bytes = Vec::new();
+    let schema = LineColumns::default().into_frame()?.schema().clone();
+    let mut writer = ParquetWriter::new(&mut bytes)
+        .with_compression(ParquetCompression::Zstd(None))
+        .batched(&schema)?;
+    let mut columns = LineColumns::default();
+    let mut encode_error = None;
+    ledger.for_lines_in_month(month, |key, lines| {
+        if let Some(decision) = decided.get(&key) {
+            for line in &lines {
+                columns.push(&key, decision, line);
+            }
+        }
+        if columns.len() >= LINE_ROWS_PER_GROUP {
+            let frame = std::mem::take(&mut columns).into_frame();
+            if let Err(e) = frame.and_then(|f| writer.write_batch(&f)) {
+                encode_error.get_or_insert(e);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(e) = encode_error {
+        return Err(e.into());
+    }
+    if columns.len() > 0 {
+        writer.write_batch(&columns.into_frame()?)?;
+    }
+    writer.finish()?;
+    drop(writer);
+    Ok(bytes)
 }
 
-fn lines_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
-    let decided = ledger.decisions()?;
-    let mut rows = Vec::new();
-    for (key, lines) in ledger.lines_in_month(month)? {
-        let decision = &decided[&key];
-        for line in lines {
-            rows.push(LineRow {
-                profile_id: key.0.clone(),
-                kind: key.1,
-                period: decision.period,
-                currency: decision.currency.clone(),
-                line,
-            });
-        }
+/// Lines gathered before they are encoded as a row group.
+const LINE_ROWS_PER_GROUP: usize = 64 * 1024;
+
+/// Rows of `lines/`, column by column (SPEC §6).
+#[derive(Default)]
+struct LineColumns {
+    profile: Vec<String>,
+    kind: Vec<&'static str>,
+    period_start: Vec<NaiveDate>,
+    period_end: Vec<NaiveDate>,
+    subscription: Vec<Arc<str>>,
+    meter: Vec<Arc<MeterLine>>,
+    credit_eligible: Vec<bool>,
+    covered_by: Vec<&'static str>,
+    currency: Vec<String>,
+    quantity: Vec<i128>,
+    cost: Vec<i128>,
+    amount: Vec<i128>,
+    rows: Vec<i64>,
+}
+
+impl LineColumns {
+    fn len(&self) -> usize {
+        self.rows.len()
     }
-    let text = |f: &dyn Fn(&LineRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let usage_decimal = |name: &str, f: &dyn Fn(&LineRow) -> Decimal| {
-        let values = rows
-            .iter()
-            .map(|r| decimal_to_scaled(f(r), USAGE_SCALE))
-            .collect();
-        decimal_column(name, values, USAGE_SCALE as usize)
-    };
-    let columns = vec![
-        string_column("billing_profile_id", &text(&|r| r.profile_id.clone())),
-        string_column("kind", &text(&|r| r.kind.as_str().into())),
-        date_column(
-            "period_start",
-            rows.iter().map(|r| r.period.start).collect(),
-        ),
-        date_column("period_end", rows.iter().map(|r| r.period.end).collect()),
-        string_column(
-            "subscription_id",
-            &text(&|r| r.line.key.subscription_id.clone()),
-        ),
-        string_column("meter_id", &text(&|r| r.line.key.meter_id.clone())),
-        string_column(
-            "meter_category",
-            &text(&|r| r.line.key.meter_category.clone()),
-        ),
-        string_column("meter_name", &text(&|r| r.line.key.meter_name.clone())),
-        string_column(
-            "unit_of_measure",
-            &text(&|r| r.line.key.unit_of_measure.clone()),
-        ),
-        string_column("charge_type", &text(&|r| r.line.key.charge_type.clone())),
-        string_column(
-            "publisher_type",
-            &text(&|r| r.line.key.publisher_type.clone()),
-        ),
-        string_column(
-            "pricing_model",
-            &text(&|r| r.line.key.pricing_model.clone()),
-        ),
-        Column::new(
-            "is_azure_credit_eligible".into(),
-            rows.iter()
-                .map(|r| r.line.key.credit_eligible)
-                .collect::<Vec<_>>(),
-        ),
-        string_column(
-            "covered_by",
-            &text(&|r| r.line.key.covered_by.as_str().into()),
-        ),
-        string_column("currency", &text(&|r| r.currency.clone())),
-        usage_decimal("quantity", &|r| r.line.sums.quantity)?,
-        usage_decimal("cost", &|r| r.line.sums.cost)?,
-        decimal_column(
-            "amount",
-            rows.iter().map(|r| amount(r.line.amount)).collect(),
-            AMOUNT_SCALE as usize,
-        )?,
-        Column::new(
-            "rows".into(),
-            rows.iter().map(|r| r.line.sums.rows).collect::<Vec<i64>>(),
-        ),
-    ];
-    Ok(DataFrame::new(rows.len(), columns)?)
+
+    fn push(&mut self, key: &DecisionKey, decision: &Decision, line: &Line) {
+        self.profile.push(key.0.clone());
+        self.kind.push(key.1.as_str());
+        self.period_start.push(decision.period.start);
+        self.period_end.push(decision.period.end);
+        self.subscription.push(line.key.subscription_id.clone());
+        self.meter.push(line.key.meter.clone());
+        self.credit_eligible.push(line.key.credit_eligible);
+        self.covered_by.push(line.key.covered_by.as_str());
+        self.currency.push(decision.currency.clone());
+        self.quantity
+            .push(decimal_to_scaled(line.sums.quantity, USAGE_SCALE));
+        self.cost
+            .push(decimal_to_scaled(line.sums.cost, USAGE_SCALE));
+        self.amount.push(amount(line.amount));
+        self.rows.push(line.sums.rows);
+    }
+
+    fn into_frame(self) -> PolarsResult<DataFrame> {
+        let meter =
+            |f: fn(&MeterLine) -> &str| -> Vec<&str> { self.meter.iter().map(|m| f(m)).collect() };
+        let subscriptions: Vec<&str> = self.subscription.iter().map(|s| &**s).collect();
+        let columns = vec![
+            string_column("billing_profile_id", &self.profile),
+            string_column("kind", &self.kind),
+            date_column("period_start", self.period_start.clone()),
+            date_column("period_end", self.period_end.clone()),
+            string_column("subscription_id", &subscriptions),
+            string_column("meter_id", &meter(|m| &m.meter_id)),
+            string_column("meter_category", &meter(|m| &m.meter_category)),
+            string_column("meter_name", &meter(|m| &m.meter_name)),
+            string_column("unit_of_measure", &meter(|m| &m.unit_of_measure)),
+            string_column("charge_type", &meter(|m| &m.charge_type)),
+            string_column("publisher_type", &meter(|m| &m.publisher_type)),
+            string_column("pricing_model", &meter(|m| &m.pricing_model)),
+            Column::new("is_azure_credit_eligible".into(), &self.credit_eligible),
+            string_column("covered_by", &self.covered_by),
+            string_column("currency", &self.currency),
+            decimal_column("quantity", self.quantity.clone(), USAGE_SCALE as usize)?,
+            decimal_column("cost", self.cost.clone(), USAGE_SCALE as usize)?,
+            decimal_column("amount", self.amount.clone(), AMOUNT_SCALE as usize)?,
+            Column::new("rows".into(), &self.rows),
+        ];
+        DataFrame::new(self.rows.len(), columns)
+    }
 }
 
 fn invoices_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {

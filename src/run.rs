@@ -246,11 +246,15 @@ fn timed<T>(
     work: impl FnOnce(&mut RunSummary) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let started = Instant::now();
+    crate::memory::start_stage();
     let _span = tracing::info_span!("stage", stage).entered();
     let out = work(summary)?;
     summary
         .durations
         .insert(stage.into(), started.elapsed().as_secs_f64());
+    if let Some(peak) = crate::memory::stage_peak_mb() {
+        summary.peak_rss_mb.insert(stage.into(), peak);
+    }
     Ok(out)
 }
 
@@ -357,12 +361,14 @@ fn decide_stage(
         tax: tax_rule.as_ref(),
     };
     let commit = decide::decide(&input);
+    tracing::debug!("decided; recording");
     // Decided: the period lines and earlier decisions are no longer needed.
     drop((lines, decided, billed));
     summary.record_decisions(&commit);
     ledger
         .commit_decisions(&commit)
         .context("failed to record decisions")?;
+    tracing::debug!("recorded; writing outputs");
     let (decisions, invoices) = (commit.decisions.len(), commit.invoices.len());
     drop(commit);
     let written = record_payments_and_outputs(ctx, ledger, summary)?;

@@ -54,6 +54,8 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     /// Seconds per stage.
     pub durations: BTreeMap<String, f64>,
+    /// Peak resident memory (MB) per stage, where the system tells it.
+    pub peak_rss_mb: BTreeMap<String, f64>,
 }
 
 impl RunSummary {
@@ -80,6 +82,7 @@ impl RunSummary {
             needs_attention: Vec::new(),
             warnings: Vec::new(),
             durations: BTreeMap::new(),
+            peak_rss_mb: BTreeMap::new(),
         }
     }
 

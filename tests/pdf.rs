@@ -62,9 +62,9 @@ fn a_long_invoice_paginates_with_header_repeated_and_totals_on_the_last_page() {
     // group continues from the previous page.
     for (i, text) in pages.iter().enumerate() {
         for line in &invoice.lines {
-            let name = &line.key.meter_name;
+            let name = &line.key.meter.meter_name;
             if text.contains(&format!("{name} ")) || text.contains(&format!("{name}\n")) {
-                let (sub, category) = (&line.key.subscription_id, &line.key.meter_category);
+                let (sub, category) = (&line.key.subscription_id, &line.key.meter.meter_category);
                 assert!(
                     text.contains(&format!("{sub} · {category}"))
                         || text.contains(&format!("{sub}) · {category}")),
@@ -78,11 +78,14 @@ fn a_long_invoice_paginates_with_header_repeated_and_totals_on_the_last_page() {
     let all = pages.join("\n");
     for line in &invoice.lines {
         assert_eq!(
-            all.matches(&format!("{} ", line.key.meter_name)).count()
-                + all.matches(&format!("{}\n", line.key.meter_name)).count(),
+            all.matches(&format!("{} ", line.key.meter.meter_name))
+                .count()
+                + all
+                    .matches(&format!("{}\n", line.key.meter.meter_name))
+                    .count(),
             1,
             "{}",
-            line.key.meter_name
+            line.key.meter.meter_name
         );
     }
 }

@@ -3,10 +3,10 @@
 //! outcome is recorded in the ledger as it arrives. `--resend INVOICE`
 //! marks an invoice's deliveries pending again first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::MailSettings;
-use crate::ledger::{Delivery, Ledger, LedgerError};
+use crate::ledger::{Delivery, Ledger};
 use crate::model::Invoice;
 use crate::render;
 
@@ -35,7 +35,7 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
     let mailer = Mailer::new(inputs.mail, inputs.render.out_dir)?;
     let mut report = DeliveryReport::default();
     if let Some(number) = inputs.resend {
-        if !invoices_by_number(ledger)?.contains_key(number) {
+        if ledger.invoices_numbered(&[number.to_string()])?.is_empty() {
             return Err(DeliverError::NoSuchInvoice(number.to_string()));
         }
         let n = ledger.reset_deliveries(number)?;
@@ -52,7 +52,6 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
     if todo.is_empty() {
         return Ok(report);
     }
-    let invoices = invoices_by_number(ledger)?;
     let progress = crate::progress::Progress::new(todo.len() as u64, "send");
     // SMTP is latency-bound: several senders share the pooled transport,
     // and this thread records each outcome in the ledger as it arrives.
@@ -60,30 +59,42 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
         Mailer::File { .. } => 1,
         Mailer::Smtp { .. } => SMTP_CONNECTIONS,
     };
-    pool::send_all(
-        todo,
-        senders,
-        |delivery| deliver_one(inputs, &mailer, &invoices, delivery),
-        |batch| {
-            progress.inc_by(batch.len() as u64);
-            let records: Vec<_> = batch
-                .into_iter()
-                .map(|(delivery, (outcome, tries))| {
-                    let (status, reply) = report.count(&delivery, outcome);
-                    (
-                        delivery.invoice_number,
-                        delivery.recipient,
-                        status,
-                        reply,
-                        tries,
-                    )
-                })
-                .collect();
-            ledger.record_deliveries(&records)
-        },
-    )?;
+    // A batch of deliveries at a time, with only their invoices in memory.
+    for batch in todo.chunks(DELIVERIES_PER_BATCH) {
+        let numbers: BTreeSet<String> = batch.iter().map(|d| d.invoice_number.clone()).collect();
+        let invoices: BTreeMap<String, Invoice> = ledger
+            .invoices_numbered(&numbers.into_iter().collect::<Vec<_>>())?
+            .into_iter()
+            .map(|i| (i.number.clone(), i))
+            .collect();
+        pool::send_all(
+            batch.to_vec(),
+            senders,
+            |delivery| deliver_one(inputs, &mailer, &invoices, delivery),
+            |done| {
+                progress.inc_by(done.len() as u64);
+                let records: Vec<_> = done
+                    .into_iter()
+                    .map(|(delivery, (outcome, tries))| {
+                        let (status, reply) = report.count(&delivery, outcome);
+                        (
+                            delivery.invoice_number,
+                            delivery.recipient,
+                            status,
+                            reply,
+                            tries,
+                        )
+                    })
+                    .collect();
+                ledger.record_deliveries(&records)
+            },
+        )?;
+    }
     Ok(report)
 }
+
+/// Deliveries sent per batch: their invoices are read for the batch only.
+const DELIVERIES_PER_BATCH: usize = 512;
 
 impl DeliveryReport {
     /// Counts one outcome; returns the outbox status and reply to record.
@@ -106,14 +117,6 @@ impl DeliveryReport {
             }
         }
     }
-}
-
-fn invoices_by_number(ledger: &Ledger) -> Result<BTreeMap<String, Invoice>, LedgerError> {
-    Ok(ledger
-        .invoices()?
-        .into_iter()
-        .map(|(i, _, _)| (i.number.clone(), i))
-        .collect())
 }
 
 /// Builds one outbox message (PDF from disk, rendered again if missing) and

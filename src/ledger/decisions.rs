@@ -127,6 +127,25 @@ impl Ledger {
         data.map_or(Ok(Vec::new()), |d| from_json("lines.data", &d))
     }
 
+    /// Lines of every decided period whose start falls in the month
+    /// `YYYY-MM`, handed to `each` a period at a time.
+    pub fn for_lines_in_month(
+        &self,
+        month: &str,
+        mut each: impl FnMut(DecisionKey, Vec<crate::model::Line>) -> Result<()>,
+    ) -> Result<()> {
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start, data FROM lines
+             WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
+            [month],
+            |[profile, kind, start, data]| {
+                let kind = parse_kind("lines.kind", &kind)?;
+                let key = (profile, kind, date("lines.period_start", &start)?);
+                each(key, from_json("lines.data", &data)?)
+            },
+        )
+    }
+
     /// Lines of every decided period whose start falls in the month `YYYY-MM`.
     pub fn lines_in_month(
         &self,
@@ -202,7 +221,7 @@ impl Ledger {
                     *seq as i64,
                     invoice.number,
                     invoice.period.start.to_string(),
-                    json(invoice)
+                    json(&invoice.head())
                 ],
             )
             .map_err(wrap)?;

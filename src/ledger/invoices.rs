@@ -1,5 +1,8 @@
-//! Issued invoices as stored (with or without their lines), payments and
-//! statuses.
+//! Issued invoices as stored, payments and statuses. An invoice is stored
+//! without its lines (its `data` is the [`InvoiceHead`]): they are its
+//! period's decided lines, kept once in the `lines` table and joined back
+//! when an invoice is read whole. (Ledgers from before kept the lines in
+//! `data` too; they are read the same way.)
 
 use rust_decimal::Decimal;
 
@@ -10,7 +13,16 @@ use super::*;
 impl Ledger {
     /// Every issued invoice with what has been paid and its stored status.
     pub fn invoices(&self) -> Result<Vec<(Invoice, Decimal, String)>> {
-        self.invoice_rows()
+        self.invoice_heads()?
+            .into_iter()
+            .map(|(head, paid, status)| Ok((self.with_lines(head)?, paid, status)))
+            .collect()
+    }
+
+    /// An invoice whole: its head and its period's decided lines.
+    fn with_lines(&self, head: InvoiceHead) -> Result<Invoice> {
+        let lines = self.lines_of(&(head.profile_id.clone(), head.kind, head.period.start))?;
+        Ok(head.with_lines(lines))
     }
 
     /// Like [`Ledger::invoices`], without the invoices' lines.
@@ -34,6 +46,27 @@ impl Ledger {
                 Ok(())
             },
         )?;
+        Ok(out)
+    }
+
+    /// The issued invoices numbered `numbers`, with their lines, in that
+    /// order (a few at a time keeps memory to those few).
+    /// Numbers not issued are left out.
+    pub fn invoices_numbered(&self, numbers: &[String]) -> Result<Vec<Invoice>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT data FROM invoices WHERE number = ?1")
+            .map_err(self.err())?;
+        let mut out = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            let data: Option<String> = stmt
+                .query_row([number], |r| r.get(0))
+                .optional()
+                .map_err(self.err())?;
+            if let Some(data) = data {
+                out.push(self.with_lines(from_json("invoices.data", &data)?)?);
+            }
+        }
         Ok(out)
     }
 

@@ -346,10 +346,10 @@ impl Document<'_, '_> {
         let quantity = line.sums.quantity.normalize();
         let mut parts = vec![
             format!("Subscription {subscription}"),
-            format!("{quantity} x {}", k.unit_of_measure),
+            format!("{quantity} x {}", k.meter.unit_of_measure),
             format!(
                 "{}, {}, {}",
-                k.charge_type, k.pricing_model, k.publisher_type
+                k.meter.charge_type, k.meter.pricing_model, k.meter.publisher_type
             ),
         ];
         match k.covered_by {
@@ -428,13 +428,13 @@ fn exemption(category: VatCategory) -> Option<(&'static str, &'static str)> {
 
 fn item_name(line: &Line) -> String {
     let k = &line.key;
-    let name = [k.meter_category.as_str(), k.meter_name.as_str()]
+    let name = [k.meter.meter_category.as_str(), k.meter.meter_name.as_str()]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(": ");
     if name.is_empty() {
-        k.meter_id.clone()
+        k.meter.meter_id.clone()
     } else {
         name
     }

@@ -12,7 +12,6 @@ mod canvas;
 pub mod einvoice;
 mod pdf;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -76,8 +75,10 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
     let missing_xml = |number: &str, period, has_vat: bool| {
         has_vat && !einvoice::einvoice_path(out, period, number).exists()
     };
-    // Invoices with their lines are read only when something is missing.
-    let missing: BTreeSet<String> = ledger
+    // Invoices with their lines are read only when something is missing,
+    // a batch at a time: memory holds one batch's lines however many
+    // invoices the month end issues.
+    let missing: Vec<String> = ledger
         .invoice_heads()?
         .into_iter()
         .map(|(i, _, _)| i)
@@ -89,46 +90,52 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
     if missing.is_empty() {
         return Ok(RenderReport::default());
     }
-    let invoices: Vec<Invoice> = ledger
-        .invoices()?
-        .into_iter()
-        .map(|(i, _, _)| i)
-        .filter(|i| missing.contains(&i.number))
-        .collect();
-    let progress = crate::progress::Progress::new(invoices.len() as u64, "render");
-    let outcomes: Vec<Result<RenderReport, FileError>> = invoices
-        .par_iter()
-        .map(|invoice| {
-            progress.inc();
-            let (number, period) = (&invoice.number, invoice.period);
-            let mut done = RenderReport::default();
-            if missing_pdf(number, period) {
-                match render_pdf(inputs, invoice) {
-                    Ok(bytes) => store::write_atomic(&pdf_path(out, period, number), &bytes)?,
-                    Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
-                }
-                done.written += 1;
-            }
-            if missing_xml(number, period, invoice.vat.is_some()) {
-                match render_einvoice(inputs, invoice) {
-                    Ok(bytes) => {
-                        store::write_atomic(&einvoice::einvoice_path(out, period, number), &bytes)?
-                    }
-                    Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
-                }
-                done.einvoices_written += 1;
-            }
-            Ok(done)
-        })
-        .collect();
+    let progress = crate::progress::Progress::new(missing.len() as u64, "render");
     let mut report = RenderReport::default();
-    for outcome in outcomes {
-        let done = outcome?;
-        report.written += done.written;
-        report.einvoices_written += done.einvoices_written;
-        report.failed.extend(done.failed);
+    for batch in missing.chunks(RENDER_BATCH) {
+        let invoices = ledger.invoices_numbered(batch)?;
+        let outcomes: Vec<Result<RenderReport, FileError>> = invoices
+            .par_iter()
+            .map(|invoice| {
+                progress.inc();
+                render_one(inputs, invoice)
+            })
+            .collect();
+        for outcome in outcomes {
+            let done = outcome?;
+            report.written += done.written;
+            report.einvoices_written += done.einvoices_written;
+            report.failed.extend(done.failed);
+        }
     }
     Ok(report)
+}
+
+/// Invoices read and rendered at a time.
+const RENDER_BATCH: usize = 64;
+
+/// Writes whichever of an invoice's PDF and e-invoice is missing.
+fn render_one(inputs: &Inputs, invoice: &Invoice) -> Result<RenderReport, FileError> {
+    let out = inputs.out_dir;
+    let (number, period) = (&invoice.number, invoice.period);
+    let mut done = RenderReport::default();
+    if !pdf_path(out, period, number).exists() {
+        match render_pdf(inputs, invoice) {
+            Ok(bytes) => store::write_atomic(&pdf_path(out, period, number), &bytes)?,
+            Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
+        }
+        done.written += 1;
+    }
+    if invoice.vat.is_some() && !einvoice::einvoice_path(out, period, number).exists() {
+        match render_einvoice(inputs, invoice) {
+            Ok(bytes) => {
+                store::write_atomic(&einvoice::einvoice_path(out, period, number), &bytes)?
+            }
+            Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
+        }
+        done.einvoices_written += 1;
+    }
+    Ok(done)
 }
 
 /// One invoice's PDF. A panic inside the PDF library is caught and

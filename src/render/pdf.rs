@@ -223,8 +223,8 @@ fn table_rows(invoice: &Invoice, parties: &Parties) -> Vec<TableRow> {
     for line in &invoice.lines {
         groups
             .entry((
-                line.key.subscription_id.clone(),
-                line.key.meter_category.clone(),
+                line.key.subscription_id.to_string(),
+                line.key.meter.meter_category.clone(),
             ))
             .or_default()
             .push(line);
@@ -249,8 +249,12 @@ fn table_rows(invoice: &Invoice, parties: &Parties) -> Vec<TableRow> {
                 CoveredBy::Adjustment => format!(" ({})", labels.adjustment),
             };
             rows.push(TableRow::Line {
-                description: format!("{}{}", line.key.meter_name, note),
-                quantity: quantity_with_unit(locale, line.sums.quantity, &line.key.unit_of_measure),
+                description: format!("{}{}", line.key.meter.meter_name, note),
+                quantity: quantity_with_unit(
+                    locale,
+                    line.sums.quantity,
+                    &line.key.meter.unit_of_measure,
+                ),
                 amount: locale.money(line.amount, &invoice.currency),
             });
         }

@@ -7,7 +7,9 @@ use super::*;
 /// A synthetic issued invoice with `lines` lines over a few subscriptions
 /// and meter categories, for render tests and benchmarks.
 pub fn synthetic_invoice(number: &str, lines: usize, currency: &str) -> crate::model::Invoice {
-    use crate::model::{Amounts, CoveredBy, Invoice, Kind, Line, LineKey, LineSums, Period};
+    use crate::model::{
+        Amounts, CoveredBy, Invoice, Kind, Line, LineKey, LineSums, MeterLine, Period,
+    };
     use rust_decimal::Decimal;
     let currency_info = crate::model::Currency::parse(currency).expect("a known currency");
     let mut rng = Rng::new(lines as u64, 99);
@@ -17,14 +19,16 @@ pub fn synthetic_invoice(number: &str, lines: usize, currency: &str) -> crate::m
             let cost = Decimal::new(rng.below(5_000_000) as i64 + 1, 4);
             Line {
                 key: LineKey {
-                    subscription_id: format!("sub-{:02}", i / 40),
-                    meter_id: format!("meter-{i:05}"),
-                    meter_category: category.to_string(),
-                    meter_name: format!("{name} #{i}"),
-                    unit_of_measure: unit.to_string(),
-                    charge_type: "Usage".into(),
-                    publisher_type: "Azure".into(),
-                    pricing_model: "OnDemand".into(),
+                    subscription_id: format!("sub-{:02}", i / 40).into(),
+                    meter: std::sync::Arc::new(MeterLine {
+                        meter_id: format!("meter-{i:05}"),
+                        meter_category: category.to_string(),
+                        meter_name: format!("{name} #{i}"),
+                        unit_of_measure: unit.to_string(),
+                        charge_type: "Usage".into(),
+                        publisher_type: "Azure".into(),
+                        pricing_model: "OnDemand".into(),
+                    }),
                     credit_eligible: true,
                     covered_by: CoveredBy::None,
                 },

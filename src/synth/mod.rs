@@ -21,6 +21,7 @@ pub struct GenOptions {
     pub profiles: u32,
     pub seed: u64,
     pub start: NaiveDate,
+    pub shape: UsageShape,
 }
 
 /// SplitMix64: tiny, fast, and stable across versions (unlike a crate's RNG).
@@ -61,10 +62,13 @@ impl Rng {
 
 mod invoice;
 mod reference;
+mod shape;
 mod usage;
 
 pub use invoice::synthetic_invoice;
 use reference::*;
+use shape::*;
+pub use shape::{ShapePreset, UsageShape, parse_range};
 use usage::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +87,19 @@ pub fn generate(opts: &GenOptions) -> Result<u64> {
     let usage = dir.join("usage");
     std::fs::create_dir_all(&usage).map_err(store::failed("create", &usage))?;
     let mut rng = Rng::new(opts.seed, 0);
-    let meters = meters(&mut rng);
+    let meters = meters(&mut rng, &opts.shape);
     let (profiles, mut subscriptions) = write_reference(dir, opts, &mut rng)?;
-    choose_meters(&mut subscriptions, &profiles, &meters, &mut rng);
+    choose_meters(
+        &mut subscriptions,
+        &profiles,
+        &meters,
+        &opts.shape,
+        &mut rng,
+    );
+    let plan = RowPlan::new(&profiles, &subscriptions, &meters, &opts.shape, &mut rng);
     let written: u64 = (0..opts.days)
         .into_par_iter()
-        .map(|day_index| write_day(dir, opts, day_index, &profiles, &subscriptions, &meters))
+        .map(|day_index| write_day(dir, opts, day_index, &plan))
         .collect::<Result<Vec<u64>>>()?
         .into_iter()
         .sum();
@@ -114,6 +125,17 @@ impl std::fmt::Display for Scaled {
     }
 }
 
+/// An integer at a decimal scale, written without trailing fraction
+/// zeros (`1.5`, `3`), as exports write values of varying precision.
+pub(super) struct Trimmed(i128, u32);
+
+impl std::fmt::Display for Trimmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let full = Scaled(self.0, self.1).to_string();
+        f.write_str(full.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +145,10 @@ mod tests {
         assert_eq!(Scaled(12345, 4).to_string(), "1.2345");
         assert_eq!(Scaled(-5, 2).to_string(), "-0.05");
         assert_eq!(Scaled(0, 10).to_string(), "0.0000000000");
+        assert_eq!(Trimmed(150_000_000, 8).to_string(), "1.5");
+        assert_eq!(Trimmed(-300_000_000, 8).to_string(), "-3");
+        assert_eq!(Trimmed(1, 8).to_string(), "0.00000001");
+        assert_eq!(Trimmed(0, 8).to_string(), "0");
     }
 
     #[test]

@@ -74,13 +74,15 @@ fn add_subscription(r: &mut Reference, id: &str, profile: &str, offer: Offer) {
 fn key(sub: &str, meter: &str, covered_by: CoveredBy) -> LineKey {
     LineKey {
         subscription_id: sub.into(),
-        meter_id: meter.into(),
-        meter_category: "Virtual Machines".into(),
-        meter_name: meter.into(),
-        unit_of_measure: "1 Hour".into(),
-        charge_type: "Usage".into(),
-        publisher_type: "Azure".into(),
-        pricing_model: "OnDemand".into(),
+        meter: std::sync::Arc::new(crate::model::MeterLine {
+            meter_id: meter.into(),
+            meter_category: "Virtual Machines".into(),
+            meter_name: meter.into(),
+            unit_of_measure: "1 Hour".into(),
+            charge_type: "Usage".into(),
+            publisher_type: "Azure".into(),
+            pricing_model: "OnDemand".into(),
+        }),
         credit_eligible: true,
         covered_by,
     }

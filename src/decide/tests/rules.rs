@@ -264,7 +264,7 @@ fn numbers_follow_period_end_then_profile_bytes_then_kind() {
     add_profile(&mut r, "a", "A", "USD", d("2025-01-01"), 15);
     add_profile(&mut r, "Z", "M", "USD", d("2025-01-01"), 1);
     let mut marketplace = key("Z", "saas", CoveredBy::None);
-    marketplace.publisher_type = "Marketplace".into();
+    std::sync::Arc::make_mut(&mut marketplace.meter).publisher_type = "Marketplace".into();
     let lines = Lines::default()
         .add("b", "2026-10-01", key("x", "vm", CoveredBy::None), "1")
         .add("a", "2026-10-15", key("x", "vm", CoveredBy::None), "1")

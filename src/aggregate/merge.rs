@@ -1,0 +1,288 @@
+//! The month-end merge: the day caches of the wanted periods' days summed
+//! into period lines in plain Rust over integer keys. Each cache row's
+//! texts are numbered once (a subscription and a line text, each interned),
+//! its day mapped to its profile's period, MOSP purchases split off and
+//! free-trial usage marked; the sums are exact integers at the usage scale.
+//! Memory follows the distinct lines of the month, not the cache rows:
+//! days are read one at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::FastMap;
+use crate::model::{Agreement, CoveredBy, Kind, LineKey, LineSums, MeterLine, Offer, Period};
+use crate::model::{PeriodLines, Reference};
+use crate::parse::scaled_to_decimal;
+use crate::store;
+
+use super::{AggregateError, Result};
+
+/// One group of the month: a line of a profile's period.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct GroupKey {
+    profile: u32,
+    kind: Kind,
+    period_start: NaiveDate,
+    subscription: u32,
+    line: u32,
+    credit_eligible: bool,
+    covered_by: CoveredBy,
+}
+
+/// Exact sums at the usage scale.
+#[derive(Clone, Copy, Default)]
+struct ScaledSums {
+    quantity: i128,
+    cost: i128,
+    rows: i64,
+}
+
+/// A profile as the merge needs it.
+struct ProfilePlan<'r> {
+    id: &'r str,
+    period_start_day: u32,
+    is_mosp: bool,
+    /// Starts of its wanted periods.
+    wanted: BTreeSet<NaiveDate>,
+}
+
+/// The month's lines as they are summed.
+pub(super) struct LineMerge<'r> {
+    profiles: Vec<ProfilePlan<'r>>,
+    profile_index: FastMap<&'r str, u32>,
+    /// Trial end of each FreeTrial subscription (SPEC §4 rule 2).
+    trial_ends: FastMap<&'r str, NaiveDate>,
+    subscriptions: Interner<Arc<str>>,
+    lines: Interner<Arc<MeterLine>>,
+    /// Whether line `i` is a purchase on a MOSP profile (rule 7).
+    line_is_purchase: Vec<bool>,
+    sums: FastMap<GroupKey, ScaledSums>,
+    scale: Option<usize>,
+    /// Reused to encode a row's line texts.
+    text: Vec<u8>,
+}
+
+/// Texts numbered in order of first sight, each kept once as `T`.
+struct Interner<T> {
+    ids: FastMap<Box<[u8]>, u32>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            ids: FastMap::default(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T> Interner<T> {
+    /// The number of `bytes`, made with `make` the first time.
+    fn id(&mut self, bytes: &[u8], make: impl FnOnce() -> T) -> u32 {
+        if let Some(&id) = self.ids.get(bytes) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct texts");
+        self.ids.insert(bytes.into(), id);
+        self.values.push(make());
+        id
+    }
+}
+
+impl<'r> LineMerge<'r> {
+    pub(super) fn new(reference: &'r Reference, wanted: &BTreeSet<(String, NaiveDate)>) -> Self {
+        let mut profiles = Vec::new();
+        let mut profile_index = FastMap::default();
+        for profile in reference.profiles.values() {
+            let key = |start| (profile.id.clone(), start);
+            let starts: BTreeSet<NaiveDate> = wanted
+                .range(key(NaiveDate::MIN)..=key(NaiveDate::MAX))
+                .map(|(_, start)| *start)
+                .collect();
+            if starts.is_empty() {
+                continue;
+            }
+            profile_index.insert(profile.id.as_str(), profiles.len() as u32);
+            profiles.push(ProfilePlan {
+                id: &profile.id,
+                period_start_day: profile.period_start_day,
+                is_mosp: reference.account_of(profile).agreement == Agreement::Mosp,
+                wanted: starts,
+            });
+        }
+        let trial_ends = reference
+            .subscriptions
+            .values()
+            .filter(|s| s.offer == Offer::FreeTrial)
+            .filter_map(|s| Some((s.id.as_str(), s.trial_end_date?)))
+            .collect();
+        LineMerge {
+            profiles,
+            profile_index,
+            trial_ends,
+            subscriptions: Interner::default(),
+            lines: Interner::default(),
+            line_is_purchase: Vec::new(),
+            sums: FastMap::default(),
+            scale: None,
+            text: Vec::new(),
+        }
+    }
+
+    /// The days the wanted periods span, of those given.
+    pub(super) fn days_needed(&self, days: &[NaiveDate]) -> BTreeSet<NaiveDate> {
+        let mut needed = BTreeSet::new();
+        for profile in &self.profiles {
+            for day in days {
+                let start = Period::containing(*day, profile.period_start_day).start;
+                if profile.wanted.contains(&start) {
+                    needed.insert(*day);
+                }
+            }
+        }
+        needed
+    }
+
+    /// Adds one day's cache (the columns of `day_sums::GROUP_COLUMNS`,
+    /// `quantity`, `cost_in_billing_currency` and `rows`).
+    pub(super) fn add_day(&mut self, day: NaiveDate, cache: &DataFrame) -> Result<()> {
+        let text = |name: &str| -> PolarsResult<Vec<&str>> {
+            Ok(cache
+                .column(name)?
+                .str()?
+                .iter()
+                .map(|v| v.unwrap_or_default())
+                .collect())
+        };
+        let profile = text("billing_profile_id")?;
+        let subscription = text("subscription_id")?;
+        let line_columns = crate::day_sums::GROUP_COLUMNS[3..10]
+            .iter()
+            .map(|c| text(c))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let eligible: Vec<bool> = cache
+            .column("is_azure_credit_eligible")?
+            .bool()?
+            .iter()
+            .map(|v| v.unwrap_or(false))
+            .collect();
+        let (quantity, q_scale) = store::decimal_values(cache.column("quantity")?)?;
+        let (cost, c_scale) = store::decimal_values(cache.column("cost_in_billing_currency")?)?;
+        let rows = cache.column("rows")?.i64()?;
+        let scale = *self.scale.get_or_insert(q_scale);
+        if q_scale != scale || c_scale != scale {
+            return Err(AggregateError::Polars(PolarsError::ComputeError(
+                format!("the sums of {day} are at scale {q_scale}/{c_scale}, not {scale}").into(),
+            )));
+        }
+        // Each profile's wanted period holding this day, if any.
+        let period_of: Vec<Option<NaiveDate>> = self
+            .profiles
+            .iter()
+            .map(|p| {
+                let start = Period::containing(day, p.period_start_day).start;
+                p.wanted.contains(&start).then_some(start)
+            })
+            .collect();
+        for i in 0..cache.height() {
+            let Some(&p) = self.profile_index.get(profile[i]) else {
+                continue;
+            };
+            let Some(period_start) = period_of[p as usize] else {
+                continue;
+            };
+            let values: [&str; 7] = std::array::from_fn(|c| line_columns[c][i]);
+            let line = self.line_id(&values);
+            let sub = subscription[i];
+            let subscription_id = self.subscriptions.id(sub.as_bytes(), || sub.into());
+            let kind = if self.profiles[p as usize].is_mosp && self.line_is_purchase[line as usize]
+            {
+                Kind::Purchases
+            } else {
+                Kind::Services
+            };
+            let trial = kind == Kind::Services
+                && eligible[i]
+                && self.trial_ends.get(sub).is_some_and(|end| day <= *end);
+            let key = GroupKey {
+                profile: p,
+                kind,
+                period_start,
+                subscription: subscription_id,
+                line,
+                credit_eligible: eligible[i],
+                covered_by: if trial {
+                    CoveredBy::Trial
+                } else {
+                    CoveredBy::None
+                },
+            };
+            let sums = self.sums.entry(key).or_default();
+            sums.quantity += quantity[i].unwrap_or(0);
+            sums.cost += cost[i].unwrap_or(0);
+            sums.rows += rows.get(i).unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    /// The number of a line text, interned the first time.
+    fn line_id(&mut self, values: &[&str; 7]) -> u32 {
+        crate::day_sums::write_line_text(&mut self.text, values);
+        let before = self.lines.values.len();
+        let id = self.lines.id(&self.text, || {
+            Arc::new(MeterLine {
+                meter_id: values[0].into(),
+                meter_category: values[1].into(),
+                meter_name: values[2].into(),
+                unit_of_measure: values[3].into(),
+                charge_type: values[4].into(),
+                publisher_type: values[5].into(),
+                pricing_model: values[6].into(),
+            })
+        });
+        if self.lines.values.len() > before {
+            let is_purchase = self.lines.values[id as usize].is_purchase();
+            self.line_is_purchase.push(is_purchase);
+        }
+        id
+    }
+
+    /// The summed lines, keyed as the decide step reads them.
+    pub(super) fn into_period_lines(self) -> Result<PeriodLines> {
+        let scale = self.scale.unwrap_or(0) as u32;
+        let mut by_period: BTreeMap<(u32, Kind, NaiveDate), BTreeMap<LineKey, LineSums>> =
+            BTreeMap::new();
+        for (key, sums) in self.sums {
+            let profile = self.profiles[key.profile as usize].id;
+            let too_large = || AggregateError::SumTooLarge {
+                profile: profile.to_string(),
+            };
+            let line_key = LineKey {
+                subscription_id: self.subscriptions.values[key.subscription as usize].clone(),
+                meter: self.lines.values[key.line as usize].clone(),
+                credit_eligible: key.credit_eligible,
+                covered_by: key.covered_by,
+            };
+            let sums = LineSums {
+                quantity: scaled_to_decimal(sums.quantity, scale).ok_or_else(too_large)?,
+                cost: scaled_to_decimal(sums.cost, scale).ok_or_else(too_large)?,
+                rows: sums.rows,
+            };
+            by_period
+                .entry((key.profile, key.kind, key.period_start))
+                .or_default()
+                .insert(line_key, sums);
+        }
+        Ok(by_period
+            .into_iter()
+            .map(|((p, kind, start), lines)| {
+                let id = self.profiles[p as usize].id.to_string();
+                ((id, kind, start), lines)
+            })
+            .collect())
+    }
+}
