@@ -149,7 +149,7 @@ fn an_azure_shaped_month_is_accepted_whole_and_its_lines_reconcile() {
     let mut most_digits = 0;
     for entry in std::fs::read_dir(data.path().join("usage")).unwrap() {
         let mut reader = csv::Reader::from_path(entry.unwrap().path()).unwrap();
-        assert_eq!(reader.headers().unwrap().iter().last(), Some("tags"));
+        assert_eq!(reader.headers().unwrap().iter().next_back(), Some("tags"));
         for record in reader.records() {
             let r = record.unwrap();
             *charges.entry(r[12].to_string()).or_default() += 1;
