@@ -1,8 +1,17 @@
 //! Day sums: a day's accepted usage summed by (subscription, line key,
 //! credit eligibility) while ingest parses it, so the month end never reads
 //! the day's partition back to sum it. Ingest fills them chunk by chunk and
-//! writes each day's cache (`OUT/aggregates/date=D/daily.parquet`);
-//! aggregate reads the caches.
+//! writes each day's cache; aggregate reads the caches.
+//!
+//! A cache is two files: `OUT/aggregates/date=D/lines.parquet` numbers the
+//! day's distinct line texts (`line` and the seven text columns), and
+//! `daily.parquet` holds the sums keyed by profile, subscription, `line`
+//! and credit eligibility. The texts are thus read once a day, not once a
+//! group (a large tenant's day has ~230,000 groups over ~20,000 line
+//! texts). `lines.parquet` is written first: a `daily.parquet` with a
+//! `line` column always has its own. A cache that aggregate computes
+//! from a partition (one lost to a kill) has the texts in `daily.parquet`
+//! itself, as every cache did before; aggregate reads both forms.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +41,23 @@ pub(crate) const GROUP_COLUMNS: &[&str] = &[
 pub fn daily_cache_path(out_dir: &Path, day: chrono::NaiveDate) -> PathBuf {
     out_dir.join(format!("aggregates/date={day}/daily.parquet"))
 }
+
+/// The line texts of a day's cache, beside its `daily.parquet`.
+pub fn line_texts_path(daily_cache: &Path) -> PathBuf {
+    daily_cache.with_file_name("lines.parquet")
+}
+
+/// The seven line text columns (`GROUP_COLUMNS` from `meter_id` on,
+/// without credit eligibility).
+pub(crate) const LINE_TEXT_COLUMNS: &[&str] = &[
+    "meter_id",
+    "meter_category",
+    "meter_name",
+    "unit_of_measure",
+    "charge_type",
+    "publisher_type",
+    "pricing_model",
+];
 
 /// A day's accepted usage summed by (profile, line key) while it is parsed,
 /// so the day's sums need not be read back from its partition.
@@ -178,81 +204,116 @@ impl<'r> DaySums<'r> {
         }
     }
 
-    /// The day's sums as its aggregate cache holds them: the group columns,
-    /// `quantity`, `cost_in_billing_currency` and `rows`, in the order of
-    /// (subscription position, line first seen, credit eligibility).
-    fn into_frame(self, day: NaiveDate, scale: usize) -> PolarsResult<DataFrame> {
+    /// The day's sums as its cache holds them: `daily.parquet` (profile,
+    /// date, subscription, `line`, credit eligibility, `quantity`,
+    /// `cost_in_billing_currency`, `rows`, in the order of (subscription
+    /// position, line first seen, credit eligibility)) and `lines.parquet`
+    /// (`line` and its seven texts).
+    fn into_frames(self, day: NaiveDate, scale: usize) -> PolarsResult<(DataFrame, DataFrame)> {
         let mut groups: Vec<(GroupKey, ScaledSums)> = self.sums.into_iter().collect();
         groups.sort_unstable_by_key(|(key, _)| *key);
         let height = groups.len();
-        let mut text: Vec<Vec<&str>> = (0..9).map(|_| Vec::with_capacity(height)).collect();
-        for (key, _) in &groups {
-            let (profile, subscription) = self.subscriptions[key.subscription as usize];
-            text[0].push(profile);
-            text[1].push(subscription);
-            for (column, value) in text[2..].iter_mut().zip(self.lines.values(key.line)) {
+        let (profiles, subscriptions): (Vec<&str>, Vec<&str>) = groups
+            .iter()
+            .map(|(key, _)| self.subscriptions[key.subscription as usize])
+            .unzip();
+        let column = |name: &str, f: fn(&(GroupKey, ScaledSums)) -> i128| {
+            store::decimal_column(name, groups.iter().map(f).collect(), scale)
+        };
+        let sums = DataFrame::new(
+            height,
+            vec![
+                Column::new("billing_profile_id".into(), profiles),
+                store::date_column("date", vec![day; height]),
+                Column::new("subscription_id".into(), subscriptions),
+                Column::new(
+                    "line".into(),
+                    groups.iter().map(|(k, _)| k.line).collect::<Vec<u32>>(),
+                ),
+                Column::new(
+                    "is_azure_credit_eligible".into(),
+                    groups
+                        .iter()
+                        .map(|(k, _)| k.credit_eligible)
+                        .collect::<Vec<_>>(),
+                ),
+                column("quantity", |(_, s)| s.quantity)?,
+                column("cost_in_billing_currency", |(_, s)| s.cost)?,
+                Column::new(
+                    "rows".into(),
+                    groups.iter().map(|(_, s)| s.rows).collect::<Vec<i64>>(),
+                ),
+            ],
+        )?;
+        let count = self.lines.texts.len();
+        let mut texts: Vec<Vec<&str>> = (0..7).map(|_| Vec::with_capacity(count)).collect();
+        for id in 0..count as u32 {
+            for (column, value) in texts.iter_mut().zip(self.lines.values(id)) {
                 column.push(value);
             }
         }
-        let mut columns = vec![
-            Column::new("billing_profile_id".into(), &text[0]),
-            store::date_column("date", vec![day; height]),
-        ];
-        for (name, values) in GROUP_COLUMNS[2..].iter().zip(&text[1..]) {
+        let mut columns = vec![Column::new(
+            "line".into(),
+            (0..count as u32).collect::<Vec<_>>(),
+        )];
+        for (name, values) in LINE_TEXT_COLUMNS.iter().zip(&texts) {
             columns.push(Column::new((*name).into(), values));
         }
-        columns.push(Column::new(
-            "is_azure_credit_eligible".into(),
-            groups
-                .iter()
-                .map(|(k, _)| k.credit_eligible)
-                .collect::<Vec<_>>(),
-        ));
-        columns.push(store::decimal_column(
-            "quantity",
-            groups.iter().map(|(_, s)| s.quantity).collect(),
-            scale,
-        )?);
-        columns.push(store::decimal_column(
-            "cost_in_billing_currency",
-            groups.iter().map(|(_, s)| s.cost).collect(),
-            scale,
-        )?);
-        columns.push(Column::new(
-            "rows".into(),
-            groups.iter().map(|(_, s)| s.rows).collect::<Vec<i64>>(),
-        ));
-        DataFrame::new(height, columns)
+        Ok((sums, DataFrame::new(count, columns)?))
     }
 
     /// The day's cache, to be written once its partition is in place.
     pub fn into_cache(self, day: NaiveDate, scale: usize) -> PolarsResult<DayCache> {
-        let frame = if self.sums.is_empty() {
+        let frames = if self.sums.is_empty() {
             None
         } else {
-            Some(self.into_frame(day, scale)?)
+            Some(self.into_frames(day, scale)?)
         };
-        Ok(DayCache { day, frame })
+        Ok(DayCache { day, frames })
     }
 }
 
-/// A day's sums as its cache file holds them; none for a day without
-/// accepted rows.
+/// A day's sums as its cache files hold them (sums, line texts); none for
+/// a day without accepted rows.
 pub struct DayCache {
     day: NaiveDate,
-    frame: Option<DataFrame>,
+    frames: Option<(DataFrame, DataFrame)>,
 }
 
 impl DayCache {
-    /// Writes the day's cache (`OUT/aggregates/date=D/daily.parquet`), or
+    /// Writes the day's cache (`lines.parquet`, then `daily.parquet`), or
     /// removes it when the day has no accepted rows.
     pub fn write(self, out_dir: &Path) -> Result<(), store::ParquetError> {
         let path = daily_cache_path(out_dir, self.day);
-        match self.frame {
+        match self.frames {
             None => Ok(store::remove_if_exists(&path)?),
-            Some(mut frame) => store::write_parquet(&path, &mut frame),
+            Some((mut sums, mut lines)) => {
+                store::write_parquet(&line_texts_path(&path), &mut lines)?;
+                store::write_parquet(&path, &mut sums)
+            }
         }
     }
+}
+
+/// A cache's sums with their line texts joined back: the form a cache
+/// computed from a partition has (the tests' view of a cache).
+#[cfg(test)]
+pub(crate) fn with_texts(sums: DataFrame, lines: DataFrame) -> PolarsResult<DataFrame> {
+    sums.lazy()
+        .join(
+            lines.lazy(),
+            [col("line")],
+            [col("line")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select(
+            GROUP_COLUMNS
+                .iter()
+                .chain(&["quantity", "cost_in_billing_currency", "rows"])
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
 }
 
 #[cfg(test)]
@@ -260,6 +321,12 @@ mod tests {
     use super::*;
     use crate::aggregate::frame_to_daily_sums;
     use std::collections::BTreeMap;
+
+    /// A day's cache as one frame with its texts.
+    fn cache_frame(sums: DaySums, day: NaiveDate, scale: usize) -> DataFrame {
+        let (sums, lines) = sums.into_frames(day, scale).unwrap();
+        with_texts(sums, lines).unwrap()
+    }
 
     #[test]
     fn day_sums_keep_any_characters_in_a_key() {
@@ -278,7 +345,7 @@ mod tests {
             sums.merge(chunk);
         }
         let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        let sums = frame_to_daily_sums(&sums.into_frame(day, 10).unwrap()).unwrap();
+        let sums = frame_to_daily_sums(&cache_frame(sums, day, 10)).unwrap();
         assert_eq!(sums.len(), 1);
         assert_eq!(sums[0].profile_id, "P:1");
         assert_eq!(&*sums[0].key.subscription_id, "S");
@@ -322,7 +389,7 @@ mod tests {
         sums.merge(chunk);
         let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
         let got: BTreeMap<(String, String, bool), (i128, i64)> =
-            frame_to_daily_sums(&sums.into_frame(day, 0).unwrap())
+            frame_to_daily_sums(&cache_frame(sums, day, 0))
                 .unwrap()
                 .into_iter()
                 .map(|d| {

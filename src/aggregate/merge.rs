@@ -147,9 +147,15 @@ impl<'r> LineMerge<'r> {
         needed
     }
 
-    /// Adds one day's cache (the columns of `day_sums::GROUP_COLUMNS`,
-    /// `quantity`, `cost_in_billing_currency` and `rows`).
-    pub(super) fn add_day(&mut self, day: NaiveDate, cache: &DataFrame) -> Result<()> {
+    /// Adds one day's cache: its sums (profile, subscription, credit
+    /// eligibility, `quantity`, `cost_in_billing_currency`, `rows`) with
+    /// either a `line` number into `texts` or the seven line texts.
+    pub(super) fn add_day(
+        &mut self,
+        day: NaiveDate,
+        cache: &DataFrame,
+        texts: Option<&DataFrame>,
+    ) -> Result<()> {
         let text = |name: &str| -> PolarsResult<Vec<&str>> {
             Ok(cache
                 .column(name)?
@@ -160,10 +166,7 @@ impl<'r> LineMerge<'r> {
         };
         let profile = text("billing_profile_id")?;
         let subscription = text("subscription_id")?;
-        let line_columns = crate::day_sums::GROUP_COLUMNS[3..10]
-            .iter()
-            .map(|c| text(c))
-            .collect::<PolarsResult<Vec<_>>>()?;
+        let line_of_row = self.line_ids(cache, texts)?;
         let eligible: Vec<bool> = cache
             .column("is_azure_credit_eligible")?
             .bool()?
@@ -195,8 +198,7 @@ impl<'r> LineMerge<'r> {
             let Some(period_start) = period_of[p as usize] else {
                 continue;
             };
-            let values: [&str; 7] = std::array::from_fn(|c| line_columns[c][i]);
-            let line = self.line_id(&values);
+            let line = line_of_row[i];
             let sub = subscription[i];
             let subscription_id = self.subscriptions.id(sub.as_bytes(), || sub.into());
             let kind = if self.profiles[p as usize].is_mosp && self.line_is_purchase[line as usize]
@@ -227,6 +229,63 @@ impl<'r> LineMerge<'r> {
             sums.rows += rows.get(i).unwrap_or(0);
         }
         Ok(())
+    }
+
+    /// The month's number of each cache row's line: through the day's
+    /// numbered texts, or from the row's own texts.
+    fn line_ids(&mut self, cache: &DataFrame, texts: Option<&DataFrame>) -> Result<Vec<u32>> {
+        let columns = |frame: &DataFrame| -> PolarsResult<Vec<Vec<String>>> {
+            crate::day_sums::LINE_TEXT_COLUMNS
+                .iter()
+                .map(|c| {
+                    Ok(frame
+                        .column(c)?
+                        .str()?
+                        .iter()
+                        .map(|v| v.unwrap_or_default().to_string())
+                        .collect())
+                })
+                .collect()
+        };
+        let numbered = |frame: &DataFrame| -> PolarsResult<Vec<u32>> {
+            Ok(frame
+                .column("line")?
+                .u32()?
+                .iter()
+                .map(|v| v.unwrap_or(0))
+                .collect())
+        };
+        let ids_of = |merge: &mut Self, values: &[Vec<String>]| -> Vec<u32> {
+            let rows = values.first().map_or(0, Vec::len);
+            (0..rows)
+                .map(|i| merge.line_id(&std::array::from_fn(|c| values[c][i].as_str())))
+                .collect()
+        };
+        Ok(match texts {
+            Some(texts) => {
+                let day_lines = ids_of(self, &columns(texts)?);
+                let mut month_line = vec![u32::MAX; day_lines.len()];
+                for (local, id) in numbered(texts)?.into_iter().zip(day_lines) {
+                    if let Some(slot) = month_line.get_mut(local as usize) {
+                        *slot = id;
+                    }
+                }
+                numbered(cache)?
+                    .into_iter()
+                    .map(|local| {
+                        month_line
+                            .get(local as usize)
+                            .copied()
+                            .filter(|id| *id != u32::MAX)
+                            .ok_or(AggregateError::Polars(PolarsError::ComputeError(
+                                format!("a day's sums name line {local}, which its texts lack")
+                                    .into(),
+                            )))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            None => ids_of(self, &columns(cache)?),
+        })
     }
 
     /// The number of a line text, interned the first time.

@@ -115,6 +115,23 @@ pub fn daily_caches(partitions: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(caches)
 }
 
+/// A day's cache: its sums, and its line texts when the sums number their
+/// lines (see `day_sums`). Sums whose texts were lost are computed again
+/// from the partition.
+fn read_cache(partition: &Path, cache: &Path) -> Result<(DataFrame, Option<DataFrame>)> {
+    let sums = scan(cache)?.collect()?;
+    if sums.column("line").is_err() {
+        return Ok((sums, None));
+    }
+    let texts = crate::day_sums::line_texts_path(cache);
+    if texts.exists() {
+        return Ok((sums, Some(scan(&texts)?.collect()?)));
+    }
+    let mut sums = sums_of_partition(partition)?;
+    store::write_parquet(cache, &mut sums)?;
+    Ok((sums, None))
+}
+
 /// A usage partition summed by polars into the shape of its daily cache.
 fn sums_of_partition(partition: &Path) -> PolarsResult<DataFrame> {
     let keys: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
@@ -167,7 +184,8 @@ pub fn period_lines_from(
         .collect();
     for (partition, cache) in needed.iter().zip(daily_caches(&needed)?) {
         let day = partition_day(partition).expect("needed partitions have a day");
-        merge.add_day(day, &scan(&cache)?.collect()?)?;
+        let (sums, texts) = read_cache(partition, &cache)?;
+        merge.add_day(day, &sums, texts.as_ref())?;
     }
     merge.into_period_lines()
 }
@@ -363,7 +381,15 @@ mod tests {
             let mut kept: Vec<DailySums> = daily_caches(&partitions)
                 .unwrap()
                 .iter()
-                .flat_map(|c| frame_to_daily_sums(&scan(c).unwrap().collect().unwrap()).unwrap())
+                .zip(&partitions)
+                .flat_map(|(c, p)| {
+                    let (sums, texts) = read_cache(p, c).unwrap();
+                    let sums = match texts {
+                        Some(texts) => crate::day_sums::with_texts(sums, texts).unwrap(),
+                        None => sums,
+                    };
+                    frame_to_daily_sums(&sums).unwrap()
+                })
                 .collect();
             kept.sort_by(order);
             assert_eq!(kept, oracle, "seed {seed}: the sums ingest kept");

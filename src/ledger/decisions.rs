@@ -12,6 +12,15 @@ use crate::model::{
 
 use super::*;
 
+/// The sums a period's decided lines bill: all but its adjustments of
+/// earlier periods, in key order.
+fn billed_by(lines: &[crate::model::Line]) -> impl Iterator<Item = (&LineKey, &LineSums)> {
+    lines
+        .iter()
+        .filter(|l| l.key.covered_by != crate::model::CoveredBy::Adjustment)
+        .map(|l| (&l.key, &l.sums))
+}
+
 impl Ledger {
     /// Profiles that have issued at least one invoice, with one of its numbers.
     /// Read from the decisions (indexed by profile, a few hundred bytes
@@ -111,6 +120,22 @@ impl Ledger {
                 Ok(())
             },
         )?;
+        // A period billed as decided has no row of its own: its lines say it.
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start, data FROM lines l WHERE period_start >= ?1
+             AND NOT EXISTS (SELECT 1 FROM billed b WHERE b.profile_id = l.profile_id
+                             AND b.kind = l.kind AND b.period_start = l.period_start)",
+            [since.to_string()],
+            |[profile, kind, start, data]| {
+                let lines: Vec<crate::model::Line> = from_json("lines.data", &data)?;
+                let kind = parse_kind("lines.kind", &kind)?;
+                out.insert(
+                    (profile, kind, date("lines.period_start", &start)?),
+                    billed_by(&lines).map(|(k, s)| (k.clone(), *s)).collect(),
+                );
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -205,7 +230,24 @@ impl Ledger {
             .map_err(wrap)?;
             mark_dirty(&tx, "lines", &start.format("%Y-%m").to_string()).map_err(wrap)?;
         }
-        for ((profile, kind, start), billed) in &commit.billed {
+        let decided_lines: BTreeMap<&DecisionKey, &Vec<crate::model::Line>> = commit
+            .lines
+            .iter()
+            .map(|(key, lines)| (key, lines))
+            .collect();
+        for (key @ (profile, kind, start), billed) in &commit.billed {
+            // What a period billed as decided is its lines' (see billed_since).
+            if decided_lines
+                .get(key)
+                .is_some_and(|lines| billed_by(lines).eq(billed.iter()))
+            {
+                tx.execute(
+                    "DELETE FROM billed WHERE profile_id = ?1 AND kind = ?2 AND period_start = ?3",
+                    params![profile, kind.as_str(), start.to_string()],
+                )
+                .map_err(wrap)?;
+                continue;
+            }
             let entries: Vec<_> = billed.iter().collect();
             tx.execute(
                 "INSERT OR REPLACE INTO billed (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
@@ -283,5 +325,105 @@ impl Ledger {
             Ok(())
         })?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::model::{CoveredBy, DecideCommit, Kind, Line, MeterLine};
+
+    fn line(meter: &str, cost: i64, covered_by: CoveredBy) -> Line {
+        let sums = LineSums {
+            quantity: Decimal::ONE,
+            cost: Decimal::new(cost, 2),
+            rows: 1,
+        };
+        Line {
+            key: LineKey {
+                subscription_id: "S".into(),
+                meter: Arc::new(MeterLine {
+                    meter_id: meter.into(),
+                    ..Default::default()
+                }),
+                credit_eligible: true,
+                covered_by,
+            },
+            sums,
+            amount: sums.cost,
+        }
+    }
+
+    fn billed(lines: &[Line]) -> Billed {
+        lines.iter().map(|l| (l.key.clone(), l.sums)).collect()
+    }
+
+    /// A period billed as decided is read back from its lines (no row of its
+    /// own); one whose billed sums changed later (late usage) from its row.
+    #[test]
+    fn billed_sums_are_the_decided_lines_until_late_usage_changes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let start = |d| NaiveDate::from_ymd_opt(2026, 10, d).unwrap();
+        let september = (
+            "P".to_string(),
+            Kind::Services,
+            start(1) - chrono::Days::new(30),
+        );
+        let october = ("P".to_string(), Kind::Services, start(1));
+        let september_lines = vec![
+            line("a", 100, CoveredBy::None),
+            line("b", 5, CoveredBy::Trial),
+        ];
+        // October: one line of its own and an adjustment of September's "a".
+        let october_lines = vec![
+            line("c", 700, CoveredBy::None),
+            line("a", 50, CoveredBy::Adjustment),
+        ];
+        let september_now = billed(&[
+            line("a", 150, CoveredBy::None),
+            line("b", 5, CoveredBy::Trial),
+        ]);
+        ledger
+            .commit_decisions(&DecideCommit {
+                lines: vec![(september.clone(), september_lines.clone())],
+                billed: vec![(september.clone(), billed(&september_lines))],
+                ..Default::default()
+            })
+            .unwrap();
+        let stored: i64 = ledger
+            .conn
+            .query_row("SELECT count(*) FROM billed", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 0, "billed as decided: no row");
+        let read = ledger
+            .billed_since(start(1) - chrono::Days::new(60))
+            .unwrap();
+        assert_eq!(read[&september], billed(&september_lines));
+
+        ledger
+            .commit_decisions(&DecideCommit {
+                lines: vec![(october.clone(), october_lines.clone())],
+                billed: vec![
+                    (october.clone(), billed(&october_lines[..1])),
+                    (september.clone(), september_now.clone()),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+        let read = ledger
+            .billed_since(start(1) - chrono::Days::new(60))
+            .unwrap();
+        assert_eq!(read[&september], september_now, "late usage changed it");
+        assert_eq!(
+            read[&october],
+            billed(&october_lines[..1]),
+            "adjustments are not billed"
+        );
+        assert_eq!(read.len(), 2);
     }
 }
