@@ -14,14 +14,19 @@ PROFILES=${PROFILES:-5000}
 SHAPE=${SHAPE:-azure}
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
-echo "work dir: $WORK"
+echo "work dir: $WORK (run output in $WORK/runs.log)"
 cargo build --release --quiet
-BIN=$PWD/target/release/faktura
+# A copy: a rebuild while this runs must not change the binary measured.
+cp target/release/faktura "$WORK/faktura"
+BIN=$WORK/faktura
 PER_DAY=$((ROWS / DAYS))
 MEASURE="python3 benches/measure.py"
 export FAKTURA_LOG=warn
+# Each run's own summary goes to a log, not between the figures.
+exec 2>>"$WORK/runs.log"
 
-rm -rf "$WORK/data" "$WORK/out" "$WORK/duck" "$WORK/night" "$WORK/alone" "$WORK/alone-out"
+rm -rf "$WORK/data" "$WORK/out" "$WORK/duck" "$WORK/night" "$WORK/night-out" "$WORK/alone" \
+  "$WORK/alone-out" "$WORK/runs.log"
 GEN_SHAPE=(--shape "$SHAPE")
 [ -n "${MPS:-}" ] && GEN_SHAPE+=(--meters-per-subscription "$MPS")
 $MEASURE "$BIN" gen --out "$WORK/data" --days $DAYS --rows-per-day "$PER_DAY" \
