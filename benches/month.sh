@@ -22,11 +22,11 @@ BIN=$WORK/faktura
 PER_DAY=$((ROWS / DAYS))
 MEASURE="python3 benches/measure.py"
 export FAKTURA_LOG=warn
-# Each run's own summary goes to a log, not between the figures.
-exec 2>>"$WORK/runs.log"
 
 rm -rf "$WORK/data" "$WORK/out" "$WORK/duck" "$WORK/night" "$WORK/night-out" "$WORK/alone" \
   "$WORK/alone-out" "$WORK/runs.log"
+# Each run's own summary goes to a log, not between the figures.
+exec 2>>"$WORK/runs.log"
 GEN_SHAPE=(--shape "$SHAPE")
 [ -n "${MPS:-}" ] && GEN_SHAPE+=(--meters-per-subscription "$MPS")
 $MEASURE "$BIN" gen --out "$WORK/data" --days $DAYS --rows-per-day "$PER_DAY" \

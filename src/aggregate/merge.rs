@@ -6,7 +6,7 @@
 //! Memory follows the distinct lines of the month, not the cache rows:
 //! days are read one at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -277,10 +277,12 @@ impl<'r> LineMerge<'r> {
                             .get(local as usize)
                             .copied()
                             .filter(|id| *id != u32::MAX)
-                            .ok_or(AggregateError::Polars(PolarsError::ComputeError(
-                                format!("a day's sums name line {local}, which its texts lack")
-                                    .into(),
-                            )))
+                            .ok_or_else(|| {
+                                AggregateError::Polars(PolarsError::ComputeError(
+                                    format!("a day's sums name line {local}, which its texts lack")
+                                        .into(),
+                                ))
+                            })
                     })
                     .collect::<Result<_>>()?
             }
@@ -311,11 +313,28 @@ impl<'r> LineMerge<'r> {
     }
 
     /// The summed lines, keyed as the decide step reads them.
-    pub(super) fn into_period_lines(self) -> Result<PeriodLines> {
+    pub(super) fn into_period_lines(mut self) -> Result<PeriodLines> {
         let scale = self.scale.unwrap_or(0) as u32;
-        let mut by_period: BTreeMap<(u32, Kind, NaiveDate), BTreeMap<LineKey, LineSums>> =
-            BTreeMap::new();
-        for (key, sums) in self.sums {
+        // Each text's rank in text order: sorting groups by ranks orders
+        // them as their line keys, without comparing a string.
+        let subscription_rank = ranks(&self.subscriptions.values);
+        let line_rank = ranks(&self.lines.values);
+        let mut groups: Vec<(GroupKey, ScaledSums)> =
+            std::mem::take(&mut self.sums).into_iter().collect();
+        groups.sort_unstable_by_key(|(k, _)| {
+            (
+                self.profiles[k.profile as usize].id,
+                k.kind,
+                k.period_start,
+                subscription_rank[k.subscription as usize],
+                line_rank[k.line as usize],
+                k.credit_eligible,
+                k.covered_by,
+            )
+        });
+        let mut out = PeriodLines::new();
+        let mut period: Option<(PeriodAt, Vec<(LineKey, LineSums)>)> = None;
+        for (key, sums) in groups {
             let profile = self.profiles[key.profile as usize].id;
             let too_large = || AggregateError::SumTooLarge {
                 profile: profile.to_string(),
@@ -331,17 +350,40 @@ impl<'r> LineMerge<'r> {
                 cost: scaled_to_decimal(sums.cost, scale).ok_or_else(too_large)?,
                 rows: sums.rows,
             };
-            by_period
-                .entry((key.profile, key.kind, key.period_start))
-                .or_default()
-                .insert(line_key, sums);
+            let at = (key.profile, key.kind, key.period_start);
+            match &mut period {
+                Some((current, lines)) if *current == at => lines.push((line_key, sums)),
+                _ => {
+                    if let Some((done, lines)) = period.replace((at, vec![(line_key, sums)])) {
+                        out.insert(self.period_key(done), lines.into_iter().collect());
+                    }
+                }
+            }
         }
-        Ok(by_period
-            .into_iter()
-            .map(|((p, kind, start), lines)| {
-                let id = self.profiles[p as usize].id.to_string();
-                ((id, kind, start), lines)
-            })
-            .collect())
+        if let Some((done, lines)) = period {
+            out.insert(self.period_key(done), lines.into_iter().collect());
+        }
+        Ok(out)
     }
+
+    fn period_key(
+        &self,
+        (profile, kind, start): (u32, Kind, NaiveDate),
+    ) -> (String, Kind, NaiveDate) {
+        (self.profiles[profile as usize].id.to_string(), kind, start)
+    }
+}
+
+/// A period of a profile by its number: (profile, kind, period start).
+type PeriodAt = (u32, Kind, NaiveDate);
+
+/// The rank of each value in sorted order.
+fn ranks<T: Ord>(values: &[T]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..values.len() as u32).collect();
+    order.sort_unstable_by(|a, b| values[*a as usize].cmp(&values[*b as usize]));
+    let mut rank = vec![0; values.len()];
+    for (r, i) in order.into_iter().enumerate() {
+        rank[i as usize] = r as u32;
+    }
+    rank
 }
