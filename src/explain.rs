@@ -34,13 +34,31 @@ pub fn explain(
         return Err(ExplainError::NoLedger(path));
     }
     let ledger = Ledger::open(&path)?;
-    let invoices: Vec<(Invoice, Decimal, String)> = ledger.invoices()?;
     let deliveries = ledger.deliveries()?;
     let decisions: Vec<Decision> = ledger
         .decisions()?
         .into_values()
         .filter(|d| d.profile_id == profile)
         .filter(|d| period.is_none_or(|p| d.period.month_key() == p))
+        .collect();
+    // Only this profile's invoices are read with their lines.
+    let numbers: Vec<String> = decisions
+        .iter()
+        .filter_map(|d| d.invoice_number.clone())
+        .collect();
+    let payments: std::collections::BTreeMap<String, (Decimal, String)> = ledger
+        .invoice_heads()?
+        .into_iter()
+        .filter(|(head, _, _)| numbers.contains(&head.number))
+        .map(|(head, paid, status)| (head.number, (paid, status)))
+        .collect();
+    let invoices: Vec<(Invoice, Decimal, String)> = ledger
+        .invoices_numbered(&numbers)?
+        .into_iter()
+        .filter_map(|i| {
+            let (paid, status) = payments.get(&i.number)?.clone();
+            Some((i, paid, status))
+        })
         .collect();
     let mut out = String::new();
     if decisions.is_empty() {
