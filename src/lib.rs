@@ -3,7 +3,7 @@
 //! ```text
 //!  DATA/usage/*.csv ──ingest──▶ OUT/usage/date=D/*.parquet  (+ OUT/rejects/D.csv)
 //!                                   │  (day_sums: each day's sums, kept as it is parsed)
-//!                              aggregate (polars)            lines per profile, kind, period
+//!                              aggregate (Rust merge)        lines per profile, kind, period
 //!                                   │
 //!  DATA/*.csv (reference) ──▶  decide (pure)  ◀──▶  OUT/ledger.sqlite (numbers, carries, outbox)
 //!  DATA/preferences.csv ──▶        │

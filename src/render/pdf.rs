@@ -48,6 +48,10 @@ enum TableRow {
     Group(String),
     Line {
         description: String,
+        /// What tells the line from others of the same meter (how it was
+        /// charged and priced, trial, adjustment); kept whole when the
+        /// description is shortened.
+        note: String,
         quantity: String,
         amount: String,
     },
@@ -243,13 +247,29 @@ fn table_rows(invoice: &Invoice, parties: &Parties) -> Vec<TableRow> {
         };
         rows.push(TableRow::Group(title));
         for line in lines {
-            let note = match line.key.covered_by {
-                CoveredBy::None => String::new(),
-                CoveredBy::Trial => format!(" ({})", labels.free_trial),
-                CoveredBy::Adjustment => format!(" ({})", labels.adjustment),
+            let meter = &line.key.meter;
+            // Usage at on-demand prices is the plain case; otherwise the
+            // charge type and pricing model are Azure's own words.
+            let mut how: Vec<&str> = Vec::new();
+            if !meter.charge_type.eq_ignore_ascii_case("Usage") {
+                how.push(&meter.charge_type);
+            }
+            if meter.pricing_model != "OnDemand" {
+                how.push(&meter.pricing_model);
+            }
+            match line.key.covered_by {
+                CoveredBy::None => {}
+                CoveredBy::Trial => how.push(labels.free_trial),
+                CoveredBy::Adjustment => how.push(labels.adjustment),
+            }
+            let note = if how.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", how.join(", "))
             };
             rows.push(TableRow::Line {
-                description: format!("{}{}", line.key.meter.meter_name, note),
+                description: meter.meter_name.clone(),
+                note,
                 quantity: quantity_with_unit(
                     locale,
                     line.sums.quantity,
@@ -431,10 +451,12 @@ fn draw_table(
             TableRow::Group(title) => page.group_title(y, title),
             TableRow::Line {
                 description,
+                note,
                 quantity,
                 amount,
             } => {
-                let description = page.fit(description, 8.0, false, 92.0);
+                let room = 92.0 - super::canvas::text_width(note, 8.0, false);
+                let description = page.fit(description, 8.0, false, room.max(20.0)) + note;
                 page.text(LEFT + 3.0, y, 8.0, false, &description);
                 page.text_right(150.0, y, 8.0, false, quantity);
                 page.text_right(RIGHT, y, 8.0, false, amount);
@@ -522,9 +544,39 @@ mod tests {
         }
     }
 
+    /// Lines of one meter that differ only in how they were charged and
+    /// priced say so; plain usage at on-demand prices says nothing.
+    #[test]
+    fn lines_of_one_meter_are_told_apart_by_charge_type_and_pricing_model() {
+        let mut invoice = crate::synth::synthetic_invoice("INV-00000001", 3, "USD");
+        let meter = std::sync::Arc::make_mut(&mut invoice.lines[1].key.meter);
+        (meter.charge_type, meter.pricing_model) = ("Refund".into(), "Spot".into());
+        invoice.lines[2].key.covered_by = CoveredBy::Trial;
+        let issuer = crate::config::IssuerSettings::default();
+        let parties = Parties {
+            issuer: &issuer,
+            locale: Locale::EnUs,
+            customer_name: "C",
+            customer_address: "A",
+            account_name: "N",
+            customer_vat_id: None,
+            subscription_names: BTreeMap::new(),
+        };
+        let notes: Vec<String> = table_rows(&invoice, &parties)
+            .into_iter()
+            .filter_map(|row| match row {
+                TableRow::Line { note, .. } => Some(note),
+                TableRow::Group(_) => None,
+            })
+            .collect();
+        let trial = format!(" ({})", Locale::EnUs.labels().free_trial);
+        assert_eq!(notes, ["", " (Refund, Spot)", trial.as_str()]);
+    }
+
     fn line() -> TableRow {
         TableRow::Line {
             description: String::new(),
+            note: String::new(),
             quantity: String::new(),
             amount: String::new(),
         }
