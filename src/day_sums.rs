@@ -49,15 +49,7 @@ pub fn line_texts_path(daily_cache: &Path) -> PathBuf {
 
 /// The seven line text columns (`GROUP_COLUMNS` from `meter_id` on,
 /// without credit eligibility).
-pub(crate) const LINE_TEXT_COLUMNS: &[&str] = &[
-    "meter_id",
-    "meter_category",
-    "meter_name",
-    "unit_of_measure",
-    "charge_type",
-    "publisher_type",
-    "pricing_model",
-];
+pub(crate) const LINE_TEXT_COLUMNS: &[&str] = GROUP_COLUMNS.split_at(3).1.split_at(7).0;
 
 /// A day's accepted usage summed by (profile, line key) while it is parsed,
 /// so the day's sums need not be read back from its partition.

@@ -171,28 +171,6 @@ impl Ledger {
         )
     }
 
-    /// Lines of every decided period whose start falls in the month `YYYY-MM`.
-    pub fn lines_in_month(
-        &self,
-        month: &str,
-    ) -> Result<Vec<(DecisionKey, Vec<crate::model::Line>)>> {
-        let mut out = Vec::new();
-        self.for_text_rows(
-            "SELECT profile_id, kind, period_start, data FROM lines
-             WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
-            [month],
-            |[profile, kind, start, data]| {
-                let kind = parse_kind("lines.kind", &kind)?;
-                out.push((
-                    (profile, kind, date("lines.period_start", &start)?),
-                    from_json("lines.data", &data)?,
-                ));
-                Ok(())
-            },
-        )?;
-        Ok(out)
-    }
-
     pub fn next_invoice_seq(&self) -> Result<u64> {
         let max: Option<i64> = self
             .conn

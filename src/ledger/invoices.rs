@@ -11,21 +11,14 @@ use crate::model::{Invoice, InvoiceHead};
 use super::*;
 
 impl Ledger {
-    /// Every issued invoice with what has been paid and its stored status.
-    pub fn invoices(&self) -> Result<Vec<(Invoice, Decimal, String)>> {
-        self.invoice_heads()?
-            .into_iter()
-            .map(|(head, paid, status)| Ok((self.with_lines(head)?, paid, status)))
-            .collect()
-    }
-
     /// An invoice whole: its head and its period's decided lines.
     fn with_lines(&self, head: InvoiceHead) -> Result<Invoice> {
         let lines = self.lines_of(&(head.profile_id.clone(), head.kind, head.period.start))?;
         Ok(head.with_lines(lines))
     }
 
-    /// Like [`Ledger::invoices`], without the invoices' lines.
+    /// Every issued invoice without its lines, with what has been paid
+    /// and its stored status.
     pub fn invoice_heads(&self) -> Result<Vec<(InvoiceHead, Decimal, String)>> {
         self.invoice_rows()
     }
