@@ -92,30 +92,54 @@ impl ScaledSums {
     }
 }
 
+/// Texts numbered in order of first sight, each kept once as a `T` (the
+/// text itself, or what the month-end merge makes of it).
+pub(crate) struct Interner<T> {
+    ids: FastMap<Box<[u8]>, u32>,
+    pub(crate) values: Vec<T>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            ids: FastMap::default(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T> Interner<T> {
+    /// The number of `bytes`, made with `make` the first time.
+    pub(crate) fn id(&mut self, bytes: &[u8], make: impl FnOnce() -> T) -> u32 {
+        if let Some(&id) = self.ids.get(bytes) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct texts");
+        self.ids.insert(bytes.into(), id);
+        self.values.push(make());
+        id
+    }
+}
+
 /// Distinct line texts, numbered in order of first sight. A line text is
 /// its seven values (`GROUP_COLUMNS` from `meter_id` on, without credit
 /// eligibility), each written as its byte length (4 bytes, little-endian)
 /// then its bytes: unambiguous whatever characters a value holds.
 #[derive(Default)]
-struct LineTexts {
-    ids: FastMap<Box<[u8]>, u32>,
-    texts: Vec<Box<[u8]>>,
-}
+struct LineTexts(Interner<Box<[u8]>>);
 
 impl LineTexts {
     fn id(&mut self, text: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = u32::try_from(self.texts.len()).expect("fewer than 2^32 distinct lines a day");
-        self.ids.insert(text.into(), id);
-        self.texts.push(text.into());
-        id
+        self.0.id(text, || text.into())
+    }
+
+    fn texts(&self) -> &[Box<[u8]>] {
+        &self.0.values
     }
 
     /// The seven values of line `id`.
     fn values(&self, id: u32) -> [&str; 7] {
-        let mut rest: &[u8] = &self.texts[id as usize];
+        let mut rest: &[u8] = &self.texts()[id as usize];
         std::array::from_fn(|_| {
             let (len, after) = rest.split_at(4);
             let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
@@ -186,7 +210,7 @@ impl<'r> DaySums<'r> {
     pub fn merge(&mut self, chunk: ChunkSums) {
         let day_line: Vec<u32> = chunk
             .lines
-            .texts
+            .texts()
             .iter()
             .map(|text| self.lines.id(text))
             .collect();
@@ -237,7 +261,7 @@ impl<'r> DaySums<'r> {
                 ),
             ],
         )?;
-        let count = self.lines.texts.len();
+        let count = self.lines.texts().len();
         let mut texts: Vec<Vec<&str>> = (0..7).map(|_| Vec::with_capacity(count)).collect();
         for id in 0..count as u32 {
             for (column, value) in texts.iter_mut().zip(self.lines.values(id)) {

@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::FastMap;
+use crate::day_sums::Interner;
 use crate::model::{Agreement, CoveredBy, Kind, LineKey, LineSums, MeterLine, Offer, Period};
 use crate::model::{PeriodLines, Reference};
 use crate::parse::scaled_to_decimal;
@@ -63,34 +64,6 @@ pub(super) struct LineMerge<'r> {
     scale: Option<usize>,
     /// Reused to encode a row's line texts.
     text: Vec<u8>,
-}
-
-/// Texts numbered in order of first sight, each kept once as `T`.
-struct Interner<T> {
-    ids: FastMap<Box<[u8]>, u32>,
-    values: Vec<T>,
-}
-
-impl<T> Default for Interner<T> {
-    fn default() -> Self {
-        Interner {
-            ids: FastMap::default(),
-            values: Vec::new(),
-        }
-    }
-}
-
-impl<T> Interner<T> {
-    /// The number of `bytes`, made with `make` the first time.
-    fn id(&mut self, bytes: &[u8], make: impl FnOnce() -> T) -> u32 {
-        if let Some(&id) = self.ids.get(bytes) {
-            return id;
-        }
-        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct texts");
-        self.ids.insert(bytes.into(), id);
-        self.values.push(make());
-        id
-    }
 }
 
 impl<'r> LineMerge<'r> {
@@ -156,16 +129,8 @@ impl<'r> LineMerge<'r> {
         cache: &DataFrame,
         texts: Option<&DataFrame>,
     ) -> Result<()> {
-        let text = |name: &str| -> PolarsResult<Vec<&str>> {
-            Ok(cache
-                .column(name)?
-                .str()?
-                .iter()
-                .map(|v| v.unwrap_or_default())
-                .collect())
-        };
-        let profile = text("billing_profile_id")?;
-        let subscription = text("subscription_id")?;
+        let profile = text_column(cache, "billing_profile_id")?;
+        let subscription = text_column(cache, "subscription_id")?;
         let line_of_row = self.line_ids(cache, texts)?;
         let eligible: Vec<bool> = cache
             .column("is_azure_credit_eligible")?
@@ -234,17 +199,10 @@ impl<'r> LineMerge<'r> {
     /// The month's number of each cache row's line: through the day's
     /// numbered texts, or from the row's own texts.
     fn line_ids(&mut self, cache: &DataFrame, texts: Option<&DataFrame>) -> Result<Vec<u32>> {
-        let columns = |frame: &DataFrame| -> PolarsResult<Vec<Vec<String>>> {
+        let columns = |frame| -> PolarsResult<Vec<Vec<&str>>> {
             crate::day_sums::LINE_TEXT_COLUMNS
                 .iter()
-                .map(|c| {
-                    Ok(frame
-                        .column(c)?
-                        .str()?
-                        .iter()
-                        .map(|v| v.unwrap_or_default().to_string())
-                        .collect())
-                })
+                .map(|c| text_column(frame, c))
                 .collect()
         };
         let numbered = |frame: &DataFrame| -> PolarsResult<Vec<u32>> {
@@ -255,10 +213,10 @@ impl<'r> LineMerge<'r> {
                 .map(|v| v.unwrap_or(0))
                 .collect())
         };
-        let ids_of = |merge: &mut Self, values: &[Vec<String>]| -> Vec<u32> {
+        let ids_of = |merge: &mut Self, values: &[Vec<&str>]| -> Vec<u32> {
             let rows = values.first().map_or(0, Vec::len);
             (0..rows)
-                .map(|i| merge.line_id(&std::array::from_fn(|c| values[c][i].as_str())))
+                .map(|i| merge.line_id(&std::array::from_fn(|c| values[c][i])))
                 .collect()
         };
         Ok(match texts {
@@ -372,6 +330,16 @@ impl<'r> LineMerge<'r> {
     ) -> (String, Kind, NaiveDate) {
         (self.profiles[profile as usize].id.to_string(), kind, start)
     }
+}
+
+/// A text column's values (none as empty), borrowed from the frame.
+fn text_column<'f>(frame: &'f DataFrame, name: &str) -> PolarsResult<Vec<&'f str>> {
+    Ok(frame
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default())
+        .collect())
 }
 
 /// A period of a profile by its number: (profile, kind, period start).

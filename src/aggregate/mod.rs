@@ -14,18 +14,19 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::day_sums::GROUP_COLUMNS;
-#[cfg(test)]
-use crate::model::{CoveredBy, MeterLine};
-#[cfg(test)]
-use crate::model::{Kind, Offer, Period};
-use crate::model::{LineKey, LineSums, Reference};
-#[cfg(test)]
-use crate::parse::scaled_to_decimal;
+use crate::model::Reference;
 use crate::store;
+#[cfg(test)]
+use crate::{
+    model::{CoveredBy, Kind, LineKey, LineSums, MeterLine, Offer, Period},
+    parse::scaled_to_decimal,
+};
 
 mod merge;
 
-/// Exact sums of one (profile, day, line key) group of usage rows.
+/// Exact sums of one (profile, day, line key) group of usage rows: the
+/// tests' plain view of a day cache.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DailySums {
     pub profile_id: String,
