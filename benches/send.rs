@@ -49,7 +49,7 @@ fn send(c: &mut Criterion) {
         .map(|i| {
             let recipient = format!("person{i}@customer.example");
             build_message(
-                &invoice,
+                &invoice.head(),
                 &recipient,
                 Locale::NlNl,
                 "Polder Data B.V.",

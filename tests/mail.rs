@@ -218,6 +218,46 @@ fn a_dropped_connection_then_a_rerun_leaves_exactly_one_message_each() {
 }
 
 #[test]
+fn a_pdf_gone_from_disk_is_rendered_again_for_the_email() {
+    let data = sample_copy();
+    let server = SmtpServer::start(Script::default());
+    let out = tempfile::tempdir().unwrap();
+    run_smtp(data.path(), out.path(), &server, &[]);
+    let pdf = crate::common::files_under(&out.path().join("pdf"))
+        .into_iter()
+        .find(|p| p.ends_with("INV-00000003.pdf"))
+        .expect("INV-00000003 rendered");
+    let original = std::fs::read(&pdf).unwrap();
+    std::fs::remove_file(&pdf).unwrap();
+    let (code, stderr) = faktura_env(
+        &[
+            "send",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--resend",
+            "INV-00000003",
+        ],
+        &server.env(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let resent: Vec<_> = server.received()[15..].to_vec();
+    assert_eq!(resent.len(), 2, "both of INV-00000003's recipients");
+    for m in resent {
+        let parsed = MessageParser::default().parse(&m.data).unwrap();
+        let attachment = parsed.attachments().next().expect("PDF attached");
+        assert_eq!(attachment.attachment_name(), Some("INV-00000003.pdf"));
+        assert!(
+            attachment.contents() == original.as_slice(),
+            "the same PDF, rendered again from the ledger"
+        );
+    }
+}
+
+#[test]
 fn resend_sends_an_invoice_again_with_the_same_message_ids() {
     let data = sample_copy();
     let server = SmtpServer::start(Script::default());

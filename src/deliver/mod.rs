@@ -19,7 +19,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::config::{MailSettings, Security, TransportKind};
-use crate::model::{Invoice, Locale};
+use crate::model::{InvoiceHead, Locale};
 use crate::parse::parse_email;
 use crate::store;
 
@@ -194,7 +194,7 @@ impl Mailer {
 
 /// Builds the e-mail of `invoice` for `recipient` with the PDF attached.
 pub fn build_message(
-    invoice: &Invoice,
+    invoice: &InvoiceHead,
     recipient: &str,
     locale: Locale,
     customer_name: &str,
@@ -254,7 +254,7 @@ pub fn build_message(
 }
 
 /// The plain-text and HTML bodies of an invoice's e-mail, in `locale`.
-fn message_bodies(invoice: &Invoice, locale: Locale, customer_name: &str) -> (String, String) {
+fn message_bodies(invoice: &InvoiceHead, locale: Locale, customer_name: &str) -> (String, String) {
     let labels = locale.labels();
     let amount = locale.money(invoice.total(), &invoice.currency);
     let due = locale.date(invoice.due_date);
@@ -293,7 +293,7 @@ fn message_bodies(invoice: &Invoice, locale: Locale, customer_name: &str) -> (St
 }
 
 /// Midnight UTC of the invoice date: a Date header that is the same on a re-send.
-fn invoice_time(invoice: &Invoice) -> SystemTime {
+fn invoice_time(invoice: &InvoiceHead) -> SystemTime {
     let secs = invoice
         .invoice_date
         .and_time(chrono::NaiveTime::MIN)

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::MailSettings;
 use crate::ledger::{Delivery, Ledger};
-use crate::model::Invoice;
+use crate::model::{Invoice, InvoiceHead};
 use crate::render;
 
 use super::{DeliverError, Mailer, Outcome, SMTP_CONNECTIONS, build_message, pool};
@@ -55,18 +55,17 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
     let progress = crate::progress::Progress::new(todo.len() as u64, "send");
     // SMTP is latency-bound: several senders share the pooled transport,
     // and this thread records each outcome in the ledger as it arrives.
+    // The file transport is bound by building messages and syncing files:
+    // a few writers keep the cores busy while others wait for the disk.
     let senders = match mailer {
-        Mailer::File { .. } => 1,
+        Mailer::File { .. } => FILE_WRITERS,
         Mailer::Smtp { .. } => SMTP_CONNECTIONS,
     };
     // A batch of deliveries at a time, with only their invoices in memory.
     for batch in todo.chunks(DELIVERIES_PER_BATCH) {
         let numbers: BTreeSet<String> = batch.iter().map(|d| d.invoice_number.clone()).collect();
-        let invoices: BTreeMap<String, Invoice> = ledger
-            .invoices_numbered(&numbers.into_iter().collect::<Vec<_>>())?
-            .into_iter()
-            .map(|i| (i.number.clone(), i))
-            .collect();
+        let invoices =
+            BatchInvoices::read(ledger, inputs, &numbers.into_iter().collect::<Vec<_>>())?;
         pool::send_all(
             batch.to_vec(),
             senders,
@@ -95,6 +94,39 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
 
 /// Deliveries sent per batch: their invoices are read for the batch only.
 const DELIVERIES_PER_BATCH: usize = 512;
+
+/// Messages the file transport writes at once.
+const FILE_WRITERS: usize = 4;
+
+/// A batch's invoices: every head (all an e-mail needs), and whole invoices
+/// (with their lines) only where the PDF is missing from disk and has to
+/// be rendered again.
+struct BatchInvoices {
+    heads: BTreeMap<String, InvoiceHead>,
+    to_render: BTreeMap<String, Invoice>,
+}
+
+impl BatchInvoices {
+    fn read(ledger: &Ledger, inputs: &Inputs, numbers: &[String]) -> Result<Self, DeliverError> {
+        let heads: BTreeMap<String, InvoiceHead> = ledger
+            .invoice_heads_numbered(numbers)?
+            .into_iter()
+            .map(|head| (head.number.clone(), head))
+            .collect();
+        let out = inputs.render.out_dir;
+        let missing: Vec<String> = heads
+            .values()
+            .filter(|head| !render::pdf_path(out, head.period, &head.number).exists())
+            .map(|head| head.number.clone())
+            .collect();
+        let to_render = ledger
+            .invoices_numbered(&missing)?
+            .into_iter()
+            .map(|invoice| (invoice.number.clone(), invoice))
+            .collect();
+        Ok(BatchInvoices { heads, to_render })
+    }
+}
 
 impl DeliveryReport {
     /// Counts one outcome; returns the outbox status and reply to record.
@@ -127,20 +159,29 @@ impl DeliveryReport {
 fn deliver_one(
     inputs: &Inputs,
     mailer: &Mailer,
-    invoices: &BTreeMap<String, Invoice>,
+    invoices: &BatchInvoices,
     delivery: &Delivery,
 ) -> (Outcome, u32) {
-    let Some(invoice) = invoices.get(&delivery.invoice_number) else {
+    let Some(invoice) = invoices.heads.get(&delivery.invoice_number) else {
         let reason = format!("outbox names unknown invoice {}", delivery.invoice_number);
         return (Outcome::Transient(reason), 1);
     };
     let path = render::pdf_path(inputs.render.out_dir, invoice.period, &invoice.number);
-    let pdf = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(_) => match render::render_pdf(&inputs.render, invoice) {
+    let pdf = match (
+        std::fs::read(&path),
+        invoices.to_render.get(&invoice.number),
+    ) {
+        (Ok(bytes), _) => bytes,
+        (Err(_), Some(whole)) => match render::render_pdf(&inputs.render, whole) {
             Ok(bytes) => bytes,
             Err(e) => return (Outcome::Transient(e.to_string()), 1),
         },
+        (Err(e), None) => {
+            return (
+                Outcome::Transient(format!("cannot read {}: {e}", path.display())),
+                1,
+            );
+        }
     };
     let Some(profile) = inputs.render.reference.profiles.get(&invoice.profile_id) else {
         let reason = format!("profile {} is not in profiles.csv", invoice.profile_id);

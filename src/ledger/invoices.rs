@@ -46,6 +46,15 @@ impl Ledger {
     /// order (a few at a time keeps memory to those few).
     /// Numbers not issued are left out.
     pub fn invoices_numbered(&self, numbers: &[String]) -> Result<Vec<Invoice>> {
+        self.invoice_heads_numbered(numbers)?
+            .into_iter()
+            .map(|head| self.with_lines(head))
+            .collect()
+    }
+
+    /// The issued invoices numbered `numbers` without their lines, in that
+    /// order. Numbers not issued are left out.
+    pub fn invoice_heads_numbered(&self, numbers: &[String]) -> Result<Vec<InvoiceHead>> {
         let mut stmt = self
             .conn
             .prepare("SELECT data FROM invoices WHERE number = ?1")
@@ -57,7 +66,7 @@ impl Ledger {
                 .optional()
                 .map_err(self.err())?;
             if let Some(data) = data {
-                out.push(self.with_lines(from_json("invoices.data", &data)?)?);
+                out.push(from_json("invoices.data", &data)?);
             }
         }
         Ok(out)

@@ -91,24 +91,40 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
         return Ok(RenderReport::default());
     }
     let progress = crate::progress::Progress::new(missing.len() as u64, "render");
-    let mut report = RenderReport::default();
-    for batch in missing.chunks(RENDER_BATCH) {
-        let invoices = ledger.invoices_numbered(batch)?;
-        let outcomes: Vec<Result<RenderReport, FileError>> = invoices
-            .par_iter()
-            .map(|invoice| {
-                progress.inc();
-                render_one(inputs, invoice)
-            })
-            .collect();
-        for outcome in outcomes {
-            let done = outcome?;
-            report.written += done.written;
-            report.einvoices_written += done.einvoices_written;
-            report.failed.extend(done.failed);
+    // This thread reads the next batch from the ledger while the pool
+    // renders the one before; rendering is where the time goes.
+    let (batches, to_render) = std::sync::mpsc::sync_channel::<Vec<Invoice>>(1);
+    std::thread::scope(|scope| {
+        let renderer = scope.spawn(move || {
+            let mut report = RenderReport::default();
+            for invoices in to_render {
+                let outcomes: Vec<Result<RenderReport, FileError>> = invoices
+                    .par_iter()
+                    .map(|invoice| {
+                        progress.inc();
+                        render_one(inputs, invoice)
+                    })
+                    .collect();
+                for outcome in outcomes {
+                    let done = outcome?;
+                    report.written += done.written;
+                    report.einvoices_written += done.einvoices_written;
+                    report.failed.extend(done.failed);
+                }
+            }
+            Ok::<_, RenderError>(report)
+        });
+        for batch in missing.chunks(RENDER_BATCH) {
+            let invoices = ledger.invoices_numbered(batch)?;
+            if batches.send(invoices).is_err() {
+                break; // the renderer stopped on an error, returned below
+            }
         }
-    }
-    Ok(report)
+        drop(batches);
+        renderer
+            .join()
+            .expect("the renderer catches the PDF library's panics")
+    })
 }
 
 /// Invoices read and rendered at a time.
@@ -150,10 +166,12 @@ pub fn render_pdf(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, RenderE
         customer_address: &profile.address,
         account_name: &reference.account_of(profile).name,
         customer_vat_id: profile.vat_id.as_deref(),
-        subscription_names: reference
-            .subscriptions
-            .values()
-            .filter(|s| s.profile_id == profile.id)
+        // The invoice's own subscriptions: looked up by id, not by
+        // scanning every subscription for the profile's.
+        subscription_names: invoice
+            .lines
+            .iter()
+            .filter_map(|line| reference.subscriptions.get(&*line.key.subscription_id))
             .map(|s| (s.id.clone(), s.name.clone()))
             .collect(),
     };
