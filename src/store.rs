@@ -38,6 +38,20 @@ pub fn failed<'a>(
 /// Writes `bytes` to `path` atomically (temporary name, fsync, rename).
 /// A failure names `path` and leaves no temporary file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_renderable(path, bytes)?;
+    // Make the rename itself durable.
+    let dir = path.parent().expect("output paths have a parent");
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Like [`write_atomic`] without syncing the directory: the bytes are on
+/// disk before the name appears, but a crash may lose the new name. For
+/// files a re-run makes again when they are missing (PDFs, e-invoices),
+/// it saves a disk flush per file.
+pub fn write_renderable(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let dir = path.parent().expect("output paths have a parent");
     fs::create_dir_all(dir).map_err(failed("create", dir))?;
     let name = path
@@ -54,10 +68,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     if let Err(reason) = written {
         let _ = fs::remove_file(&tmp);
         return Err(failed("write", path)(reason));
-    }
-    // Make the rename itself durable.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
     }
     Ok(())
 }

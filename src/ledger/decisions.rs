@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
+use rayon::prelude::*;
 
 use crate::model::{
     Billed, DecideCommit, Decision, DecisionCode, DecisionKey, LineKey, LineSums, ProfileState,
@@ -121,13 +122,12 @@ impl Ledger {
             },
         )?;
         // A period billed as decided has no row of its own: its lines say it.
-        self.for_text_rows(
+        self.for_rows_with_lines(
             "SELECT profile_id, kind, period_start, data FROM lines l WHERE period_start >= ?1
              AND NOT EXISTS (SELECT 1 FROM billed b WHERE b.profile_id = l.profile_id
                              AND b.kind = l.kind AND b.period_start = l.period_start)",
             [since.to_string()],
-            |[profile, kind, start, data]| {
-                let lines: Vec<crate::model::Line> = from_json("lines.data", &data)?;
+            |[profile, kind, start], lines| {
                 let kind = parse_kind("lines.kind", &kind)?;
                 out.insert(
                     (profile, kind, date("lines.period_start", &start)?),
@@ -140,16 +140,16 @@ impl Ledger {
     }
 
     pub fn lines_of(&self, key: &DecisionKey) -> Result<Vec<crate::model::Line>> {
-        let data: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT data FROM lines WHERE profile_id = ?1 AND kind = ?2 AND period_start = ?3",
-                params![key.0, key.1.as_str(), key.2.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.err())?;
-        data.map_or(Ok(Vec::new()), |d| from_json("lines.data", &d))
+        let mut found = Vec::new();
+        self.for_rows_with_lines(
+            "SELECT data FROM lines WHERE profile_id = ?1 AND kind = ?2 AND period_start = ?3",
+            params![key.0, key.1.as_str(), key.2.to_string()],
+            |[], lines| {
+                found = lines;
+                Ok(())
+            },
+        )?;
+        Ok(found)
     }
 
     /// Lines of every decided period whose start falls in the month
@@ -159,16 +159,34 @@ impl Ledger {
         month: &str,
         mut each: impl FnMut(DecisionKey, Vec<crate::model::Line>) -> Result<()>,
     ) -> Result<()> {
-        self.for_text_rows(
+        self.for_rows_with_lines(
             "SELECT profile_id, kind, period_start, data FROM lines
              WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
             [month],
-            |[profile, kind, start, data]| {
+            |[profile, kind, start], lines| {
                 let kind = parse_kind("lines.kind", &kind)?;
                 let key = (profile, kind, date("lines.period_start", &start)?);
-                each(key, from_json("lines.data", &data)?)
+                each(key, lines)
             },
         )
+    }
+
+    /// Like `for_text_rows`, with a period's stored lines in the column
+    /// after the `N` text ones.
+    fn for_rows_with_lines<const N: usize>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut each: impl FnMut([String; N], Vec<crate::model::Line>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let mut rows = stmt.query(params).map_err(self.err())?;
+        while let Some(row) = rows.next().map_err(self.err())? {
+            let cells = text_cells(row).map_err(self.err())?;
+            let lines = stored_lines::decode(row.get_ref(N).map_err(self.err())?)?;
+            each(cells, lines)?;
+        }
+        Ok(())
     }
 
     pub fn next_invoice_seq(&self) -> Result<u64> {
@@ -184,6 +202,12 @@ impl Ledger {
     pub fn commit_decisions(&mut self, commit: &DecideCommit) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| sqlite_error(path.clone(), source);
+        // Deflated on every core before the write lock is taken.
+        let stored_lines: Vec<Vec<u8>> = commit
+            .lines
+            .par_iter()
+            .map(|(_, lines)| stored_lines::encode(lines))
+            .collect();
         let tx = self.write()?;
         for d in &commit.decisions {
             tx.execute(
@@ -200,10 +224,10 @@ impl Ledger {
             .map_err(wrap)?;
             mark_dirty(&tx, "decisions", &d.period.month_key()).map_err(wrap)?;
         }
-        for ((profile, kind, start), lines) in &commit.lines {
+        for (((profile, kind, start), _), stored) in commit.lines.iter().zip(stored_lines) {
             tx.execute(
                 "INSERT OR REPLACE INTO lines (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
-                params![profile, kind.as_str(), start.to_string(), json(lines)],
+                params![profile, kind.as_str(), start.to_string(), stored],
             )
             .map_err(wrap)?;
             mark_dirty(&tx, "lines", &start.format("%Y-%m").to_string()).map_err(wrap)?;

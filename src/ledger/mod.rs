@@ -10,7 +10,7 @@
 //!
 //! One file per group of tables: `ingest` (files, days, fresh days),
 //! `decisions` (decisions, lines, billed sums, profile states, invoices
-//! issued with them), `invoices` (payments and statuses), `outputs` (dirty
+//! issued with them; `stored_lines` is how lines are kept), `invoices` (payments and statuses), `outputs` (dirty
 //! partitions), `outbox` (deliveries), `preferences`, `runs`.
 
 use std::path::Path;
@@ -58,10 +58,13 @@ fn sqlite_error(path: String, source: rusqlite::Error) -> LedgerError {
 
 /// The schema version this faktura writes (`PRAGMA user_version`). Version
 /// 0 is a ledger from before versions were kept: its tables are those of
-/// version 1 but `preferences`, which the migration adds.
-const SCHEMA_VERSION: i64 = 1;
+/// version 1 but `preferences`, which the migration adds. Version 2 has the
+/// same tables and writes `lines.data` deflated (`stored_lines`); its
+/// version keeps an older faktura from reading what it cannot, and rows a
+/// version 1 ledger holds are read as they are.
+const SCHEMA_VERSION: i64 = 2;
 
-/// The tables of schema version 1 (every statement is idempotent).
+/// The tables (every statement is idempotent).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ingested_files (
@@ -116,11 +119,21 @@ mod outbox;
 mod outputs;
 mod preferences;
 mod runs;
+mod stored_lines;
 
 pub use crate::model::{Billed, DecideCommit, DecisionKey, ProfileState};
 pub use ingest::{DayStats, FileFingerprint};
 pub use outbox::Delivery;
 use outputs::mark_dirty;
+
+/// A row's first `N` columns as text.
+fn text_cells<const N: usize>(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; N]> {
+    let mut cells: [String; N] = std::array::from_fn(|_| String::new());
+    for (i, cell) in cells.iter_mut().enumerate() {
+        *cell = row.get(i)?;
+    }
+    Ok(cells)
+}
 
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("ledger records serialize")
@@ -193,6 +206,7 @@ impl Ledger {
         let tx = self.write()?;
         // 0 -> 1: every table of version 1 that is missing (an empty file
         // gets them all; a ledger from before versions gets `preferences`).
+        // 1 -> 2: nothing to change.
         tx.execute_batch(SCHEMA).map_err(wrap)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(wrap)?;
@@ -214,11 +228,7 @@ impl Ledger {
         let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
         let mut rows = stmt.query(params).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {
-            let mut cells: [String; N] = std::array::from_fn(|_| String::new());
-            for (i, cell) in cells.iter_mut().enumerate() {
-                *cell = row.get(i).map_err(self.err())?;
-            }
-            each(cells)?;
+            each(text_cells(row).map_err(self.err())?)?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub mod einvoice;
 mod pdf;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
 
@@ -56,13 +57,6 @@ pub struct RenderReport {
     pub failed: Vec<String>,
 }
 
-impl RenderReport {
-    fn failed_with(mut self, failure: String) -> RenderReport {
-        self.failed.push(failure);
-        self
-    }
-}
-
 /// The PDF path of an invoice: `pdf/YYYY-MM/{number}.pdf`.
 pub fn pdf_path(out_dir: &Path, period: Period, number: &str) -> PathBuf {
     out_dir.join(format!("pdf/{}/{number}.pdf", period.month_key()))
@@ -91,67 +85,102 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
         return Ok(RenderReport::default());
     }
     let progress = crate::progress::Progress::new(missing.len() as u64, "render");
-    // This thread reads the next batch from the ledger while the pool
-    // renders the one before; rendering is where the time goes.
-    let (batches, to_render) = std::sync::mpsc::sync_channel::<Vec<Invoice>>(1);
+    // Three steps at once, so the cores only render: this thread reads the
+    // next batch from the ledger, the pool renders one, and a writer puts
+    // the one before on disk (waiting for the disk, not a core).
+    let (batches, to_render) = sync_channel::<Vec<Invoice>>(1);
+    let (rendered, to_write) = sync_channel::<Vec<Rendered>>(1);
     std::thread::scope(|scope| {
-        let renderer = scope.spawn(move || {
-            let mut report = RenderReport::default();
+        scope.spawn(move || {
             for invoices in to_render {
-                let outcomes: Vec<Result<RenderReport, FileError>> = invoices
+                let files = invoices
                     .par_iter()
                     .map(|invoice| {
                         progress.inc();
                         render_one(inputs, invoice)
                     })
                     .collect();
-                for outcome in outcomes {
-                    let done = outcome?;
-                    report.written += done.written;
-                    report.einvoices_written += done.einvoices_written;
-                    report.failed.extend(done.failed);
+                if rendered.send(files).is_err() {
+                    return; // the writer stopped on an error
                 }
             }
-            Ok::<_, RenderError>(report)
+        });
+        let writer = scope.spawn(move || {
+            let mut report = RenderReport::default();
+            for files in to_write {
+                for one in files {
+                    one.write(&mut report)?;
+                }
+            }
+            Ok::<_, FileError>(report)
         });
         for batch in missing.chunks(RENDER_BATCH) {
             let invoices = ledger.invoices_numbered(batch)?;
             if batches.send(invoices).is_err() {
-                break; // the renderer stopped on an error, returned below
+                break; // the writer stopped on an error, returned below
             }
         }
         drop(batches);
-        renderer
-            .join()
-            .expect("the renderer catches the PDF library's panics")
+        let report = writer.join().expect("writing files does not panic")?;
+        Ok(report)
     })
 }
 
 /// Invoices read and rendered at a time.
 const RENDER_BATCH: usize = 64;
 
-/// Writes whichever of an invoice's PDF and e-invoice is missing.
-fn render_one(inputs: &Inputs, invoice: &Invoice) -> Result<RenderReport, FileError> {
+/// One invoice's missing files, rendered, to be written; or why one of
+/// them could not be rendered.
+struct Rendered {
+    pdf: Option<(PathBuf, Vec<u8>)>,
+    einvoice: Option<(PathBuf, Vec<u8>)>,
+    failed: Option<String>,
+}
+
+/// Renders whichever of an invoice's PDF and e-invoice is missing.
+fn render_one(inputs: &Inputs, invoice: &Invoice) -> Rendered {
     let out = inputs.out_dir;
     let (number, period) = (&invoice.number, invoice.period);
-    let mut done = RenderReport::default();
-    if !pdf_path(out, period, number).exists() {
+    let mut done = Rendered {
+        pdf: None,
+        einvoice: None,
+        failed: None,
+    };
+    let pdf = pdf_path(out, period, number);
+    if !pdf.exists() {
         match render_pdf(inputs, invoice) {
-            Ok(bytes) => store::write_atomic(&pdf_path(out, period, number), &bytes)?,
-            Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
-        }
-        done.written += 1;
-    }
-    if invoice.vat.is_some() && !einvoice::einvoice_path(out, period, number).exists() {
-        match render_einvoice(inputs, invoice) {
-            Ok(bytes) => {
-                store::write_atomic(&einvoice::einvoice_path(out, period, number), &bytes)?
+            Ok(bytes) => done.pdf = Some((pdf, bytes)),
+            Err(e) => {
+                done.failed = Some(format!("{number}: {e}"));
+                return done;
             }
-            Err(e) => return Ok(done.failed_with(format!("{number}: {e}"))),
         }
-        done.einvoices_written += 1;
     }
-    Ok(done)
+    let xml = einvoice::einvoice_path(out, period, number);
+    if invoice.vat.is_some() && !xml.exists() {
+        match render_einvoice(inputs, invoice) {
+            Ok(bytes) => done.einvoice = Some((xml, bytes)),
+            Err(e) => done.failed = Some(format!("{number}: {e}")),
+        }
+    }
+    done
+}
+
+impl Rendered {
+    /// Writes the files and counts them. They can be rendered again, so a
+    /// crash that loses a new name (not its bytes) is mended by the next run.
+    fn write(self, report: &mut RenderReport) -> Result<(), FileError> {
+        if let Some((path, bytes)) = self.pdf {
+            store::write_renderable(&path, &bytes)?;
+            report.written += 1;
+        }
+        if let Some((path, bytes)) = self.einvoice {
+            store::write_renderable(&path, &bytes)?;
+            report.einvoices_written += 1;
+        }
+        report.failed.extend(self.failed);
+        Ok(())
+    }
 }
 
 /// One invoice's PDF. A panic inside the PDF library is caught and
