@@ -22,6 +22,20 @@ fn run_smtp(
     faktura_env(&args, &server.env())
 }
 
+/// `faktura send --resend INVOICE` to `server`.
+fn resend(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    server: &SmtpServer,
+    invoice: &str,
+) -> (i32, String) {
+    let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        "send", "--data", data, "--out", out, "--as-of", AS_OF, "--resend", invoice,
+    ];
+    faktura_env(&args, &server.env())
+}
+
 /// (invoice number from the subject, recipient) -> how many times received.
 fn deliveries(server: &SmtpServer) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
@@ -229,20 +243,7 @@ fn a_pdf_gone_from_disk_is_rendered_again_for_the_email() {
         .expect("INV-00000003 rendered");
     let original = std::fs::read(&pdf).unwrap();
     std::fs::remove_file(&pdf).unwrap();
-    let (code, stderr) = faktura_env(
-        &[
-            "send",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--out",
-            out.path().to_str().unwrap(),
-            "--as-of",
-            AS_OF,
-            "--resend",
-            "INV-00000003",
-        ],
-        &server.env(),
-    );
+    let (code, stderr) = resend(data.path(), out.path(), &server, "INV-00000003");
     assert_eq!(code, 0, "{stderr}");
     let resent: Vec<_> = server.received()[15..].to_vec();
     assert_eq!(resent.len(), 2, "both of INV-00000003's recipients");
@@ -263,20 +264,7 @@ fn resend_sends_an_invoice_again_with_the_same_message_ids() {
     let server = SmtpServer::start(Script::default());
     let out = tempfile::tempdir().unwrap();
     run_smtp(data.path(), out.path(), &server, &[]);
-    let (code, stderr) = faktura_env(
-        &[
-            "send",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--out",
-            out.path().to_str().unwrap(),
-            "--as-of",
-            AS_OF,
-            "--resend",
-            "INV-00000003",
-        ],
-        &server.env(),
-    );
+    let (code, stderr) = resend(data.path(), out.path(), &server, "INV-00000003");
     assert_eq!(code, 0, "{stderr}");
     let got = deliveries(&server);
     assert_eq!(

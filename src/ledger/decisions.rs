@@ -13,6 +13,9 @@ use crate::model::{
 
 use super::*;
 
+/// Periods whose lines are deflated at once when a decide step is committed.
+const PERIODS_DEFLATED_AT_ONCE: usize = 256;
+
 /// The sums a period's decided lines bill: all but its adjustments of
 /// earlier periods, in key order.
 fn billed_by(lines: &[crate::model::Line]) -> impl Iterator<Item = (&LineKey, &LineSums)> {
@@ -202,12 +205,6 @@ impl Ledger {
     pub fn commit_decisions(&mut self, commit: &DecideCommit) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| sqlite_error(path.clone(), source);
-        // Deflated on every core before the write lock is taken.
-        let stored_lines: Vec<Vec<u8>> = commit
-            .lines
-            .par_iter()
-            .map(|(_, lines)| stored_lines::encode(lines))
-            .collect();
         let tx = self.write()?;
         for d in &commit.decisions {
             tx.execute(
@@ -224,13 +221,21 @@ impl Ledger {
             .map_err(wrap)?;
             mark_dirty(&tx, "decisions", &d.period.month_key()).map_err(wrap)?;
         }
-        for (((profile, kind, start), _), stored) in commit.lines.iter().zip(stored_lines) {
-            tx.execute(
-                "INSERT OR REPLACE INTO lines (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
-                params![profile, kind.as_str(), start.to_string(), stored],
-            )
-            .map_err(wrap)?;
-            mark_dirty(&tx, "lines", &start.format("%Y-%m").to_string()).map_err(wrap)?;
+        // Deflated on every core, a chunk of periods at a time: a month
+        // end's stored lines are never all in memory at once.
+        for chunk in commit.lines.chunks(PERIODS_DEFLATED_AT_ONCE) {
+            let stored: Vec<Vec<u8>> = chunk
+                .par_iter()
+                .map(|(_, lines)| stored_lines::encode(lines))
+                .collect();
+            for (((profile, kind, start), _), stored) in chunk.iter().zip(stored) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO lines (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
+                    params![profile, kind.as_str(), start.to_string(), stored],
+                )
+                .map_err(wrap)?;
+                mark_dirty(&tx, "lines", &start.format("%Y-%m").to_string()).map_err(wrap)?;
+            }
         }
         let decided_lines: BTreeMap<&DecisionKey, &Vec<crate::model::Line>> = commit
             .lines
