@@ -256,6 +256,10 @@ fn a_pdf_gone_from_disk_is_rendered_again_for_the_email() {
             "the same PDF, rendered again from the ledger"
         );
     }
+    assert!(
+        !pdf.exists(),
+        "rendered for the e-mail only: `send` writes no PDF, so this was not read back from disk"
+    );
 }
 
 #[test]

@@ -10,8 +10,9 @@
 //!
 //! One file per group of tables: `ingest` (files, days, fresh days),
 //! `decisions` (decisions, lines, billed sums, profile states, invoices
-//! issued with them; `stored_lines` is how lines are kept), `invoices` (payments and statuses), `outputs` (dirty
-//! partitions), `outbox` (deliveries), `preferences`, `runs`.
+//! issued with them; `stored_lines` is how lines are kept), `invoices`
+//! (payments and statuses), `outputs` (dirty partitions), `outbox`
+//! (deliveries), `preferences`, `runs`.
 
 use std::path::Path;
 
