@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
+use crate::FastMap;
 use crate::ledger::{Ledger, LedgerError};
 use std::sync::Arc;
 
@@ -42,15 +43,19 @@ fn amount(value: Decimal) -> i128 {
     decimal_to_scaled(value, AMOUNT_SCALE)
 }
 
+/// Lines the caller holds, by period, as the ledger has them: `lines/`
+/// need not read them back (a month end decides about 1.5 million).
+pub type LinesAtHand<'a> = FastMap<&'a DecisionKey, &'a [Line]>;
+
 /// Rewrites every dirty partition; returns how many files were written.
-pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger) -> Result<usize> {
+pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger, at_hand: &LinesAtHand) -> Result<usize> {
     let dirty = ledger.dirty()?;
     for (folder, month) in &dirty {
         let path = out_dir.join(format!("{folder}/period={month}/{folder}.parquet"));
         let mut df = match folder.as_str() {
             "decisions" => decisions_frame(ledger, month)?,
             "lines" => {
-                let bytes = lines_parquet(ledger, month)?;
+                let bytes = lines_parquet(ledger, month, at_hand)?;
                 store::write_atomic(&path, &bytes)?;
                 ledger.clear_dirty(folder, month)?;
                 continue;
@@ -121,10 +126,11 @@ fn decisions_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
     Ok(DataFrame::new(decisions.len(), columns)?)
 }
 
-/// A month's `lines/` parquet: its periods' lines read from the ledger a
-/// period at a time and encoded a row group at a time, so memory holds one
-/// row group (a month end has about 1.5 million lines).
-fn lines_parquet(ledger: &Ledger, month: &str) -> Result<Vec<u8>> {
+/// A month's `lines/` parquet: its periods' lines taken from `at_hand`
+/// (what this run decided) or else read from the ledger, a period at a
+/// time, and encoded a row group at a time, so memory holds one row group
+/// besides what is at hand (a month end has about 1.5 million lines).
+fn lines_parquet(ledger: &Ledger, month: &str, at_hand: &LinesAtHand) -> Result<Vec<u8>> {
     let decided = ledger.decisions()?;
     let mut bytes = Vec::new();
     let schema = LineColumns::default().into_frame()?.schema().clone();
@@ -132,23 +138,24 @@ fn lines_parquet(ledger: &Ledger, month: &str) -> Result<Vec<u8>> {
         .with_compression(ParquetCompression::Zstd(None))
         .batched(&schema)?;
     let mut columns = LineColumns::default();
-    let mut encode_error = None;
-    ledger.for_lines_in_month(month, |key, lines| {
-        if let Some(decision) = decided.get(&key) {
-            for line in &lines {
-                columns.push(&key, decision, line);
+    for key in ledger.line_periods_in_month(month)? {
+        let Some(decision) = decided.get(&key) else {
+            continue;
+        };
+        let read;
+        let lines = match at_hand.get(&key) {
+            Some(lines) => lines,
+            None => {
+                read = ledger.lines_of(&key)?;
+                read.as_slice()
             }
+        };
+        for line in lines {
+            columns.push(&key, decision, line);
         }
         if columns.len() >= LINE_ROWS_PER_GROUP {
-            let frame = std::mem::take(&mut columns).into_frame();
-            if let Err(e) = frame.and_then(|f| writer.write_batch(&f)) {
-                encode_error.get_or_insert(e);
-            }
+            writer.write_batch(&std::mem::take(&mut columns).into_frame()?)?;
         }
-        Ok(())
-    })?;
-    if let Some(e) = encode_error {
-        return Err(e.into());
     }
     if columns.len() > 0 {
         writer.write_batch(&columns.into_frame()?)?;

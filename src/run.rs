@@ -370,8 +370,8 @@ fn decide_stage(
         .context("failed to record decisions")?;
     tracing::debug!("recorded; writing outputs");
     let (decisions, invoices) = (commit.decisions.len(), commit.invoices.len());
+    let written = record_payments_and_outputs(ctx, ledger, summary, &commit.lines)?;
     drop(commit);
-    let written = record_payments_and_outputs(ctx, ledger, summary)?;
     tracing::info!(decisions, invoices, written, "decided");
     summary.held = ledger
         .decisions_coded(DecisionCode::HeldIncompleteUsage)?
@@ -406,6 +406,7 @@ fn record_payments_and_outputs(
     ctx: &StageContext,
     ledger: &mut Ledger,
     summary: &mut RunSummary,
+    decided_lines: &[(model::DecisionKey, Vec<model::Line>)],
 ) -> anyhow::Result<usize> {
     let payments =
         payments::read_payments(&ctx.opts.data_dir, &ledger.invoice_heads()?, ctx.reference)
@@ -414,7 +415,11 @@ fn record_payments_and_outputs(
     summary.payments_rejected = payments.rejects.len();
     summary.overpaid = payments.overpaid.clone();
     outputs::update_statuses(ledger, ctx.opts.as_of, &payments.paid_by_invoice)?;
-    outputs::write_dirty(&ctx.opts.out_dir, ledger).context("failed to write outputs")
+    let at_hand: outputs::LinesAtHand = decided_lines
+        .iter()
+        .map(|(key, lines)| (key, lines.as_slice()))
+        .collect();
+    outputs::write_dirty(&ctx.opts.out_dir, ledger, &at_hand).context("failed to write outputs")
 }
 
 /// Reads preferences.csv (SPEC §2.3): rejects written, each profile's

@@ -283,6 +283,59 @@ fn feeding_the_days_in_any_order_gives_the_same_result() {
 }
 
 #[test]
+fn a_month_decided_over_several_nights_has_the_lines_of_one_run() {
+    // `lines/` of a month holds periods decided on different nights: the
+    // night's own from memory, earlier nights' from the ledger.
+    let data = tempfile::tempdir().unwrap();
+    let generated = faktura(&[
+        "gen",
+        "--out",
+        data.path().to_str().unwrap(),
+        "--days",
+        "50",
+        "--rows-per-day",
+        "120",
+        "--profiles",
+        "15",
+        "--seed",
+        "7",
+    ]);
+    assert!(generated.status.success());
+    let mut profiles = csv::Reader::from_path(data.path().join("profiles.csv")).unwrap();
+    let column = profiles
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "periodStartDay")
+        .unwrap();
+    let start_days: Vec<String> = profiles
+        .records()
+        .map(|r| r.unwrap()[column].to_string())
+        .collect();
+    assert!(
+        start_days.iter().any(|d| d != "1"),
+        "some profile's periods start on another day than the 1st: {start_days:?}"
+    );
+    let at_once = tempfile::tempdir().unwrap();
+    run(data.path(), at_once.path(), "2026-11-25");
+    let nightly = tempfile::tempdir().unwrap();
+    let mut decided = Vec::new();
+    for as_of in ["2026-11-05", "2026-11-12", "2026-11-25"] {
+        run(data.path(), nightly.path(), as_of);
+        let lines = read_parquet_dir(&nightly.path().join("lines/period=2026-10"));
+        decided.push(lines.iter().map(|b| b.num_rows()).sum::<usize>());
+    }
+    assert!(
+        decided[0] > 0 && decided[2] > decided[0],
+        "October's periods are decided on more than one night: {decided:?}"
+    );
+    assert_eq!(
+        read_parquet_dir(&nightly.path().join("lines")),
+        read_parquet_dir(&at_once.path().join("lines"))
+    );
+}
+
+#[test]
 fn late_usage_arriving_on_a_quiet_night_is_billed_on_the_next_period() {
     let data = tempfile::tempdir().unwrap();
     rules_dir(data.path());

@@ -155,23 +155,21 @@ impl Ledger {
         Ok(found)
     }
 
-    /// Lines of every decided period whose start falls in the month
-    /// `YYYY-MM`, handed to `each` a period at a time.
-    pub fn for_lines_in_month(
-        &self,
-        month: &str,
-        mut each: impl FnMut(DecisionKey, Vec<crate::model::Line>) -> Result<()>,
-    ) -> Result<()> {
-        self.for_rows_with_lines(
-            "SELECT profile_id, kind, period_start, data FROM lines
+    /// The decided periods whose start falls in the month `YYYY-MM`, in
+    /// key order (their lines are read with `lines_of`).
+    pub fn line_periods_in_month(&self, month: &str) -> Result<Vec<DecisionKey>> {
+        let mut keys = Vec::new();
+        self.for_text_rows(
+            "SELECT profile_id, kind, period_start FROM lines
              WHERE substr(period_start, 1, 7) = ?1 ORDER BY profile_id, kind, period_start",
             [month],
-            |[profile, kind, start], lines| {
+            |[profile, kind, start]| {
                 let kind = parse_kind("lines.kind", &kind)?;
-                let key = (profile, kind, date("lines.period_start", &start)?);
-                each(key, lines)
+                keys.push((profile, kind, date("lines.period_start", &start)?));
+                Ok(())
             },
-        )
+        )?;
+        Ok(keys)
     }
 
     /// Like `for_text_rows`, with a period's stored lines in the column
