@@ -3,6 +3,9 @@
 //! texts are numbered once (a subscription and a line text, each interned),
 //! its day mapped to its profile's period, MOSP purchases split off and
 //! free-trial usage marked; the sums are exact integers at the usage scale.
+//! The sums are sharded by profile, a shard per core: each core sums its
+//! profiles' rows into a map half the size (the month's 1.5 million groups
+//! do not fit a cache; half of them fit it better).
 //! Memory follows the distinct lines of the month, not the cache rows:
 //! days are read one at a time.
 
@@ -11,6 +14,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::FastMap;
 use crate::day_sums::Interner;
@@ -60,7 +64,8 @@ pub(super) struct LineMerge<'r> {
     lines: Interner<Arc<MeterLine>>,
     /// Whether line `i` is a purchase on a MOSP profile (rule 7).
     line_is_purchase: Vec<bool>,
-    sums: FastMap<GroupKey, ScaledSums>,
+    /// The sums, sharded by profile: each core sums its shard's rows.
+    sums: Vec<FastMap<GroupKey, ScaledSums>>,
     scale: Option<usize>,
     /// Reused to encode a row's line texts.
     text: Vec<u8>,
@@ -100,7 +105,9 @@ impl<'r> LineMerge<'r> {
             subscriptions: Interner::default(),
             lines: Interner::default(),
             line_is_purchase: Vec::new(),
-            sums: FastMap::default(),
+            sums: (0..rayon::current_num_threads().max(1))
+                .map(|_| FastMap::default())
+                .collect(),
             scale: None,
             text: Vec::new(),
         }
@@ -140,7 +147,12 @@ impl<'r> LineMerge<'r> {
             .collect();
         let (quantity, q_scale) = store::decimal_values(cache.column("quantity")?)?;
         let (cost, c_scale) = store::decimal_values(cache.column("cost_in_billing_currency")?)?;
-        let rows = cache.column("rows")?.i64()?;
+        let rows: Vec<i64> = cache
+            .column("rows")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
         let scale = *self.scale.get_or_insert(q_scale);
         if q_scale != scale || c_scale != scale {
             return Err(AggregateError::Polars(PolarsError::ComputeError(
@@ -156,7 +168,10 @@ impl<'r> LineMerge<'r> {
                 p.wanted.contains(&start).then_some(start)
             })
             .collect();
-        for i in 0..cache.height() {
+        // Each row's group (texts numbered on this thread), then the sums
+        // of each shard's rows on the cores.
+        let mut groups: Vec<Option<GroupKey>> = vec![None; cache.height()];
+        for (i, group) in groups.iter_mut().enumerate() {
             let Some(&p) = self.profile_index.get(profile[i]) else {
                 continue;
             };
@@ -175,7 +190,7 @@ impl<'r> LineMerge<'r> {
             let trial = kind == Kind::Services
                 && eligible[i]
                 && self.trial_ends.get(sub).is_some_and(|end| day <= *end);
-            let key = GroupKey {
+            *group = Some(GroupKey {
                 profile: p,
                 kind,
                 period_start,
@@ -187,12 +202,23 @@ impl<'r> LineMerge<'r> {
                 } else {
                     CoveredBy::None
                 },
-            };
-            let sums = self.sums.entry(key).or_default();
-            sums.quantity += quantity[i].unwrap_or(0);
-            sums.cost += cost[i].unwrap_or(0);
-            sums.rows += rows.get(i).unwrap_or(0);
+            });
         }
+        let shards = self.sums.len();
+        self.sums
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(shard, sums)| {
+                for (i, group) in groups.iter().enumerate() {
+                    let Some(key) = group.filter(|k| k.profile as usize % shards == shard) else {
+                        continue;
+                    };
+                    let sum = sums.entry(key).or_default();
+                    sum.quantity += quantity[i].unwrap_or(0);
+                    sum.cost += cost[i].unwrap_or(0);
+                    sum.rows += rows[i];
+                }
+            });
         Ok(())
     }
 
@@ -277,9 +303,11 @@ impl<'r> LineMerge<'r> {
         // them as their line keys, without comparing a string.
         let subscription_rank = ranks(&self.subscriptions.values);
         let line_rank = ranks(&self.lines.values);
-        let mut groups: Vec<(GroupKey, ScaledSums)> =
-            std::mem::take(&mut self.sums).into_iter().collect();
-        groups.sort_unstable_by_key(|(k, _)| {
+        let mut groups: Vec<(GroupKey, ScaledSums)> = std::mem::take(&mut self.sums)
+            .into_iter()
+            .flatten()
+            .collect();
+        groups.par_sort_unstable_by_key(|(k, _)| {
             (
                 self.profiles[k.profile as usize].id,
                 k.kind,
