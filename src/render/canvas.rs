@@ -69,20 +69,24 @@ impl Canvas {
         self.text(right - width, y, size, bold, text);
     }
 
-    /// `text`, shortened with an ellipsis to fit `max_width` millimetres.
+    /// `text`, shortened with an ellipsis to fit `max_width` millimetres:
+    /// its longest start that fits with the ellipsis (measured once, char
+    /// by char; a long meter name is measured once, not once per char cut).
     pub(super) fn fit(&self, text: &str, size: f32, bold: bool, max_width: f32) -> String {
         if text_width(text, size, bold) <= max_width {
             return text.to_string();
         }
-        let mut chars: Vec<char> = text.chars().collect();
-        while !chars.is_empty() {
-            chars.pop();
-            let candidate: String = chars.iter().collect::<String>() + "…";
-            if text_width(&candidate, size, bold) <= max_width {
-                return candidate;
+        let ellipsis = advance('…', bold);
+        let mut units = 0.0;
+        let mut fits = None;
+        for (end, c) in text.char_indices() {
+            // The same sum, in the same order, as measuring `text[..end]` + "…".
+            if to_mm(units + ellipsis, size) <= max_width {
+                fits = Some(end);
             }
+            units += advance(c, bold);
         }
-        String::new()
+        fits.map_or_else(String::new, |end| text[..end].to_string() + "…")
     }
 
     pub(super) fn rule(&mut self, x1: f32, y: f32, x2: f32, thickness: f32) {
@@ -137,14 +141,17 @@ impl Canvas {
 
 /// Width of `text` in millimetres at `size` points.
 pub(super) fn text_width(text: &str, size: f32, bold: bool) -> f32 {
+    to_mm(text.chars().map(|c| advance(c, bold)).sum(), size)
+}
+
+/// A char's advance in font units (none for a char the font lacks).
+fn advance(c: char, bold: bool) -> f32 {
     let f = fonts();
     let font = if bold { &f.bold } else { &f.regular };
-    let units: f32 = text
-        .chars()
-        .map(|c| {
-            font.lookup_glyph_index(c as u32)
-                .map_or(0.0, |g| font.get_horizontal_advance(g) as f32)
-        })
-        .sum();
+    font.lookup_glyph_index(c as u32)
+        .map_or(0.0, |g| font.get_horizontal_advance(g) as f32)
+}
+
+fn to_mm(units: f32, size: f32) -> f32 {
     units / UNITS_PER_EM * size * 25.4 / 72.0
 }
