@@ -155,3 +155,44 @@ fn advance(c: char, bold: bool) -> f32 {
 fn to_mm(units: f32, size: f32) -> f32 {
     units / UNITS_PER_EM * size * 25.4 / 72.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shortened_text_is_the_longest_start_that_fits_with_the_ellipsis() {
+        let canvas = Canvas::default();
+        let texts = [
+            "Log Analytics – Data Ingestion v7, Daily Cap",
+            "Fjällräven Linux, Enterprise v1, Sverige Central",
+            "\"Teams\" Plan ∑ 日本 Østlandet",
+            "",
+        ];
+        for text in texts {
+            for bold in [false, true] {
+                for tenths in 0..400 {
+                    let max_width = tenths as f32 / 4.0;
+                    let fitted = canvas.fit(text, 8.0, bold, max_width);
+                    if text_width(text, 8.0, bold) <= max_width {
+                        assert_eq!(fitted, text);
+                        continue;
+                    }
+                    let kept = fitted.strip_suffix('…').unwrap_or_default();
+                    assert!(text.starts_with(kept), "{fitted:?} of {text:?}");
+                    if !fitted.is_empty() {
+                        assert!(text_width(&fitted, 8.0, bold) <= max_width);
+                    }
+                    // One char more would not fit (or would be the whole text).
+                    let next = text[kept.len()..].chars().next().unwrap();
+                    let longer = format!("{kept}{next}…");
+                    let whole = kept.len() + next.len_utf8() == text.len();
+                    assert!(
+                        whole || text_width(&longer, 8.0, bold) > max_width,
+                        "{longer:?} fits {max_width} mm"
+                    );
+                }
+            }
+        }
+    }
+}
