@@ -1,8 +1,10 @@
 //! The analysts' tables (SPEC §6): `decisions/`, `lines/` and `invoices/`,
-//! one parquet file per `period=YYYY-MM` partition, written from the ledger.
-//! The ledger marks a partition dirty in the same transaction that changes
-//! it; a partition is rewritten (atomically) and then marked clean, so a run
-//! killed in between simply rewrites it next time.
+//! one parquet file per `period=YYYY-MM` partition, written from the ledger
+//! (a period's lines from memory when this run just decided them: they are
+//! what the ledger holds). The ledger marks a partition dirty in the same
+//! transaction that changes it; a partition is rewritten (atomically) and
+//! then marked clean, so a run killed in between simply rewrites it next
+//! time (from the ledger alone, to the same bytes).
 
 use std::path::Path;
 
