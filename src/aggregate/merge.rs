@@ -4,8 +4,8 @@
 //! its day mapped to its profile's period, MOSP purchases split off and
 //! free-trial usage marked; the sums are exact integers at the usage scale.
 //! The sums are sharded by profile, a shard per core: each core sums its
-//! profiles' rows into a map half the size (the month's 1.5 million groups
-//! do not fit a cache; half of them fit it better).
+//! profiles' rows into a map of its own. Lookups in one map of a month's
+//! 1.5 million groups miss the cache; in a map of half of them, less so.
 //! Memory follows the distinct lines of the month, not the cache rows:
 //! days are read one at a time.
 
