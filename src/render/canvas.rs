@@ -171,8 +171,8 @@ mod tests {
         ];
         for text in texts {
             for bold in [false, true] {
-                for tenths in 0..400 {
-                    let max_width = tenths as f32 / 4.0;
+                for quarters in 0..400 {
+                    let max_width = quarters as f32 / 4.0;
                     let fitted = canvas.fit(text, 8.0, bold, max_width);
                     if text_width(text, 8.0, bold) <= max_width {
                         assert_eq!(fitted, text);
