@@ -170,3 +170,22 @@ fn sample_invoices_in_four_languages_read_back_with_their_numbers_dates_and_amou
     };
     assert_eq!(pdfs(out.path()), pdfs(again.path()));
 }
+
+/// Text the bundled font has no glyph for is still text: a CJK name reads
+/// back as written (drawn as the font's missing-glyph box), a char beyond
+/// the BMP as U+FFFD; the rest of the line is unharmed.
+#[test]
+fn chars_the_font_lacks_read_back_as_text() {
+    let issuer = IssuerSettings::default();
+    let invoice = faktura::synth::synthetic_invoice("INV-00000077", 5, "JPY");
+    let mut parties = parties(&issuer, Locale::EnUs);
+    parties.customer_name = "株式会社 Tōkyō 🚀 Cloud";
+    let pdf = render_invoice(&invoice, &parties);
+    let text = pdf_text(&pdf);
+    assert!(
+        text.contains("株式会社 Tōkyō \u{FFFD} Cloud"),
+        "customer name not in {text}"
+    );
+    assert!(text.contains("Fjällräven Cloud"));
+    assert_eq!(pdf, render_invoice(&invoice, &parties));
+}

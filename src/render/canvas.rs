@@ -1,62 +1,53 @@
-//! Drawing on a PDF page in millimetres from the top-left corner, with the
-//! bundled DejaVu Sans (regular and bold) embedded and subset.
+//! Drawing on a PDF page in millimetres from the top-left corner: the
+//! page's content stream written as it is drawn (text in the bundled faces,
+//! rules, filled rectangles), and the characters each face must carry.
 
-use std::sync::OnceLock;
-
-use printpdf::{
-    Color, FontId, Line as PdfLine, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfFontHandle, Point,
-    Pt, Rect, Rgb, TextItem,
-};
+use super::font::{self, Face, UsedCodes};
 
 /// The page: A4, and the left and right margins.
+pub(super) const PAGE_W: f32 = 210.0;
 pub(super) const PAGE_H: f32 = 297.0;
 pub(super) const LEFT: f32 = 18.0;
 pub(super) const RIGHT: f32 = 192.0;
 
-pub(super) static REGULAR_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-pub(super) static BOLD_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
-/// DejaVu Sans' `head.unitsPerEm`.
-pub(super) const UNITS_PER_EM: f32 = 2048.0;
-
-pub(super) struct Fonts {
-    pub(super) regular: ParsedFont,
-    pub(super) bold: ParsedFont,
-}
-
-pub(super) fn fonts() -> &'static Fonts {
-    static FONTS: OnceLock<Fonts> = OnceLock::new();
-    FONTS.get_or_init(|| Fonts {
-        regular: ParsedFont::from_bytes(REGULAR_TTF, 0, &mut Vec::new())
-            .expect("bundled font parses"),
-        bold: ParsedFont::from_bytes(BOLD_TTF, 0, &mut Vec::new()).expect("bundled font parses"),
-    })
-}
-
 pub(super) const ACCENT: (f32, f32, f32) = (0.16, 0.32, 0.55);
 
-/// A page's drawing operations, in millimetres from the top-left corner.
+/// One page: its content stream and the codes drawn in each face.
 #[derive(Default)]
 pub(super) struct Canvas {
-    pub(super) ops: Vec<Op>,
+    pub(super) content: Vec<u8>,
+    pub(super) regular: UsedCodes,
+    pub(super) bold: UsedCodes,
+}
+
+fn face(bold: bool) -> &'static Face {
+    if bold { font::bold() } else { font::regular() }
 }
 
 impl Canvas {
+    /// `text` with its baseline's left end at (`x`, `y`).
     pub(super) fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
-        let font = FontId(if bold { "FKTBLD" } else { "FKTREG" }.into());
-        self.ops.extend([
-            Op::StartTextSection,
-            Op::SetFont {
-                font: PdfFontHandle::External(font),
-                size: Pt(size),
-            },
-            Op::SetTextCursor {
-                pos: Point::new(Mm(x), Mm(PAGE_H - y)),
-            },
-            Op::ShowText {
-                items: vec![TextItem::Text(text.to_string())],
-            },
-            Op::EndTextSection,
-        ]);
+        let (face, used) = if bold {
+            (font::bold(), &mut self.bold)
+        } else {
+            (font::regular(), &mut self.regular)
+        };
+        let out = &mut self.content;
+        out.extend_from_slice(b"BT /");
+        out.extend_from_slice(face.resource.as_bytes());
+        out.push(b' ');
+        push_number(out, size);
+        out.extend_from_slice(b" Tf ");
+        push_point(out, x, y);
+        out.extend_from_slice(b" Td <");
+        for c in text.chars() {
+            let code = font::code(c);
+            used.insert(code);
+            for shift in [12, 8, 4, 0] {
+                out.push(b"0123456789ABCDEF"[usize::from((code >> shift) & 15)]);
+            }
+        }
+        out.extend_from_slice(b"> Tj ET\n");
     }
 
     pub(super) fn group_title(&mut self, y: f32, title: &str) {
@@ -76,89 +67,116 @@ impl Canvas {
         if text_width(text, size, bold) <= max_width {
             return text.to_string();
         }
-        let ellipsis = advance('…', bold);
+        let face = face(bold);
+        let ellipsis = face.advance('…');
         let mut units = 0.0;
         let mut fits = None;
         for (end, c) in text.char_indices() {
             // The same sum, in the same order, as measuring `text[..end]` + "…".
-            if to_mm(units + ellipsis, size) <= max_width {
+            if face.to_mm(units + ellipsis, size) <= max_width {
                 fits = Some(end);
             }
-            units += advance(c, bold);
+            units += face.advance(c);
         }
         fits.map_or_else(String::new, |end| text[..end].to_string() + "…")
     }
 
+    /// A grey horizontal rule from `x1` to `x2`, `thickness` points thick.
     pub(super) fn rule(&mut self, x1: f32, y: f32, x2: f32, thickness: f32) {
-        let point = |x: f32| LinePoint {
-            p: Point::new(Mm(x), Mm(PAGE_H - y)),
-            bezier: false,
-        };
-        self.ops.extend([
-            Op::SetOutlineColor {
-                col: Color::Rgb(Rgb {
-                    r: 0.6,
-                    g: 0.6,
-                    b: 0.6,
-                    icc_profile: None,
-                }),
-            },
-            Op::SetOutlineThickness { pt: Pt(thickness) },
-            Op::DrawLine {
-                line: PdfLine {
-                    points: vec![point(x1), point(x2)],
-                    is_closed: false,
-                },
-            },
-        ]);
+        let out = &mut self.content;
+        out.extend_from_slice(b"0.6 0.6 0.6 RG ");
+        push_number(out, thickness);
+        out.extend_from_slice(b" w ");
+        push_point(out, x1, y);
+        out.extend_from_slice(b" m ");
+        push_point(out, x2, y);
+        out.extend_from_slice(b" l S\n");
     }
 
+    /// A filled rectangle, its top-left corner at (`x`, `y`).
     pub(super) fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, (r, g, b): (f32, f32, f32)) {
-        self.ops.extend([
-            Op::SaveGraphicsState,
-            Op::SetFillColor {
-                col: Color::Rgb(Rgb {
-                    r,
-                    g,
-                    b,
-                    icc_profile: None,
-                }),
-            },
-            Op::DrawRectangle {
-                rectangle: Rect {
-                    x: Mm(x).into(),
-                    y: Mm(PAGE_H - y - h).into(),
-                    width: Mm(w).into(),
-                    height: Mm(h).into(),
-                    mode: Some(PaintMode::Fill),
-                    winding_order: None,
-                },
-            },
-            Op::RestoreGraphicsState,
-        ]);
+        let out = &mut self.content;
+        out.extend_from_slice(b"q ");
+        for part in [r, g, b] {
+            push_number(out, part);
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"rg ");
+        push_point(out, x, y + h);
+        out.push(b' ');
+        push_number(out, to_pt(w));
+        out.push(b' ');
+        push_number(out, to_pt(h));
+        out.extend_from_slice(b" re f Q\n");
     }
 }
 
 /// Width of `text` in millimetres at `size` points.
 pub(super) fn text_width(text: &str, size: f32, bold: bool) -> f32 {
-    to_mm(text.chars().map(|c| advance(c, bold)).sum(), size)
+    let face = face(bold);
+    face.to_mm(text.chars().map(|c| face.advance(c)).sum(), size)
 }
 
-/// A char's advance in font units (none for a char the font lacks).
-fn advance(c: char, bold: bool) -> f32 {
-    let f = fonts();
-    let font = if bold { &f.bold } else { &f.regular };
-    font.lookup_glyph_index(c as u32)
-        .map_or(0.0, |g| font.get_horizontal_advance(g) as f32)
+fn to_pt(mm: f32) -> f32 {
+    mm * 72.0 / 25.4
 }
 
-fn to_mm(units: f32, size: f32) -> f32 {
-    units / UNITS_PER_EM * size * 25.4 / 72.0
+/// (`x`, `y`) in millimetres from the top-left corner, as PDF points from
+/// the bottom-left.
+fn push_point(out: &mut Vec<u8>, x: f32, y: f32) {
+    push_number(out, to_pt(x));
+    out.push(b' ');
+    push_number(out, to_pt(PAGE_H - y));
+}
+
+/// `value` to two decimals, without trailing zeros (`12`, `-0.5`, `785.2`).
+fn push_number(out: &mut Vec<u8>, value: f32) {
+    let hundredths = (f64::from(value) * 100.0).round() as i64;
+    if hundredths < 0 {
+        out.push(b'-');
+    }
+    let hundredths = hundredths.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut whole = hundredths / 100;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    let (tenths, last) = ((hundredths / 10) % 10, hundredths % 10);
+    if tenths != 0 || last != 0 {
+        out.push(b'.');
+        out.push(b'0' + tenths as u8);
+        if last != 0 {
+            out.push(b'0' + last as u8);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_to_two_decimals_without_trailing_zeros() {
+        for (value, written) in [
+            (12.0, "12"),
+            (-0.5, "-0.5"),
+            (785.196, "785.2"),
+            (0.004, "0"),
+            (51.023_63, "51.02"),
+            (-3.05, "-3.05"),
+        ] {
+            let mut out = Vec::new();
+            push_number(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), written, "{value}");
+        }
+    }
 
     #[test]
     fn a_shortened_text_is_the_longest_start_that_fits_with_the_ellipsis() {

@@ -5,11 +5,14 @@
 //! 3; a file that cannot be written (a full disk) fails the stage, naming
 //! the path.
 //!
-//! `pdf` draws the PDF (printpdf), `einvoice` writes the Peppol UBL
-//! (quick-xml).
+//! `pdf` lays the invoice out on `canvas` pages, `document` writes them as
+//! a PDF (lopdf) with subsets of the bundled faces from `font` (printpdf
+//! parses and subsets them); `einvoice` writes the Peppol UBL (quick-xml).
 
 mod canvas;
+mod document;
 pub mod einvoice;
+mod font;
 mod pdf;
 
 use std::path::{Path, PathBuf};

@@ -1,22 +1,20 @@
-//! An issued invoice to an A4 PDF in the customer's language
-//! (printpdf, DejaVu Sans embedded and subset). Issuer, customer, numbers
-//! and dates at the top, a summary, the lines grouped by subscription and
-//! meter category, totals on the last page and payment details on every
-//! page, with "page x of y".
+//! An issued invoice to an A4 PDF in the customer's language: the layout.
+//! Issuer, customer, numbers and dates at the top, a summary, the lines
+//! grouped by subscription and meter category, totals on the last page and
+//! payment details on every page, with "page x of y".
 //!
-//! Reproducible: the same invoice gives byte-identical bytes (fixed font
-//! ids, creation date = invoice date, document id derived from the number).
+//! Reproducible: the same invoice gives byte-identical bytes (creation
+//! date = invoice date, document id derived from the number).
 
 use std::collections::BTreeMap;
 
-use printpdf::{FontId, Mm, PdfDocument, PdfPage, PdfSaveOptions};
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 
 use crate::config::IssuerSettings;
 use crate::model::{CoveredBy, Invoice, Kind, Line, Locale, Vat, VatCategory};
 
-use super::canvas::{ACCENT, Canvas, LEFT, PAGE_H, RIGHT, fonts};
+use super::canvas::{ACCENT, Canvas, LEFT, PAGE_W, RIGHT};
+use super::document::{DocumentInfo, write_pdf};
 
 /// Bumped whenever the layout changes, so a re-render is explainable.
 pub const TEMPLATE_VERSION: u32 = 1;
@@ -34,7 +32,6 @@ pub struct Parties<'a> {
     pub subscription_names: BTreeMap<String, String>,
 }
 
-const PAGE_W: f32 = 210.0;
 const ROW: f32 = 5.2;
 /// Where the table may start on the first and later pages, and must end.
 const FIRST_TABLE_TOP: f32 = 134.0;
@@ -88,97 +85,21 @@ pub fn render_invoice(invoice: &Invoice, parties: &Parties) -> Vec<u8> {
             draw_totals(&mut page, invoice, parties.locale, end + 4.0);
         }
         draw_footer(&mut page, invoice, parties, index + 1, page_count);
-        pdf_pages.push(PdfPage::new(Mm(PAGE_W), Mm(PAGE_H), page.ops));
+        pdf_pages.push(page);
     }
     save(invoice, parties, pdf_pages)
 }
 
-fn save(invoice: &Invoice, parties: &Parties, pages: Vec<PdfPage>) -> Vec<u8> {
+fn save(invoice: &Invoice, parties: &Parties, pages: Vec<Canvas>) -> Vec<u8> {
     let labels = parties.locale.labels();
-    let mut doc = PdfDocument::new(&format!("{} {}", labels.invoice, invoice.number));
-    let f = fonts();
-    // Fixed ids: printpdf would draw random ones, and the subset tag is derived from them.
-    doc.resources.fonts.map.insert(
-        FontId("FKTREG".into()),
-        printpdf::PdfFont::new(f.regular.clone()),
-    );
-    doc.resources.fonts.map.insert(
-        FontId("FKTBLD".into()),
-        printpdf::PdfFont::new(f.bold.clone()),
-    );
-    let midnight = invoice
-        .invoice_date
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc()
-        .timestamp();
-    let stamp = printpdf::DateTime::from_unix_timestamp(midnight).expect("invoice dates are valid");
-    let info = &mut doc.metadata.info;
-    info.creation_date = stamp;
-    info.modification_date = stamp;
-    info.metadata_date = stamp;
-    info.author = parties.issuer.name.clone();
-    info.creator = format!("faktura invoice template v{TEMPLATE_VERSION}");
-    info.producer = "faktura".into();
-    info.subject = format!("{} {}", labels.invoice, invoice.number);
-    info.identifier = invoice.number.clone();
-    let mut pdf = doc
-        .with_pages(pages)
-        .to_lopdf_document(&PdfSaveOptions::default(), &mut Vec::new());
-    compress_streams(&mut pdf);
-    let mut bytes = Vec::new();
-    pdf.save_to(&mut bytes).expect("writing a PDF to memory");
-    fix_document_id(bytes, &invoice.number)
-}
-
-/// Deflates every stream at zlib's fast level. printpdf's own `save` uses
-/// the best level, which spent half the rendering time for files a few
-/// percent smaller.
-fn compress_streams(pdf: &mut lopdf::Document) {
-    use std::io::Write;
-    for object in pdf.objects.values_mut() {
-        let Ok(stream) = object.as_stream_mut() else {
-            continue;
-        };
-        if !stream.allows_compression || stream.dict.get(b"Filter").is_ok() {
-            continue;
-        }
-        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(3));
-        encoder
-            .write_all(&stream.content)
-            .expect("deflating to memory");
-        let compressed = encoder.finish().expect("deflating to memory");
-        if compressed.len() < stream.content.len() {
-            stream.dict.set("Filter", "FlateDecode");
-            stream.set_content(compressed);
-        }
-    }
-}
-
-/// printpdf writes a random trailer `/ID`; replace both 32-character strings
-/// with ones derived from the invoice number (same length, so the xref
-/// offsets stay valid).
-fn fix_document_id(mut bytes: Vec<u8>, number: &str) -> Vec<u8> {
-    let digest = Sha256::digest(format!("faktura-invoice:{number}").as_bytes());
-    let id: String = digest.iter().take(16).map(|b| format!("{b:02X}")).collect();
-    let needle = b"/ID";
-    let Some(pos) = bytes.windows(needle.len()).rposition(|w| w == needle) else {
-        return bytes;
+    let info = DocumentInfo {
+        title: format!("{} {}", labels.invoice, invoice.number),
+        author: parties.issuer.name.clone(),
+        creator: format!("faktura invoice template v{TEMPLATE_VERSION}"),
+        date: invoice.invoice_date,
+        identifier: invoice.number.clone(),
     };
-    let mut i = pos + needle.len();
-    for _ in 0..2 {
-        while i < bytes.len() && bytes[i] != b'(' {
-            i += 1;
-        }
-        let start = i + 1;
-        let Some(len) = bytes[start..].iter().position(|b| *b == b')') else {
-            return bytes;
-        };
-        if len == id.len() {
-            bytes[start..start + len].copy_from_slice(id.as_bytes());
-        }
-        i = start + len;
-    }
-    bytes
+    write_pdf(pages, &info)
 }
 
 /// Splits the table rows into pages, leaving room for the totals at the end
@@ -596,14 +517,5 @@ mod tests {
         assert_eq!(group_continued_at(&rows, 4), Some("B"));
         // The totals alone on a last page.
         assert_eq!(group_continued_at(&rows, 5), None);
-    }
-
-    #[test]
-    fn document_id_is_replaced_in_place() {
-        let input = b"trailer << /ID [(01234567890123456789012345678901) (abcdefghijklmnopqrstuvwxyzabcdef)] >>".to_vec();
-        let out = fix_document_id(input.clone(), "INV-00000001");
-        assert_eq!(out.len(), input.len());
-        assert_ne!(out, input);
-        assert_eq!(out, fix_document_id(input, "INV-00000001"));
     }
 }
