@@ -278,6 +278,39 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_subset_is_the_subset_made_anew() {
+        let face = bold();
+        let used: std::collections::BTreeSet<u16> =
+            "Faktura 2026 – Østlandet…".chars().map(code).collect();
+        let codes: Vec<u16> = used.into_iter().collect();
+        let first = face.objects(codes.clone());
+        assert!(Arc::ptr_eq(&first, &face.objects(codes.clone())));
+        let fresh = face.subset(&codes);
+        assert_eq!(first.program, fresh.program);
+        assert_eq!(first.to_unicode, fresh.to_unicode);
+        assert_eq!(first.cid_to_gid, fresh.cid_to_gid);
+        assert_eq!(first.widths, fresh.widths);
+        // Every code maps to a glyph of the subset, no two to the same one.
+        let map = inflate(&fresh.cid_to_gid);
+        let glyphs: std::collections::BTreeSet<u16> = codes
+            .iter()
+            .map(|&c| u16::from_be_bytes([map[2 * usize::from(c)], map[2 * usize::from(c) + 1]]))
+            .collect();
+        assert_eq!(glyphs.len(), codes.len());
+        assert!(!glyphs.contains(&0));
+        assert_eq!(inflate(&fresh.program).len(), fresh.program_length);
+    }
+
+    fn inflate(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
     fn widths_run_over_consecutive_codes() {
         let face = regular();
         let widths = face.widths(&[65, 66, 67, 0xE5]);

@@ -16,8 +16,10 @@ use crate::model::{CoveredBy, Invoice, Kind, Line, Locale, Vat, VatCategory};
 use super::canvas::{ACCENT, Canvas, LEFT, PAGE_W, RIGHT};
 use super::document::{DocumentInfo, write_pdf};
 
-/// Bumped whenever the layout changes, so a re-render is explainable.
-pub const TEMPLATE_VERSION: u32 = 1;
+/// Bumped whenever the layout or the file's make-up changes, so a
+/// re-render that differs is explainable (2: content and fonts written by
+/// faktura, the same pages).
+pub const TEMPLATE_VERSION: u32 = 2;
 
 /// Who the invoice is from and to, besides what the invoice itself holds.
 pub struct Parties<'a> {
