@@ -25,40 +25,10 @@ pub(super) struct DocumentInfo {
 /// The pages, in order, as one PDF file.
 pub(super) fn write_pdf(pages: Vec<Canvas>, info: &DocumentInfo) -> Vec<u8> {
     let mut doc = Document::with_version("1.7");
-    let (mut regular, mut bold) = (UsedCodes::default(), UsedCodes::default());
-    for page in &pages {
-        regular.merge(&page.regular);
-        bold.merge(&page.bold);
-    }
-    let mut fonts = Dictionary::new();
-    for (face, used) in [(font::regular(), regular), (font::bold(), bold)] {
-        let codes = used.codes();
-        if !codes.is_empty() {
-            let id = add_font(&mut doc, face, &face.objects(codes));
-            fonts.set(face.resource, id);
-        }
-    }
+    let fonts = add_fonts(&mut doc, &pages);
     let resources = doc.add_object(dictionary! { "Font" => fonts });
-    let pages_id = doc.new_object_id();
-    let media_box: Vec<Object> = vec![0.into(), 0.into(), points(PAGE_W), points(PAGE_H)];
-    let mut kids: Vec<Object> = Vec::with_capacity(pages.len());
-    for page in pages {
-        let content = doc.add_object(deflated_stream(&page.content));
-        let page = doc.add_object(dictionary! {
-            "Type" => "Page",
-            "Parent" => pages_id,
-            "MediaBox" => media_box.clone(),
-            "Resources" => resources,
-            "Contents" => content,
-        });
-        kids.push(page.into());
-    }
-    let count = kids.len() as i64;
-    doc.objects.insert(
-        pages_id,
-        dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }.into(),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    let pages = add_pages(&mut doc, pages, resources);
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages });
     let info_id = doc.add_object(info_dictionary(info));
     let id = document_id(&info.identifier);
     doc.trailer.set("Root", catalog);
@@ -67,6 +37,48 @@ pub(super) fn write_pdf(pages: Vec<Canvas>, info: &DocumentInfo) -> Vec<u8> {
     let mut bytes = Vec::new();
     doc.save_to(&mut bytes).expect("writing a PDF to memory");
     bytes
+}
+
+/// The fonts the pages use, by resource name.
+fn add_fonts(doc: &mut Document, pages: &[Canvas]) -> Dictionary {
+    let (mut regular, mut bold) = (UsedCodes::default(), UsedCodes::default());
+    for page in pages {
+        regular.merge(&page.regular);
+        bold.merge(&page.bold);
+    }
+    let mut fonts = Dictionary::new();
+    for (face, used) in [(font::regular(), regular), (font::bold(), bold)] {
+        let codes = used.codes();
+        if !codes.is_empty() {
+            let id = add_font(doc, face, &face.objects(codes));
+            fonts.set(face.resource, id);
+        }
+    }
+    fonts
+}
+
+/// The page tree: a page a canvas, its content deflated.
+fn add_pages(doc: &mut Document, pages: Vec<Canvas>, resources: ObjectId) -> ObjectId {
+    let tree = doc.new_object_id();
+    let media_box: Vec<Object> = vec![0.into(), 0.into(), points(PAGE_W), points(PAGE_H)];
+    let mut kids: Vec<Object> = Vec::with_capacity(pages.len());
+    for page in pages {
+        let content = doc.add_object(deflated_stream(&page.content));
+        let page = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => tree,
+            "MediaBox" => media_box.clone(),
+            "Resources" => resources,
+            "Contents" => content,
+        });
+        kids.push(page.into());
+    }
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        tree,
+        dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }.into(),
+    );
+    tree
 }
 
 /// A Type 0 font over the face's subset, CIDs being code points.
