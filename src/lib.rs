@@ -9,7 +9,7 @@
 //!  DATA/preferences.csv ──▶        │
 //!  DATA/payments.csv ──▶  outputs: OUT/decisions, lines, invoices/period=YYYY-MM/*.parquet
 //!                                   │
-//!                              render (printpdf, quick-xml) ──▶ OUT/pdf/…, OUT/einvoice/…
+//!                              render (lopdf + printpdf's fonts, quick-xml) ──▶ OUT/pdf/…, OUT/einvoice/…
 //!                                   │
 //!                              deliver (lettre)  ──▶ OUT/outbox/… or SMTP
 //! ```
