@@ -27,10 +27,11 @@ fn face(bold: bool) -> &'static Face {
 impl Canvas {
     /// `text` with its baseline's left end at (`x`, `y`).
     pub(super) fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
-        let (face, used) = if bold {
-            (font::bold(), &mut self.bold)
+        let face = face(bold);
+        let used = if bold {
+            &mut self.bold
         } else {
-            (font::regular(), &mut self.regular)
+            &mut self.regular
         };
         let out = &mut self.content;
         out.extend_from_slice(b"BT /");

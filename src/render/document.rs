@@ -159,3 +159,19 @@ fn document_id(identifier: &str) -> Object {
 fn points(mm: f32) -> Object {
     Object::Real(mm * 72.0 / 25.4)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_id_is_16_bytes_of_the_invoice_number_alone() {
+        let id = |number: &str| match document_id(number) {
+            Object::String(bytes, StringFormat::Hexadecimal) => bytes,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(id("INV-00000001").len(), 16);
+        assert_eq!(id("INV-00000001"), id("INV-00000001"));
+        assert_ne!(id("INV-00000001"), id("INV-00000002"));
+    }
+}
