@@ -54,11 +54,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 pub fn write_renderable(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let dir = path.parent().expect("output paths have a parent");
     fs::create_dir_all(dir).map_err(failed("create", dir))?;
-    let name = path
-        .file_name()
-        .expect("output paths name a file")
-        .to_string_lossy();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temporary_name(path);
     let written = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -70,6 +66,52 @@ pub fn write_renderable(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
         return Err(failed("write", path)(reason));
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary name and a rename, without
+/// syncing: a reader never sees a partial file, but a crash may lose it.
+/// A batch of such files is made durable at once with [`sync_filesystem`]
+/// (where the system has no `syncfs`, each file is synced as it is written).
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    if !cfg!(target_os = "linux") {
+        return write_atomic(path, bytes);
+    }
+    let dir = path.parent().expect("output paths have a parent");
+    fs::create_dir_all(dir).map_err(failed("create", dir))?;
+    let tmp = temporary_name(path);
+    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(reason) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(failed("write", path)(reason));
+    }
+    Ok(())
+}
+
+/// Flushes everything written to the file system that holds `dir` (files,
+/// renames, new folders) to disk: one `syncfs(2)` for a batch written with
+/// [`write_unsynced`] instead of two disk flushes a file.
+pub fn sync_filesystem(dir: &Path) -> Result<(), FileError> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let folder = fs::File::open(dir).map_err(failed("open", dir))?;
+        // SAFETY: syncfs only reads the descriptor, which `folder` keeps open.
+        if unsafe { libc::syncfs(folder.as_raw_fd()) } != 0 {
+            return Err(failed("sync", dir)(std::io::Error::last_os_error()));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The temporary name `path` is written under before it is renamed into place.
+fn temporary_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .expect("output paths name a file")
+        .to_string_lossy();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 /// Removes a file if it exists.

@@ -168,6 +168,55 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
     );
 }
 
+#[test]
+fn a_run_killed_while_writing_the_outbox_ends_with_each_message_once() {
+    // The file transport records a batch as sent only once its `.eml` files
+    // are flushed to disk: a kill in between rewrites those files, the same
+    // bytes under the same names.
+    let data = generated_month();
+    let clean = tempfile::tempdir().unwrap();
+    let (code, stderr) = faktura_env(&run_args(data.path(), clean.path(), AS_OF), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    let clean_outbox = files(clean.path(), "outbox/");
+    assert!(clean_outbox.len() > 50);
+    let mut kills = 0;
+    for at_least in [1, clean_outbox.len() / 2] {
+        let out = tempfile::tempdir().unwrap();
+        let outbox = out.path().join("outbox");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+            .args(run_args(data.path(), out.path(), AS_OF))
+            .env_remove("FAKTURA_LOG")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none()
+            && crate::common::files_under(&outbox).len() < at_least
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        let (code, stderr) = faktura_env(&run_args(data.path(), out.path(), AS_OF), &[]);
+        assert_eq!(code, 3, "{stderr}");
+        let at = format!("killed with {at_least}+ files in the outbox");
+        assert!(files(out.path(), "outbox/") == clean_outbox, "{at}");
+        // Every message is recorded as sent: a third run sends none.
+        let (code, stderr) = faktura_env(&run_args(data.path(), out.path(), AS_OF), &[]);
+        assert_eq!(code, 3, "{stderr}");
+        let sent_earlier = format!(
+            "0 sent, 0 failed, 0 refused, {} sent earlier",
+            clean_outbox.len()
+        );
+        assert!(stderr.contains(&sent_earlier), "{at}: {stderr}");
+    }
+    assert!(kills >= 1, "no run was still running when killed");
+}
+
 fn files(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
     snapshot(dir)
         .into_iter()

@@ -48,6 +48,8 @@ pub enum DeliverError {
     NoSuchInvoice(String),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    Outbox(#[from] store::FileError),
 }
 
 /// What a transport said about one message.
@@ -115,6 +117,17 @@ impl Mailer {
         }
     }
 
+    /// Makes the messages handed over so far durable before they are
+    /// recorded as sent: the file transport writes a batch of `.eml` files
+    /// unsynced and flushes them to disk at once. SMTP servers have
+    /// accepted theirs already.
+    pub fn make_durable(&self) -> Result<(), store::FileError> {
+        match self {
+            Mailer::File { outbox } => store::sync_filesystem(outbox),
+            Mailer::Smtp { .. } => Ok(()),
+        }
+    }
+
     /// Hands one message to the transport.
     pub fn send(&self, message: &Message, invoice_number: &str, recipient: &str) -> Outcome {
         match self {
@@ -124,7 +137,7 @@ impl Mailer {
                         "{recipient:?} is not a valid e-mail address (SPEC §2)"
                     ));
                 };
-                match store::write_atomic(&path, &message.formatted()) {
+                match store::write_unsynced(&path, &message.formatted()) {
                     Ok(()) => Outcome::Sent,
                     Err(e) => Outcome::Transient(format!("cannot write {}: {e}", path.display())),
                 }

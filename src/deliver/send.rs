@@ -66,28 +66,38 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
         let numbers: BTreeSet<String> = batch.iter().map(|d| d.invoice_number.clone()).collect();
         let invoices =
             BatchInvoices::read(ledger, inputs, &numbers.into_iter().collect::<Vec<_>>())?;
+        // Outcomes of the file transport wait for the batch's files to be
+        // on disk; SMTP outcomes are recorded as they arrive.
+        let mut written = Vec::new();
         pool::send_all(
             batch.to_vec(),
             senders,
             |delivery| deliver_one(inputs, &mailer, &invoices, delivery),
             |done| {
                 progress.inc_by(done.len() as u64);
-                let records: Vec<_> = done
-                    .into_iter()
-                    .map(|(delivery, (outcome, tries))| {
-                        let (status, reply) = report.count(&delivery, outcome);
-                        (
-                            delivery.invoice_number,
-                            delivery.recipient,
-                            status,
-                            reply,
-                            tries,
-                        )
-                    })
-                    .collect();
-                ledger.record_deliveries(&records)
+                let records = done.into_iter().map(|(delivery, (outcome, tries))| {
+                    let (status, reply) = report.count(&delivery, outcome);
+                    (
+                        delivery.invoice_number,
+                        delivery.recipient,
+                        status,
+                        reply,
+                        tries,
+                    )
+                });
+                match mailer {
+                    Mailer::File { .. } => {
+                        written.extend(records);
+                        Ok(())
+                    }
+                    Mailer::Smtp { .. } => ledger.record_deliveries(&records.collect::<Vec<_>>()),
+                }
             },
         )?;
+        if !written.is_empty() {
+            mailer.make_durable()?;
+            ledger.record_deliveries(&written)?;
+        }
     }
     Ok(report)
 }
