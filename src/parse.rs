@@ -29,7 +29,44 @@ const _: () = assert!(
 /// A usage value: a decimal scaled to the usage scale, `None` unless it is
 /// one and its magnitude is below 10^18 (SPEC §2 `bad_number`).
 pub fn parse_usage_value(s: &str) -> Option<i128> {
-    parse_scaled(s, USAGE_SCALE).filter(|v| v.abs() < USAGE_LIMIT_SCALED)
+    plain_usage_value(s.as_bytes())
+        .or_else(|| parse_scaled(s, USAGE_SCALE))
+        .filter(|v| v.abs() < USAGE_LIMIT_SCALED)
+}
+
+/// The common form of a usage value, read without allocating: an optional
+/// sign, at most 18 integer digits, and at most [`USAGE_SCALE`] fraction
+/// digits after a point (so nothing to round). `None` for anything else,
+/// which [`parse_scaled`] then reads.
+fn plain_usage_value(bytes: &[u8]) -> Option<i128> {
+    let (negative, rest) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let (integer, fraction) = match rest.iter().position(|b| *b == b'.') {
+        Some(point) => (&rest[..point], &rest[point + 1..]),
+        None => (rest, &[][..]),
+    };
+    if integer.len() > 18
+        || fraction.len() > USAGE_SCALE as usize
+        || integer.len() + fraction.len() == 0
+    {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in integer.iter().chain(fraction) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+        if value >= 10u64.pow(18) {
+            // More than 18 digits with the fraction: i128 from here on.
+            return None;
+        }
+    }
+    let scaled = i128::from(value) * 10i128.pow(USAGE_SCALE - fraction.len() as u32);
+    Some(if negative { -scaled } else { scaled })
 }
 
 /// An exact sum of usage values (a count of 10^-10), such as a day's
@@ -293,6 +330,21 @@ impl Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// The allocation-free reading of plain values agrees with the
+        /// general one on every text, plain or not.
+        #[test]
+        fn usage_values_read_as_the_general_parser_reads_them(
+            text in "[+-]?[0-9]{0,21}(\\.[0-9]{0,13})?([eE][+-]?[0-9]{1,2})?|[0-9.+eE-]{0,8}|\\PC{0,12}"
+        ) {
+            let general = parse_scaled(&text, USAGE_SCALE).filter(|v| v.abs() < USAGE_LIMIT_SCALED);
+            prop_assert_eq!(parse_usage_value(&text), general);
+        }
+    }
 
     #[test]
     fn scaled_decimals_round_half_to_even_at_scale_10() {

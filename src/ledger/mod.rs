@@ -62,8 +62,9 @@ fn sqlite_error(path: String, source: rusqlite::Error) -> LedgerError {
 /// version 1 but `preferences`, which the migration adds. Version 2 has the
 /// same tables and writes `lines.data` deflated (`stored_lines`); its
 /// version keeps an older faktura from reading what it cannot, and rows a
-/// version 1 ledger holds are read as they are.
-const SCHEMA_VERSION: i64 = 2;
+/// version 1 ledger holds are read as they are. Version 3 writes
+/// `lines.data` in a compact form (`stored_lines`) and reads all three.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The tables (every statement is idempotent).
 const SCHEMA: &str = "
@@ -207,7 +208,7 @@ impl Ledger {
         let tx = self.write()?;
         // 0 -> 1: every table of version 1 that is missing (an empty file
         // gets them all; a ledger from before versions gets `preferences`).
-        // 1 -> 2: nothing to change.
+        // 1 -> 2 -> 3: nothing to change.
         tx.execute_batch(SCHEMA).map_err(wrap)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(wrap)?;
