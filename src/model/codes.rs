@@ -83,11 +83,13 @@ const ISO_4217: &[(&str, u32)] = &[
 impl Currency {
     /// Looks a code up in ISO 4217, case-insensitively.
     pub fn parse(code: &str) -> Option<Currency> {
-        let upper = code.to_ascii_uppercase();
-        let minor = ISO_4217.iter().find(|(c, _)| *c == upper)?.1;
-        let b = upper.as_bytes();
+        let &[a, b, c] = code.as_bytes() else {
+            return None;
+        };
+        let upper = [a, b, c].map(|x| x.to_ascii_uppercase());
+        let minor = ISO_4217.iter().find(|(c, _)| c.as_bytes() == upper)?.1;
         Some(Currency {
-            code: [b[0], b[1], b[2]],
+            code: upper,
             minor_unit: minor,
         })
     }

@@ -40,15 +40,15 @@ impl Canvas {
         push_number(out, size);
         out.extend_from_slice(b" Tf ");
         push_point(out, x, y);
-        out.extend_from_slice(b" Td <");
+        out.extend_from_slice(b" Td (");
         for c in text.chars() {
             let code = font::code(c);
             used.insert(code);
-            for shift in [12, 8, 4, 0] {
-                out.push(b"0123456789ABCDEF"[usize::from((code >> shift) & 15)]);
+            for byte in code.to_be_bytes() {
+                push_string_byte(out, byte);
             }
         }
-        out.extend_from_slice(b"> Tj ET\n");
+        out.extend_from_slice(b") Tj ET\n");
     }
 
     pub(super) fn group_title(&mut self, y: f32, title: &str) {
@@ -124,6 +124,19 @@ fn to_pt(mm: f32) -> f32 {
 
 /// (`x`, `y`) in millimetres from the top-left corner, as PDF points from
 /// the bottom-left.
+/// One byte of a literal string: two a code, half the bytes of a hex
+/// string (less for the page's content stream to deflate). The delimiters
+/// and the backslash are escaped, and so are line ends, which a reader
+/// would otherwise normalise (ISO 32000-1, 7.3.4.2).
+fn push_string_byte(out: &mut Vec<u8>, byte: u8) {
+    match byte {
+        b'(' | b')' | b'\\' => out.extend_from_slice(&[b'\\', byte]),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        _ => out.push(byte),
+    }
+}
+
 fn push_point(out: &mut Vec<u8>, x: f32, y: f32) {
     push_number(out, to_pt(x));
     out.push(b' ');
@@ -162,6 +175,44 @@ fn push_number(out: &mut Vec<u8>, value: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes of a literal string as a PDF reader takes them (ISO 32000-1,
+    /// 7.3.4.2: `\\`-escapes; an unescaped line end would read as 0x0A).
+    fn literal_bytes(written: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut rest = written.iter();
+        while let Some(&b) = rest.next() {
+            match b {
+                b'\\' => bytes.push(match rest.next().unwrap() {
+                    b'r' => b'\r',
+                    b'n' => b'\n',
+                    other => *other,
+                }),
+                b'\r' | b'\n' => bytes.push(b'\n'),
+                b'(' | b')' => panic!("unescaped delimiter in {written:?}"),
+                other => bytes.push(other),
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn text_is_written_as_a_literal_string_of_its_codes() {
+        // '(' ')' '\\' are escaped; U+0D0A and U+0A0D put line ends in both bytes.
+        let text = "a(b)c\\d\u{d0a}\u{a0d}\u{28}\u{5c29}\u{0}Øst";
+        let mut canvas = Canvas::default();
+        canvas.text(10.0, 20.0, 9.0, false, text);
+        let content = &canvas.content;
+        let start = content.iter().position(|b| *b == b'(').unwrap() + 1;
+        let end = content.len() - b") Tj ET\n".len();
+        assert!(content.ends_with(b") Tj ET\n"));
+        let codes: Vec<u8> = text
+            .chars()
+            .flat_map(|c| font::code(c).to_be_bytes())
+            .collect();
+        assert_eq!(literal_bytes(&content[start..end]), codes);
+        assert!(!content[start..end].contains(&b'\r'));
+    }
 
     #[test]
     fn numbers_are_written_to_two_decimals_without_trailing_zeros() {

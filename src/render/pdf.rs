@@ -18,8 +18,8 @@ use super::document::{DocumentInfo, write_pdf};
 
 /// Bumped whenever the layout or the file's make-up changes, so a
 /// re-render that differs is explainable (2: content and fonts written by
-/// faktura, the same pages).
-pub const TEMPLATE_VERSION: u32 = 2;
+/// faktura, the same pages; 3: text as literal strings, not hex).
+pub const TEMPLATE_VERSION: u32 = 3;
 
 /// Who the invoice is from and to, besides what the invoice itself holds.
 pub struct Parties<'a> {
