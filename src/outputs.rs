@@ -130,15 +130,43 @@ fn decisions_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
 
 /// A month's `lines/` parquet: its periods' lines taken from `at_hand`
 /// (what this run decided) or else read from the ledger, a period at a
-/// time, and encoded a row group at a time, so memory holds one row group
-/// besides what is at hand (a month end has about 1.5 million lines).
+/// time, and encoded a row group at a time, so memory holds two row groups
+/// besides what is at hand (a month end has about 1.5 million lines). A
+/// row group is encoded on a thread of its own while the next is gathered.
 fn lines_parquet(ledger: &Ledger, month: &str, at_hand: &LinesAtHand) -> Result<Vec<u8>> {
-    let decided = ledger.decisions()?;
-    let mut bytes = Vec::new();
     let schema = LineColumns::default().into_frame()?.schema().clone();
-    let mut writer = ParquetWriter::new(&mut bytes)
-        .with_compression(ParquetCompression::Zstd(None))
-        .batched(&schema)?;
+    let (groups, to_encode) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+    std::thread::scope(|scope| {
+        let encoder = scope.spawn(move || -> PolarsResult<Vec<u8>> {
+            let mut bytes = Vec::new();
+            let mut writer = ParquetWriter::new(&mut bytes)
+                .with_compression(ParquetCompression::Zstd(None))
+                .batched(&schema)?;
+            for group in to_encode {
+                writer.write_batch(&group)?;
+            }
+            writer.finish()?;
+            drop(writer);
+            Ok(bytes)
+        });
+        let gathered = gather_line_groups(ledger, month, at_hand, &groups);
+        drop(groups);
+        // The encoder's own error explains a closed channel better.
+        let bytes = encoder.join().expect("the lines encoder does not panic")?;
+        gathered?;
+        Ok(bytes)
+    })
+}
+
+/// Hands the month's lines to `groups` a row group at a time, in the
+/// order of the ledger's periods; stops early if the encoder has stopped.
+fn gather_line_groups(
+    ledger: &Ledger,
+    month: &str,
+    at_hand: &LinesAtHand,
+    groups: &std::sync::mpsc::SyncSender<DataFrame>,
+) -> Result<()> {
+    let decided = ledger.decisions()?;
     let mut columns = LineColumns::default();
     for key in ledger.line_periods_in_month(month)? {
         let Some(decision) = decided.get(&key) else {
@@ -155,16 +183,19 @@ fn lines_parquet(ledger: &Ledger, month: &str, at_hand: &LinesAtHand) -> Result<
         for line in lines {
             columns.push(&key, decision, line);
         }
-        if columns.len() >= LINE_ROWS_PER_GROUP {
-            writer.write_batch(&std::mem::take(&mut columns).into_frame()?)?;
+        if columns.len() >= LINE_ROWS_PER_GROUP
+            && groups
+                .send(std::mem::take(&mut columns).into_frame()?)
+                .is_err()
+        {
+            return Ok(());
         }
     }
     if columns.len() > 0 {
-        writer.write_batch(&columns.into_frame()?)?;
+        // A closed channel is the encoder's error, reported by the caller.
+        let _ = groups.send(columns.into_frame()?);
     }
-    writer.finish()?;
-    drop(writer);
-    Ok(bytes)
+    Ok(())
 }
 
 /// Lines gathered before they are encoded as a row group.
