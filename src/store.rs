@@ -68,6 +68,43 @@ pub fn write_renderable(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     Ok(())
 }
 
+/// Writes files a re-run can make again (PDFs, e-invoices) together: each
+/// to its temporary name, then one [`sync_filesystem`] for them all, then
+/// each renamed into place. As with [`write_renderable`], a name never
+/// appears before its bytes are on disk, at one disk flush a batch instead
+/// of one a file. A failure names the file and leaves no temporary behind.
+pub fn write_renderables(files: &[(PathBuf, Vec<u8>)]) -> Result<(), FileError> {
+    let Some((first, _)) = files.first() else {
+        return Ok(());
+    };
+    if !cfg!(target_os = "linux") {
+        return files
+            .iter()
+            .try_for_each(|(path, bytes)| write_renderable(path, bytes));
+    }
+    let mut temporaries = Vec::with_capacity(files.len());
+    let written = (|| {
+        for (path, bytes) in files {
+            let dir = path.parent().expect("output paths have a parent");
+            fs::create_dir_all(dir).map_err(failed("create", dir))?;
+            let tmp = temporary_name(path);
+            temporaries.push(tmp.clone());
+            fs::write(&tmp, bytes).map_err(failed("write", path))?;
+        }
+        sync_filesystem(first.parent().expect("output paths have a parent"))?;
+        for ((path, _), tmp) in files.iter().zip(&temporaries) {
+            fs::rename(tmp, path).map_err(failed("write", path))?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        for tmp in &temporaries {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    written
+}
+
 /// Writes `bytes` to `path` through a temporary name and a rename, without
 /// syncing: a reader never sees a partial file, but a crash may lose it.
 /// A batch of such files is made durable at once with [`sync_filesystem`]

@@ -110,10 +110,12 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
         });
         let writer = scope.spawn(move || {
             let mut report = RenderReport::default();
-            for files in to_write {
-                for one in files {
-                    one.write(&mut report)?;
+            for batch in to_write {
+                let mut files = Vec::new();
+                for one in batch {
+                    one.count_into(&mut report, &mut files);
                 }
+                store::write_renderables(&files)?;
             }
             Ok::<_, FileError>(report)
         });
@@ -170,19 +172,19 @@ fn render_one(inputs: &Inputs, invoice: &Invoice) -> Rendered {
 }
 
 impl Rendered {
-    /// Writes the files and counts them. They can be rendered again, so a
-    /// crash that loses a new name (not its bytes) is mended by the next run.
-    fn write(self, report: &mut RenderReport) -> Result<(), FileError> {
-        if let Some((path, bytes)) = self.pdf {
-            store::write_renderable(&path, &bytes)?;
+    /// Counts the files and adds them to those a batch writes (they can be
+    /// rendered again, so a crash that loses a new name, not its bytes, is
+    /// mended by the next run).
+    fn count_into(self, report: &mut RenderReport, files: &mut Vec<(PathBuf, Vec<u8>)>) {
+        if let Some(pdf) = self.pdf {
+            files.push(pdf);
             report.written += 1;
         }
-        if let Some((path, bytes)) = self.einvoice {
-            store::write_renderable(&path, &bytes)?;
+        if let Some(xml) = self.einvoice {
+            files.push(xml);
             report.einvoices_written += 1;
         }
         report.failed.extend(self.failed);
-        Ok(())
     }
 }
 
