@@ -60,9 +60,9 @@ pub(crate) const LINE_TEXT_COLUMNS: &[&str] = GROUP_COLUMNS.split_at(3).1.split_
 /// for it), its line as text: the line's seven values are numbered within
 /// the chunk, then within the day, so the day's sums are keyed by three
 /// small numbers. Memory follows the day's distinct lines, not its rows.
-pub struct DaySums<'r> {
+pub struct DaySums {
     /// (profile id, subscription id) at each position a row may name.
-    subscriptions: &'r [(&'r str, &'r str)],
+    subscriptions: SubscriptionNames,
     lines: LineTexts,
     sums: FastMap<GroupKey, ScaledSums>,
 }
@@ -197,8 +197,12 @@ impl ChunkSums {
     }
 }
 
-impl<'r> DaySums<'r> {
-    pub fn new(subscriptions: &'r [(&'r str, &'r str)]) -> DaySums<'r> {
+/// (profile id, subscription id) of every subscription, in the reference
+/// data's order: a row names its subscription by position in it.
+pub type SubscriptionNames = std::sync::Arc<[(String, String)]>;
+
+impl DaySums {
+    pub fn new(subscriptions: SubscriptionNames) -> DaySums {
         DaySums {
             subscriptions,
             lines: LineTexts::default(),
@@ -231,7 +235,10 @@ impl<'r> DaySums<'r> {
         let height = groups.len();
         let (profiles, subscriptions): (Vec<&str>, Vec<&str>) = groups
             .iter()
-            .map(|(key, _)| self.subscriptions[key.subscription as usize])
+            .map(|(key, _)| {
+                let (profile, subscription) = &self.subscriptions[key.subscription as usize];
+                (profile.as_str(), subscription.as_str())
+            })
             .unzip();
         let column = |name: &str, f: fn(&(GroupKey, ScaledSums)) -> i128| {
             store::decimal_column(name, groups.iter().map(f).collect(), scale)
@@ -338,6 +345,12 @@ mod tests {
     use crate::aggregate::frame_to_daily_sums;
     use std::collections::BTreeMap;
 
+    fn names(list: &[(&str, &str)]) -> SubscriptionNames {
+        list.iter()
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect()
+    }
+
     /// A day's cache as one frame with its texts.
     fn cache_frame(sums: DaySums, day: NaiveDate, scale: usize) -> DataFrame {
         let (sums, lines) = sums.into_frames(day, scale).unwrap();
@@ -347,8 +360,7 @@ mod tests {
     #[test]
     fn day_sums_keep_any_characters_in_a_key() {
         let name = "12:VM, \"Spot\" \u{1f}\u{0}\u{4}Øst:3";
-        let subscriptions = [("P:1", "S")];
-        let mut sums = DaySums::new(&subscriptions);
+        let mut sums = DaySums::new(names(&[("P:1", "S")]));
         for cost in [5, 7] {
             let mut chunk = ChunkSums::default();
             chunk.add(&SumsRow {
@@ -374,7 +386,7 @@ mod tests {
     #[test]
     fn day_sums_merged_from_chunks_equal_the_rows_summed_one_by_one() {
         let subscriptions = [("P1", "S1"), ("P1", "S2"), ("P2", "S3")];
-        let mut sums = DaySums::new(&subscriptions);
+        let mut sums = DaySums::new(names(&subscriptions));
         let mut expected: BTreeMap<(String, String, bool), (i128, i64)> = BTreeMap::new();
         let meters: Vec<String> = (0..997).map(|m| format!("meter {m}")).collect();
         let mut chunk = ChunkSums::default();

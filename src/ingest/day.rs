@@ -1,7 +1,7 @@
 //! One day of usage: its files read in blocks, cut into chunks parsed in
-//! parallel, rows streamed to the day's partition; the day then completed
-//! (partition renamed into place, sums and rejects written) on its own
-//! thread while the next day is parsed.
+//! parallel, rows streamed to the day's partition and sums to the day's
+//! summer; the day then completed (partition renamed into place, sums and
+//! rejects written) on its own thread while the next day is parsed.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::day_sums::{DayCache, DaySums};
+use crate::day_sums::{ChunkSums, DayCache, DaySums};
 use crate::ledger::DayStats;
 use crate::parse::{Header, USAGE_SCALE, UsageSum};
 use crate::store;
@@ -75,7 +75,6 @@ pub(super) fn try_parse_day(
     // The day's old sums go first: a run killed before the new ones are
     // written leaves aggregate to compute them from the new partition.
     store::remove_if_exists(&crate::day_sums::daily_cache_path(opts.out_dir, day))?;
-    let mut sums = DaySums::new(&index.subscription_names);
     let mut writer = PartitionWriter::new(&partition)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;
@@ -88,6 +87,17 @@ pub(super) fn try_parse_day(
             writer.push(frame)?;
         }
         Ok(writer)
+    });
+    // The day's sums are merged, chunk by chunk in order, on a thread of
+    // their own too, and made the day's cache there.
+    let (sums, chunk_sums) = std::sync::mpsc::sync_channel::<ChunkSums>(BLOCK_BYTES / CHUNK_BYTES);
+    let subscriptions = std::sync::Arc::clone(&index.subscription_names);
+    let summer = std::thread::spawn(move || {
+        let mut day_sums = DaySums::new(subscriptions);
+        for chunk in chunk_sums {
+            day_sums.merge(chunk);
+        }
+        day_sums.into_cache(day, USAGE_SCALE as usize)
     });
     let mut read = Ok(());
     for path in files {
@@ -109,7 +119,7 @@ pub(super) fn try_parse_day(
             day_text: &day_text,
             index,
         };
-        match read_file(&file, &sink, &mut rejects, &mut sums) {
+        match read_file(&file, &sink, &mut rejects, &sums) {
             Ok(FileOutcome::Read {
                 rows_read,
                 accepted_cost,
@@ -125,7 +135,7 @@ pub(super) fn try_parse_day(
             }
         }
     }
-    drop(sink);
+    drop((sink, sums));
     if let Err(e) = read {
         // The encoder's own error explains a closed channel better than the reader can.
         let writer = encoder
@@ -138,12 +148,7 @@ pub(super) fn try_parse_day(
         stats,
         cost,
         rejects,
-        sums: sums
-            .into_cache(day, USAGE_SCALE as usize)
-            .map_err(|source| IngestError::Rows {
-                file: format!("the sums of {day}"),
-                source,
-            })?,
+        summer,
         encoder,
         out_dir: opts.out_dir.to_path_buf(),
     })
@@ -157,7 +162,7 @@ pub(super) struct CompletingDay {
     pub(super) stats: DayStats,
     pub(super) cost: i128,
     pub(super) rejects: Vec<Reject>,
-    pub(super) sums: DayCache,
+    pub(super) summer: std::thread::JoinHandle<PolarsResult<DayCache>>,
     pub(super) encoder: std::thread::JoinHandle<Result<PartitionWriter>>,
     pub(super) out_dir: PathBuf,
 }
@@ -176,7 +181,15 @@ impl CompletingDay {
             .join()
             .expect("the parquet encoder thread does not panic")?;
         stats.rows_accepted = writer.finish()?;
-        self.sums.write(&self.out_dir)?;
+        let sums = self
+            .summer
+            .join()
+            .expect("merging the day's sums does not panic")
+            .map_err(|source| IngestError::Rows {
+                file: format!("the sums of {}", stats.day),
+                source,
+            })?;
+        sums.write(&self.out_dir)?;
         stats.rows_rejected = stats.rows_read - stats.rows_accepted;
         stats.accepted_cost = UsageSum(self.cost);
         let rejects_path = self.out_dir.join(format!("rejects/{}.csv", stats.day));
@@ -248,7 +261,7 @@ pub(super) fn read_file(
     file: &FileInput,
     sink: &std::sync::mpsc::SyncSender<DataFrame>,
     rejects: &mut Vec<Reject>,
-    sums: &mut DaySums,
+    sums: &std::sync::mpsc::SyncSender<ChunkSums>,
 ) -> Result<FileOutcome, DayError> {
     let mut reader =
         open_usage_file(file.path).map_err(|e| unreadable(file, format!("cannot open: {e}")))?;
@@ -357,7 +370,7 @@ impl Block<'_> {
         columns: &UsageHeader,
         sink: &std::sync::mpsc::SyncSender<DataFrame>,
         rejects: &mut Vec<Reject>,
-        sums: &mut DaySums,
+        sums: &std::sync::mpsc::SyncSender<ChunkSums>,
         counts: &mut (u64, i128),
     ) -> Result<(), DayError> {
         let mut chunks = Vec::with_capacity(self.cuts.len());
@@ -381,7 +394,8 @@ impl Block<'_> {
             counts.0 += chunk.rows_read;
             counts.1 += chunk.accepted_cost;
             rejects.extend(chunk.rejects);
-            sums.merge(chunk.sums);
+            sums.send(chunk.sums)
+                .expect("the sums thread runs until the senders are gone");
             sink.send(chunk.rows)
                 .map_err(|_| DayError::Failed(IngestError::EncoderStopped(file.day)))?;
         }

@@ -3,8 +3,9 @@
 //! (`OUT/rejects/D.csv`). A day is re-ingested only when its set of files
 //! changed (name, size, SHA-256), and then as a whole, so its partition is
 //! replaced atomically. A day's files are parsed in 4 MB chunks in
-//! parallel (rayon), and a day's partition is completed on its own thread
-//! while the next day is parsed.
+//! parallel (rayon); each chunk's rows go to the partition's encoder and
+//! its sums to the day's summer, each a thread of its own, and a day is
+//! completed on its own thread while the next day is parsed.
 //!
 //! Every row read is either accepted or rejected with a reason; the day's
 //! reconciliation (read = accepted + rejected, accepted cost) goes to the

@@ -195,7 +195,7 @@ pub(super) struct ReferenceIndex<'a> {
     pub(super) profiles: FastMap<&'a str, ProfileCheck<'a>>,
     pub(super) subscriptions: FastMap<&'a str, SubscriptionCheck<'a>>,
     /// (profile id, subscription id) of every subscription.
-    pub(super) subscription_names: Vec<(&'a str, &'a str)>,
+    pub(super) subscription_names: crate::day_sums::SubscriptionNames,
 }
 
 /// A subscription as the row checks need it, with its profile.
@@ -246,7 +246,7 @@ impl<'a> ReferenceIndex<'a> {
             subscription_names: reference
                 .subscriptions
                 .values()
-                .map(|s| (s.profile_id.as_str(), s.id.as_str()))
+                .map(|s| (s.profile_id.clone(), s.id.clone()))
                 .collect(),
         }
     }
