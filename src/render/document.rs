@@ -87,7 +87,7 @@ fn add_font(doc: &mut Document, face: &Face, objects: &FontObjects) -> ObjectId 
         dictionary! { "Filter" => "FlateDecode", "Length1" => objects.program_length as i64 },
         objects.program.clone(),
     ));
-    let mut descriptor = face.descriptor();
+    let mut descriptor = face.descriptor(&objects.base_font);
     descriptor.set("FontFile2", program);
     let descriptor = doc.add_object(descriptor);
     let cid_to_gid = doc.add_object(Stream::new(
@@ -98,7 +98,7 @@ fn add_font(doc: &mut Document, face: &Face, objects: &FontObjects) -> ObjectId 
         dictionary! { "Filter" => "FlateDecode" },
         objects.to_unicode.clone(),
     ));
-    let base_font = Object::Name(face.base_font().into_bytes());
+    let base_font = Object::Name(objects.base_font.clone().into_bytes());
     let descendant = dictionary! {
         "Type" => "Font",
         "Subtype" => "CIDFontType2",

@@ -63,7 +63,7 @@ impl UsedCodes {
 /// One bundled face.
 pub(super) struct Face {
     parsed: ParsedFont,
-    /// The font resource name on a page, also the subset tag.
+    /// The font resource name on a page (and its ToUnicode CMap's name).
     pub(super) resource: &'static str,
     /// `/BaseFont` after the subset tag.
     postscript_name: &'static str,
@@ -77,6 +77,11 @@ pub(super) struct Face {
 
 /// The PDF objects of one subset of a face, with its streams deflated.
 pub(super) struct FontObjects {
+    /// The subset's `/BaseFont`: a tag of six capitals made from the face
+    /// and the set of codes (ISO 32000-1, 9.6.4: different subsets get
+    /// different tags, also across invoices merged into one file), `+`,
+    /// the face's PostScript name.
+    pub(super) base_font: String,
     /// The subset TrueType program, deflated, and its length before.
     pub(super) program: Vec<u8>,
     pub(super) program_length: usize,
@@ -175,6 +180,7 @@ impl Face {
         }
         .to_cmap_string(self.resource);
         FontObjects {
+            base_font: format!("{}+{}", self.subset_tag(codes), self.postscript_name),
             program_length: subset.bytes.len(),
             program: deflate(&subset.bytes),
             to_unicode: deflate(to_unicode.as_bytes()),
@@ -206,8 +212,24 @@ impl Face {
         widths
     }
 
-    /// The `/FontDescriptor` entries besides the name and the program.
-    pub(super) fn descriptor(&self) -> lopdf::Dictionary {
+    /// Six capitals from a digest of the face and the codes: the same set
+    /// always gets the same tag, different sets different ones.
+    fn subset_tag(&self, codes: &[u16]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        digest.update(self.postscript_name.as_bytes());
+        for code in codes {
+            digest.update(code.to_be_bytes());
+        }
+        let digest = u64::from_be_bytes(digest.finalize()[..8].try_into().expect("8 bytes"));
+        (0..6)
+            .map(|i| char::from(b'A' + (digest / 26u64.pow(i) % 26) as u8))
+            .collect()
+    }
+
+    /// The `/FontDescriptor` entries besides the program, for the subset
+    /// named `base_font`.
+    pub(super) fn descriptor(&self, base_font: &str) -> lopdf::Dictionary {
         let metrics = &self.parsed.pdf_font_metrics;
         let scale = |v: f32| (v * 1000.0 / self.units_per_em).round() as i64;
         let ascent = scale(self.parsed.font_metrics.ascent);
@@ -215,7 +237,7 @@ impl Face {
         let stem_v = 50 + (f32::from(metrics.us_weight_class) / 65.0).powi(2).round() as i64;
         dictionary! {
             "Type" => "FontDescriptor",
-            "FontName" => lopdf::Object::Name(self.base_font().into_bytes()),
+            "FontName" => lopdf::Object::Name(base_font.as_bytes().to_vec()),
             "Flags" => 32,
             "FontBBox" => vec![
                 scale(f32::from(metrics.x_min)).into(),
@@ -229,11 +251,6 @@ impl Face {
             "CapHeight" => self.parsed.font_metrics.cap_height.map_or(ascent, scale),
             "StemV" => stem_v,
         }
-    }
-
-    /// The subset's name: the tag, `+`, the face's PostScript name.
-    pub(super) fn base_font(&self) -> String {
-        format!("{}+{}", self.resource, self.postscript_name)
     }
 }
 
@@ -290,6 +307,14 @@ mod tests {
         assert_eq!(first.to_unicode, fresh.to_unicode);
         assert_eq!(first.cid_to_gid, fresh.cid_to_gid);
         assert_eq!(first.widths, fresh.widths);
+        assert_eq!(first.base_font, fresh.base_font);
+        // Its own tag: six capitals, another for another set or face.
+        let (tag, name) = fresh.base_font.split_once('+').unwrap();
+        assert_eq!(name, "DejaVuSans-Bold");
+        assert!(tag.len() == 6 && tag.bytes().all(|b| b.is_ascii_uppercase()));
+        let other = face.subset(&codes[1..]);
+        assert_ne!(other.base_font, fresh.base_font);
+        assert_ne!(regular().subset(&codes).base_font, fresh.base_font);
         // Every code maps to a glyph of the subset, no two to the same one.
         let map = inflate(&fresh.cid_to_gid);
         let glyphs: std::collections::BTreeSet<u16> = codes
