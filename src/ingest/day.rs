@@ -135,6 +135,8 @@ pub(super) fn try_parse_day(
             }
         }
     }
+    // Both threads end once their senders are gone; on an error the summer
+    // is left to finish on its own, its sums unused.
     drop((sink, sums));
     if let Err(e) = read {
         // The encoder's own error explains a closed channel better than the reader can.
