@@ -52,20 +52,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 /// files a re-run makes again when they are missing (PDFs, e-invoices),
 /// it saves a disk flush per file.
 pub fn write_renderable(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    let dir = path.parent().expect("output paths have a parent");
-    fs::create_dir_all(dir).map_err(failed("create", dir))?;
-    let tmp = temporary_name(path);
-    let written = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(reason) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(failed("write", path)(reason));
-    }
-    Ok(())
+    let tmp = write_temporary(path, bytes, SyncWhen::Now)?;
+    rename_into_place(&tmp, path)
 }
 
 /// Writes files a re-run can make again (PDFs, e-invoices) together: each
@@ -85,15 +73,11 @@ pub fn write_renderables(files: &[(PathBuf, Vec<u8>)]) -> Result<(), FileError> 
     let mut temporaries = Vec::with_capacity(files.len());
     let written = (|| {
         for (path, bytes) in files {
-            let dir = path.parent().expect("output paths have a parent");
-            fs::create_dir_all(dir).map_err(failed("create", dir))?;
-            let tmp = temporary_name(path);
-            temporaries.push(tmp.clone());
-            fs::write(&tmp, bytes).map_err(failed("write", path))?;
+            temporaries.push(write_temporary(path, bytes, SyncWhen::Later)?);
         }
         sync_filesystem(first.parent().expect("output paths have a parent"))?;
         for ((path, _), tmp) in files.iter().zip(&temporaries) {
-            fs::rename(tmp, path).map_err(failed("write", path))?;
+            rename_into_place(tmp, path)?;
         }
         Ok(())
     })();
@@ -113,15 +97,46 @@ pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     if !cfg!(target_os = "linux") {
         return write_atomic(path, bytes);
     }
+    let tmp = write_temporary(path, bytes, SyncWhen::Later)?;
+    rename_into_place(&tmp, path)
+}
+
+/// Whether a temporary file is synced as it is written or, with others,
+/// by the caller later.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SyncWhen {
+    Now,
+    Later,
+}
+
+/// Writes `bytes` to the temporary name of `path` (its folder made when
+/// missing) and returns that name. A failure names `path` and leaves no
+/// temporary file behind.
+fn write_temporary(path: &Path, bytes: &[u8], sync: SyncWhen) -> Result<PathBuf, FileError> {
     let dir = path.parent().expect("output paths have a parent");
     fs::create_dir_all(dir).map_err(failed("create", dir))?;
     let tmp = temporary_name(path);
-    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    let written = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        if sync == SyncWhen::Now {
+            file.sync_all()?;
+        }
+        Ok(())
+    })();
     if let Err(reason) = written {
         let _ = fs::remove_file(&tmp);
         return Err(failed("write", path)(reason));
     }
-    Ok(())
+    Ok(tmp)
+}
+
+/// Renames a written temporary file to `path`; removes it if that fails.
+fn rename_into_place(tmp: &Path, path: &Path) -> Result<(), FileError> {
+    fs::rename(tmp, path).map_err(|reason| {
+        let _ = fs::remove_file(tmp);
+        failed("write", path)(reason)
+    })
 }
 
 /// Flushes everything written to the file system that holds `dir` (files,

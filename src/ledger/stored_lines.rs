@@ -40,7 +40,7 @@ pub(super) fn encode(lines: &[Line]) -> Vec<u8> {
         }
         body.extend_from_slice(&line.sums.rows.to_le_bytes());
     }
-    let mut head = Vec::with_capacity(texts.bytes + 16);
+    let mut head = Vec::new();
     put_varint(&mut head, texts.order.len() as u64);
     for text in &texts.order {
         put_varint(&mut head, text.len() as u64);
@@ -188,7 +188,6 @@ fn covered_by_of(code: u8) -> Result<CoveredBy> {
 struct TextTable<'a> {
     numbers: HashMap<&'a str, u64>,
     order: Vec<&'a str>,
-    bytes: usize,
 }
 
 impl<'a> TextTable<'a> {
@@ -196,7 +195,6 @@ impl<'a> TextTable<'a> {
         let next = self.order.len() as u64;
         *self.numbers.entry(text).or_insert_with(|| {
             self.order.push(text);
-            self.bytes += text.len() + 2;
             next
         })
     }
