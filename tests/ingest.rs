@@ -459,3 +459,56 @@ fn invalid_reference_data_names_file_line_column_and_value_and_writes_nothing() 
     }
     assert!(!out.exists(), "OUT was created");
 }
+
+/// A new file is hashed as it is read to be ingested: the ledger holds each
+/// file's size and SHA-256 (taken here with sha2 from the file as it is on
+/// disk), for a file with a BOM and CRLF, one rejected whole for its
+/// columns, one found unreadable part-way and a gzip alike; a second run
+/// then finds every day unchanged.
+#[test]
+fn files_are_fingerprinted_as_read_and_a_second_run_finds_them_unchanged() {
+    use sha2::Digest;
+    let data = reference_dir();
+    let usage = data.path().join("usage");
+    let crlf = format!("\u{feff}{}", day_text("2026-10-03")).replace('\n', "\r\n");
+    std::fs::write(usage.join("2026-10-03.csv"), crlf).unwrap();
+    std::fs::write(usage.join("2026-10-04-a.csv"), "no,usage,columns\n1,2,3\n").unwrap();
+    let mut broken = day_text("2026-10-04").into_bytes();
+    broken.extend_from_slice(b"2026-10-04,A,P,S,m1,\xff\n");
+    std::fs::write(usage.join("2026-10-04-b.csv"), broken).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, day_text("2026-10-05").as_bytes()).unwrap();
+    std::fs::write(usage.join("2026-10-05.csv.gz"), gz.finish().unwrap()).unwrap();
+
+    // Exit 3: two files are rejected whole, which needs a person.
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(stage("ingest", data.path(), out.path()), 3);
+    let ledger = rusqlite::Connection::open(out.path().join("ledger.sqlite")).unwrap();
+    let mut recorded: Vec<(String, i64, String)> = ledger
+        .prepare("SELECT path, size, sha256 FROM ingested_files ORDER BY path")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut on_disk = Vec::new();
+    for entry in std::fs::read_dir(&usage).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let digest = sha2::Sha256::digest(&bytes);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        on_disk.push((format!("usage/{name}"), bytes.len() as i64, hex));
+    }
+    on_disk.sort();
+    recorded.sort();
+    assert_eq!(recorded, on_disk);
+
+    stage("ingest", data.path(), out.path());
+    let summary = latest_summary(out.path());
+    assert_eq!(
+        summary["ingest"]["days_ingested"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(summary["ingest"]["days_unchanged"], 3);
+}

@@ -27,18 +27,20 @@ pub(super) const CHUNK_BYTES: usize = 4 << 20;
 pub(super) const ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// Parses all files of one day into its usage partition, still being
-/// encoded when this returns. A file found unreadable part-way is rejected
-/// whole: the day is then parsed again without it, so none of its rows
-/// reach the partition.
+/// encoded when this returns, with the fingerprints of its files: those
+/// without one in `fingerprints` are hashed as they are read. A file found
+/// unreadable part-way is rejected whole: the day is then parsed again
+/// without it, so none of its rows reach the partition.
 pub(super) fn parse_day(
     opts: &IngestOptions,
     index: &ReferenceIndex,
     day: NaiveDate,
     files: &[PathBuf],
-) -> Result<CompletingDay> {
+    fingerprints: Vec<Option<FileFingerprint>>,
+) -> Result<(CompletingDay, Vec<FileFingerprint>)> {
     let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
     loop {
-        match try_parse_day(opts, index, day, files, &unreadable) {
+        match try_parse_day(opts, index, day, files, &fingerprints, &unreadable) {
             Ok(result) => return Ok(result),
             Err(DayError::Unreadable { path, detail }) => {
                 unreadable.insert(path, detail);
@@ -64,8 +66,9 @@ pub(super) fn try_parse_day(
     index: &ReferenceIndex,
     day: NaiveDate,
     files: &[PathBuf],
+    fingerprints: &[Option<FileFingerprint>],
     unreadable: &BTreeMap<PathBuf, String>,
-) -> Result<CompletingDay, DayError> {
+) -> Result<(CompletingDay, Vec<FileFingerprint>), DayError> {
     let mut stats = DayStats {
         day,
         files: files.len() as u64,
@@ -100,8 +103,10 @@ pub(super) fn try_parse_day(
         day_sums.into_cache(day, USAGE_SCALE as usize)
     });
     let mut read = Ok(());
-    for path in files {
+    let mut taken = Vec::with_capacity(files.len());
+    for (path, fingerprint) in files.iter().zip(fingerprints) {
         let rel = relative(opts.data_dir, path);
+        taken.push(fingerprint.clone());
         if let Some(detail) = unreadable.get(path) {
             stats.files_rejected += 1;
             rejects.push(whole_file(
@@ -118,12 +123,15 @@ pub(super) fn try_parse_day(
             day,
             day_text: &day_text,
             index,
+            hash: fingerprint.is_none(),
         };
         match read_file(&file, &sink, &mut rejects, &sums) {
             Ok(FileOutcome::Read {
                 rows_read,
                 accepted_cost,
+                fingerprint,
             }) => {
+                *taken.last_mut().expect("pushed above") = fingerprint;
                 stats.present = true;
                 stats.rows_read += rows_read;
                 cost += accepted_cost;
@@ -146,14 +154,24 @@ pub(super) fn try_parse_day(
         writer.abort();
         return Err(e);
     }
-    Ok(CompletingDay {
+    // A file rejected whole was not read to its end: hashed on its own.
+    let fingerprints = files
+        .iter()
+        .zip(taken)
+        .map(|(path, taken)| match taken {
+            Some(fingerprint) => Ok(fingerprint),
+            None => fingerprint(opts.data_dir, path),
+        })
+        .collect::<std::result::Result<_, store::FileError>>()?;
+    let completing = CompletingDay {
         stats,
         cost,
         rejects,
         summer,
         encoder,
         out_dir: opts.out_dir.to_path_buf(),
-    })
+    };
+    Ok((completing, fingerprints))
 }
 
 /// A day being completed: its stats and rejects when done.
@@ -216,22 +234,32 @@ pub(super) struct FileInput<'a> {
     /// `day` as `YYYY-MM-DD`: most rows' date cell is exactly this.
     pub(super) day_text: &'a str,
     pub(super) index: &'a ReferenceIndex<'a>,
+    /// Whether to take the file's fingerprint from the bytes read.
+    pub(super) hash: bool,
 }
 
 pub(super) enum FileOutcome {
-    Read { rows_read: u64, accepted_cost: i128 },
+    Read {
+        rows_read: u64,
+        accepted_cost: i128,
+        /// Taken as the file was read, when asked for.
+        fingerprint: Option<FileFingerprint>,
+    },
     Rejected,
 }
 
-pub(super) fn open_usage_file(path: &Path) -> std::io::Result<Box<dyn Read>> {
+/// The file's reader (decompressing a `.gz`) and its metadata when opened.
+pub(super) fn open_usage_file(path: &Path) -> std::io::Result<(Box<dyn Read>, std::fs::Metadata)> {
     let file = std::fs::File::open(path)?;
-    Ok(if path.extension().is_some_and(|e| e == "gz") {
+    let metadata = file.metadata()?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
             file,
         )))
     } else {
         Box::new(file)
-    })
+    };
+    Ok((reader, metadata))
 }
 
 /// Fills `buf` up to `BLOCK_BYTES` (more if it already holds that much);
@@ -258,19 +286,24 @@ pub(super) fn fill_block(
     }
 }
 
-/// Streams one usage file through the parser into the day's partition.
+/// Streams one usage file through the parser into the day's partition,
+/// hashing its bytes as they go by when `file.hash` asks for it.
 pub(super) fn read_file(
     file: &FileInput,
     sink: &std::sync::mpsc::SyncSender<DataFrame>,
     rejects: &mut Vec<Reject>,
     sums: &std::sync::mpsc::SyncSender<ChunkSums>,
 ) -> Result<FileOutcome, DayError> {
-    let mut reader =
+    let (mut reader, metadata) =
         open_usage_file(file.path).map_err(|e| unreadable(file, format!("cannot open: {e}")))?;
-    let mut buf = Vec::new();
-    let mut eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
-    if buf.starts_with(b"\xEF\xBB\xBF") {
-        buf.drain(..3);
+    let mut buf = HashedBuffer {
+        bytes: Vec::new(),
+        unhashed: 0,
+        hash: file.hash.then(|| ReadHash::new(&metadata)),
+    };
+    let mut eof = buf.fill(reader.as_mut(), file.path)?;
+    if buf.bytes.starts_with(b"\xEF\xBB\xBF") {
+        buf.drain_front(3);
     }
     let (columns, mut next_line) = match read_header(file, &mut buf)? {
         Ok(header) => header,
@@ -282,34 +315,73 @@ pub(super) fn read_file(
     // Rows read and their accepted cost.
     let mut counts = (0u64, 0i128);
     loop {
-        let mut cuts = record_cuts(&buf, CHUNK_BYTES);
-        if eof && cuts.last().is_none_or(|c| c.0 < buf.len()) {
-            cuts.push((buf.len(), lines_in(&buf)));
+        let bytes = &buf.bytes;
+        let mut cuts = record_cuts(bytes, CHUNK_BYTES);
+        if eof && cuts.last().is_none_or(|c| c.0 < bytes.len()) {
+            cuts.push((bytes.len(), lines_in(bytes)));
         }
         let Some(&(end, lines)) = cuts.last() else {
             // No complete record in a whole block (an unbalanced quote?): read more.
-            eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+            eof = buf.fill(reader.as_mut(), file.path)?;
             continue;
         };
         let block = Block {
-            bytes: &buf,
+            bytes,
             cuts: &cuts,
             first_line: next_line,
         };
-        block.parse(file, &columns, sink, rejects, sums, &mut counts)?;
+        // The block's new bytes are hashed while its chunks are parsed.
+        let (unhashed, hash) = (&bytes[bytes.len() - buf.unhashed..], &mut buf.hash);
+        let ((), parsed) = rayon::join(
+            || hash.iter_mut().for_each(|h| h.update(unhashed)),
+            || block.parse(file, &columns, sink, rejects, sums, &mut counts),
+        );
+        parsed?;
+        buf.unhashed = 0;
         next_line += lines;
-        buf.drain(..end);
-        if eof && buf.is_empty() {
+        buf.drain_front(end);
+        if eof && buf.bytes.is_empty() {
             break;
         }
         if !eof {
-            eof = fill_block(reader.as_mut(), &mut buf, file.path)?;
+            eof = buf.fill(reader.as_mut(), file.path)?;
         }
     }
     Ok(FileOutcome::Read {
         rows_read: counts.0,
         accepted_cost: counts.1,
+        fingerprint: buf.hash.map(|h| h.finish(file.rel.to_string())),
     })
+}
+
+/// The bytes of a file read but not yet parsed; the last `unhashed` of
+/// them not yet added to the file's hash.
+pub(super) struct HashedBuffer {
+    pub(super) bytes: Vec<u8>,
+    pub(super) unhashed: usize,
+    pub(super) hash: Option<ReadHash>,
+}
+
+impl HashedBuffer {
+    /// Reads the next block; returns whether the file has ended.
+    fn fill(&mut self, reader: &mut dyn Read, path: &Path) -> Result<bool, DayError> {
+        let before = self.bytes.len();
+        let eof = fill_block(reader, &mut self.bytes, path)?;
+        self.unhashed += self.bytes.len() - before;
+        Ok(eof)
+    }
+
+    /// Drops the first `n` bytes, hashing those not hashed yet.
+    pub(super) fn drain_front(&mut self, n: usize) {
+        let hashed = self.bytes.len() - self.unhashed;
+        if n > hashed {
+            if let Some(hash) = &mut self.hash {
+                hash.update(&self.bytes[hashed..n]);
+            }
+            self.unhashed -= n - hashed;
+        }
+        self.bytes.drain(..n);
+    }
 }
 
 fn unreadable(file: &FileInput, detail: String) -> DayError {
@@ -324,10 +396,10 @@ fn unreadable(file: &FileInput, detail: String) -> DayError {
 /// `missing_columns` reject.
 fn read_header(
     file: &FileInput,
-    buf: &mut Vec<u8>,
+    buf: &mut HashedBuffer,
 ) -> Result<std::result::Result<(UsageHeader, u64), Reject>, DayError> {
-    let header_end = first_record_end(buf).unwrap_or(buf.len());
-    let header_text = std::str::from_utf8(&buf[..header_end])
+    let header_end = first_record_end(&buf.bytes).unwrap_or(buf.bytes.len());
+    let header_text = std::str::from_utf8(&buf.bytes[..header_end])
         .map_err(|e| unreadable(file, format!("invalid UTF-8: {e}")))?;
     let names: Vec<String> = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -350,7 +422,7 @@ fn read_header(
     if !header_text.ends_with('\n') {
         next_line += 1;
     }
-    buf.drain(..header_end);
+    buf.drain_front(header_end);
     Ok(Ok((columns, next_line)))
 }
 

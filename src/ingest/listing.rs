@@ -2,9 +2,11 @@
 //! modification time): a day is re-ingested only when its files changed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+
 use sha2::{Digest, Sha256};
 
 use crate::ledger::FileFingerprint;
@@ -59,16 +61,77 @@ pub(super) fn fingerprint(
 ) -> Result<FileFingerprint, store::FileError> {
     let mut file = std::fs::File::open(path).map_err(store::failed("open", path))?;
     let metadata = file.metadata().map_err(store::failed("read", path))?;
-    let modified_ns = modified_ns(&metadata);
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher).map_err(store::failed("read", path))?;
-    let digest = hasher.finalize();
-    Ok(FileFingerprint {
-        path: relative(data_dir, path),
-        size,
-        sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-        modified_ns,
-    })
+    let mut hash = ReadHash::new(&metadata);
+    let mut block = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => hash.update(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(store::failed("read", path)(e)),
+        }
+    }
+    Ok(hash.finish(relative(data_dir, path)))
+}
+
+/// A file's SHA-256 taken from the bytes as they are read, so a file read
+/// to be ingested need not be read again to be fingerprinted.
+pub(super) struct ReadHash {
+    hasher: Sha256,
+    size: u64,
+    modified_ns: Option<i64>,
+}
+
+impl ReadHash {
+    /// `metadata` is the file's when it was opened.
+    pub(super) fn new(metadata: &std::fs::Metadata) -> ReadHash {
+        ReadHash {
+            hasher: Sha256::new(),
+            size: 0,
+            modified_ns: modified_ns(metadata),
+        }
+    }
+
+    pub(super) fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// The fingerprint of the bytes hashed, `path` relative to DATA.
+    pub(super) fn finish(self, path: String) -> FileFingerprint {
+        let digest = self.hasher.finalize();
+        FileFingerprint {
+            path,
+            size: self.size,
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            modified_ns: self.modified_ns,
+        }
+    }
+}
+
+/// The fingerprint of `path` as [`fingerprint_known`] takes it, or `None`
+/// when the file is certainly not one ingested before (a path or size the
+/// ledger does not know) and is plain CSV: it is then hashed as it is read
+/// to be ingested.
+pub(super) fn fingerprint_unless_new(
+    data_dir: &Path,
+    path: &Path,
+    known: &HashMap<String, FileFingerprint>,
+) -> Result<Option<FileFingerprint>, store::FileError> {
+    let metadata = std::fs::metadata(path).map_err(store::failed("read", path))?;
+    let is_new = known
+        .get(&relative(data_dir, path))
+        .is_none_or(|k| k.size != metadata.len());
+    if is_new && hashed_as_read(path) {
+        return Ok(None);
+    }
+    fingerprint_known(data_dir, path, known).map(Some)
+}
+
+/// Whether ingest reads the file's own bytes (not a gzip stream's contents),
+/// so it can hash them as it parses.
+pub(super) fn hashed_as_read(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "csv")
 }
 
 /// The fingerprint of `path`, taken from `known` when the file still has

@@ -13,15 +13,18 @@
 //!
 //! The parts: `listing` (files by day, fingerprints), `shard` (shard workers
 //! and manifests), `day` (one day's files to its partition), `cut` (block
-//! cutting), `rows` (parsing and validating rows), `partition` (the parquet
-//! writer).
+//! cutting), `split` (records to fields), `index` (the reference data as
+//! the row checks look it up), `rows` (parsing and validating rows),
+//! `partition` (the parquet writer).
 
 mod cut;
 mod day;
+mod index;
 mod listing;
 mod partition;
 mod rows;
 mod shard;
+mod split;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,11 +38,13 @@ use crate::store;
 
 use cut::*;
 use day::*;
+use index::*;
 use listing::*;
 pub use listing::{UsageListing, list_usage_files};
 use partition::*;
 use rows::*;
 pub use shard::{Manifest, Shard, adopt_manifests, ingest_shard};
+use split::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -181,18 +186,19 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport>
         }
     }
     // Hashing a file is a full read: skipped for a file of the same size
-    // and modification time as when it was hashed, done in parallel else.
+    // and modification time as when it was hashed, left to the parse for a
+    // new file (read once, not twice), done in parallel else.
     let known: HashMap<String, FileFingerprint> = ledger
         .all_ingested_files()?
         .into_iter()
         .map(|f| (f.path.clone(), f))
         .collect();
-    let fingerprints: Vec<Vec<FileFingerprint>> = candidates
+    let fingerprints: Vec<Vec<Option<FileFingerprint>>> = candidates
         .par_iter()
         .map(|(_, files)| {
             files
                 .par_iter()
-                .map(|f| fingerprint_known(opts.data_dir, f, &known))
+                .map(|f| fingerprint_unless_new(opts.data_dir, f, &known))
                 .collect()
         })
         .collect::<std::result::Result<_, store::FileError>>()?;
@@ -203,7 +209,7 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport>
             && before
                 .iter()
                 .zip(&fingerprints)
-                .all(|(a, b)| a.same_file(b));
+                .all(|(a, b)| b.as_ref().is_some_and(|b| a.same_file(b)));
         if unchanged {
             report.days_unchanged += 1;
         } else {
@@ -234,13 +240,15 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport>
 /// the file renamed into place, its sums and rejects written) on a thread
 /// of its own while the next day is parsed. `done` gets each completed day
 /// in order, on this thread, so a day is recorded as soon as its partition
-/// is in place and a killed run keeps what it did.
+/// is in place and a killed run keeps what it did. A file without a
+/// fingerprint is hashed as it is read.
 fn ingest_days(
     opts: &IngestOptions,
-    days: Vec<(NaiveDate, Vec<PathBuf>, Vec<FileFingerprint>)>,
+    days: Vec<(NaiveDate, Vec<PathBuf>, Vec<Option<FileFingerprint>>)>,
     mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> Result<()>,
 ) -> Result<()> {
-    let index = ReferenceIndex::new(opts.reference, opts.billing_start);
+    let ids = SubscriptionIds::new(opts.reference);
+    let index = ReferenceIndex::new(opts.reference, &ids, opts.billing_start);
     type Completing = (Completion, Vec<FileFingerprint>);
     let mut completing: Option<Completing> = None;
     let mut complete = |completing: Option<Completing>| {
@@ -253,10 +261,11 @@ fn ingest_days(
         done(stats, &rejects, fingerprints)
     };
     for (day, files, fingerprints) in days {
-        let parsed = parse_day(opts, &index, day, &files);
+        let parsed = parse_day(opts, &index, day, &files, fingerprints);
         // The previous day completes first, whether or not this one parsed.
         complete(completing.take())?;
-        completing = Some((parsed?.complete_in_background(), fingerprints));
+        let (parsed, fingerprints) = parsed?;
+        completing = Some((parsed.complete_in_background(), fingerprints));
     }
     complete(completing)
 }

@@ -1,13 +1,12 @@
-//! Parsing and validating the records of one chunk (SPEC §2.1): each row
+//! Parsing and validating the records of one chunk (SPEC §2.1): records
+//! split into fields by `split` (read by csv where it gives up), each row
 //! accepted into typed columns or rejected with a reason, checked against
-//! the reference data through hash lookups.
+//! the reference data through `index`.
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::FastMap;
 use crate::day_sums::{ChunkSums, SumsRow};
-use crate::model::{Profile, Reference};
 use crate::parse::{
     Header, USAGE_SCALE, parse_bool, parse_scaled, parse_usage_date, parse_usage_value,
 };
@@ -22,6 +21,8 @@ pub(super) struct UsageHeader {
     pub(super) pricing_model: Option<usize>,
     pub(super) credit_eligible: Option<usize>,
     pub(super) resource_id: Option<usize>,
+    /// Whether each field is one of the above.
+    pub(super) read: Vec<bool>,
 }
 
 impl UsageHeader {
@@ -44,12 +45,20 @@ impl UsageHeader {
         if !missing.is_empty() {
             return Err(missing);
         }
+        let optional = ["pricingModel", "isAzureCreditEligible", "resourceId"]
+            .map(|name| header.position(name));
+        let mut read = vec![false; header.len];
+        for position in required.iter().chain(optional.iter().flatten()) {
+            read[*position] = true;
+        }
+        let [pricing_model, credit_eligible, resource_id] = optional;
         Ok(UsageHeader {
             len: header.len,
             required,
-            pricing_model: header.position("pricingModel"),
-            credit_eligible: header.position("isAzureCreditEligible"),
-            resource_id: header.position("resourceId"),
+            pricing_model,
+            credit_eligible,
+            resource_id,
+            read,
         })
     }
 }
@@ -69,24 +78,55 @@ pub(super) enum ChunkError {
 }
 
 /// Parses and validates the records of one chunk (`first_line` is the
-/// physical line its first record starts on).
+/// physical line its first record starts on): split by [`Splitter`] when
+/// it can, else read by csv.
 pub(super) fn parse_chunk(
     bytes: &[u8],
     first_line: u64,
     columns: &UsageHeader,
     file: &FileInput,
 ) -> Result<ChunkOutput, ChunkError> {
-    // Each record is checked for UTF-8 as it is read (a `StringRecord`).
+    let split = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| split_chunk(text, first_line, columns, file).ok());
+    let rows = match split {
+        Some(rows) => rows,
+        None => read_chunk(bytes, first_line, columns, file)?,
+    };
+    rows.finish(file)
+}
+
+/// The chunk's records as the splitter reads them.
+fn split_chunk(
+    text: &str,
+    first_line: u64,
+    columns: &UsageHeader,
+    file: &FileInput,
+) -> Result<ChunkRows, Unsupported> {
+    let bytes = text.as_bytes();
+    let mut rows = ChunkRows::new(bytes.len(), first_line);
+    let mut splitter = Splitter::new(text, &columns.read)?;
+    while let Some(record) = splitter.next_record()? {
+        let (start, end) = (record.start, record.end);
+        rows.take(&record, bytes, start, end, columns, file);
+    }
+    Ok(rows)
+}
+
+/// The chunk's records as csv reads them. Each record is checked for UTF-8
+/// as it is read (a `StringRecord`).
+fn read_chunk(
+    bytes: &[u8],
+    first_line: u64,
+    columns: &UsageHeader,
+    file: &FileInput,
+) -> Result<ChunkRows, ChunkError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(bytes);
     let mut record = csv::StringRecord::new();
-    let mut rows = UsageColumns::with_capacity(bytes.len() / 200);
-    let mut rejects = Vec::new();
-    let mut sums = ChunkSums::default();
-    let mut rows_read = 0;
-    let (mut line, mut counted_to) = (first_line, 0);
+    let mut rows = ChunkRows::new(bytes.len(), first_line);
     loop {
         match reader.read_record(&mut record) {
             Ok(true) => {}
@@ -95,7 +135,7 @@ pub(super) fn parse_chunk(
                 let detail = match (e.kind(), e.position()) {
                     (csv::ErrorKind::Utf8 { .. }, Some(position)) => {
                         let start = record_start(bytes, position);
-                        let at = line + lines_in(&bytes[counted_to..start]);
+                        let at = rows.line + lines_in(&bytes[rows.counted_to..start]);
                         format!("invalid UTF-8 on line {at}")
                     }
                     _ => e.to_string(),
@@ -103,18 +143,84 @@ pub(super) fn parse_chunk(
                 return Err(ChunkError::Unreadable(detail));
             }
         }
-        rows_read += 1;
         let start = record_start(
             bytes,
             record
                 .position()
                 .expect("records read from a reader have a position"),
         );
-        line += lines_in(&bytes[counted_to..start]);
-        counted_to = start;
-        match validate_row(&record, columns, file) {
+        let end = reader.position().byte() as usize;
+        rows.take(&record, bytes, start, end, columns, file);
+    }
+    Ok(rows)
+}
+
+/// A record's cells, as csv or the splitter read them.
+pub(super) trait Cells {
+    fn count(&self) -> usize;
+    fn cell(&self, i: usize) -> &str;
+}
+
+impl Cells for csv::StringRecord {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn cell(&self, i: usize) -> &str {
+        &self[i]
+    }
+}
+
+impl Cells for SplitRecord<'_> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn cell(&self, i: usize) -> &str {
+        self.get(i)
+    }
+}
+
+/// The rows of a chunk as its records are taken: accepted into columns
+/// and sums, or rejected; `line` is the line of the last record taken,
+/// counted up to byte `counted_to`.
+struct ChunkRows {
+    rows: UsageColumns,
+    rejects: Vec<Reject>,
+    sums: ChunkSums,
+    rows_read: u64,
+    line: u64,
+    counted_to: usize,
+}
+
+impl ChunkRows {
+    fn new(chunk_bytes: usize, first_line: u64) -> ChunkRows {
+        ChunkRows {
+            rows: UsageColumns::with_capacity(chunk_bytes / 200),
+            rejects: Vec::new(),
+            sums: ChunkSums::default(),
+            rows_read: 0,
+            line: first_line,
+            counted_to: 0,
+        }
+    }
+
+    /// Takes the record at `bytes[start..end]`.
+    fn take(
+        &mut self,
+        record: &impl Cells,
+        bytes: &[u8],
+        start: usize,
+        end: usize,
+        columns: &UsageHeader,
+        file: &FileInput,
+    ) {
+        self.rows_read += 1;
+        self.line += lines_in(&bytes[self.counted_to..start]);
+        self.counted_to = start;
+        match validate_row(record, columns, file) {
             Ok(row) => {
-                sums.add(&SumsRow {
+                self.sums.add(&SumsRow {
                     subscription: row.subscription_position,
                     line: [
                         row.meter_id,
@@ -129,14 +235,14 @@ pub(super) fn parse_chunk(
                     quantity: row.quantity,
                     cost: row.cost,
                 });
-                rows.push(row, line);
+                self.rows.push(row, self.line);
             }
             Err((reason, detail)) => {
                 // The record was read as UTF-8, so its bytes are UTF-8.
-                let raw = String::from_utf8_lossy(&bytes[start..reader.position().byte() as usize]);
-                rejects.push(Reject {
+                let raw = String::from_utf8_lossy(&bytes[start..end]);
+                self.rejects.push(Reject {
                     file: file.rel.to_string(),
-                    line,
+                    line: self.line,
                     reason,
                     detail,
                     raw: raw.trim_end_matches(['\r', '\n']).to_string(),
@@ -144,14 +250,17 @@ pub(super) fn parse_chunk(
             }
         }
     }
-    let accepted_cost = rows.cost.iter().sum();
-    Ok(ChunkOutput {
-        rows: rows.into_frame(file.rel).map_err(ChunkError::Polars)?,
-        rows_read,
-        accepted_cost,
-        rejects,
-        sums,
-    })
+
+    fn finish(self, file: &FileInput) -> Result<ChunkOutput, ChunkError> {
+        let accepted_cost = self.rows.cost.iter().sum();
+        Ok(ChunkOutput {
+            rows: self.rows.into_frame(file.rel).map_err(ChunkError::Polars)?,
+            rows_read: self.rows_read,
+            accepted_cost,
+            rejects: self.rejects,
+            sums: self.sums,
+        })
+    }
 }
 
 pub(super) fn whole_file(rel: &str, reason: RejectReason, detail: String, header: &str) -> Reject {
@@ -189,71 +298,8 @@ pub(super) struct UsageRow<'a> {
 
 pub(super) type RowError = (RejectReason, String);
 
-/// The reference data a usage row is checked against, indexed for the hot
-/// loop: hash lookups by id, each profile's first period computed once.
-pub(super) struct ReferenceIndex<'a> {
-    pub(super) profiles: FastMap<&'a str, ProfileCheck<'a>>,
-    pub(super) subscriptions: FastMap<&'a str, SubscriptionCheck<'a>>,
-    /// (profile id, subscription id) of every subscription.
-    pub(super) subscription_names: crate::day_sums::SubscriptionNames,
-}
-
-/// A subscription as the row checks need it, with its profile.
-pub(super) struct SubscriptionCheck<'a> {
-    /// Its position in [`ReferenceIndex::subscription_names`].
-    pub(super) position: u32,
-    pub(super) profile_id: &'a str,
-    pub(super) start_date: NaiveDate,
-    pub(super) profile: ProfileCheck<'a>,
-}
-
-/// A profile as the row checks need it.
-#[derive(Clone, Copy)]
-pub(super) struct ProfileCheck<'a> {
-    pub(super) account_id: &'a str,
-    pub(super) currency: &'a crate::model::Currency,
-    pub(super) first_period_start: NaiveDate,
-}
-
-impl<'a> ReferenceIndex<'a> {
-    pub(super) fn new(reference: &'a Reference, billing_start: NaiveDate) -> ReferenceIndex<'a> {
-        let check = |p: &'a Profile| ProfileCheck {
-            account_id: &p.account_id,
-            currency: &p.currency,
-            first_period_start: p.first_period(billing_start).start,
-        };
-        ReferenceIndex {
-            profiles: reference
-                .profiles
-                .iter()
-                .map(|(id, p)| (id.as_str(), check(p)))
-                .collect(),
-            subscriptions: reference
-                .subscriptions
-                .iter()
-                .zip(0..)
-                .filter_map(|((id, s), position)| {
-                    let profile = reference.profiles.get(&s.profile_id)?;
-                    let check = SubscriptionCheck {
-                        position,
-                        profile_id: &s.profile_id,
-                        start_date: s.start_date,
-                        profile: check(profile),
-                    };
-                    Some((id.as_str(), check))
-                })
-                .collect(),
-            subscription_names: reference
-                .subscriptions
-                .values()
-                .map(|s| (s.profile_id.clone(), s.id.clone()))
-                .collect(),
-        }
-    }
-}
-
 pub(super) fn validate_row<'a>(
-    record: &'a csv::StringRecord,
+    record: &'a impl Cells,
     columns: &UsageHeader,
     file: &FileInput<'a>,
 ) -> Result<UsageRow<'a>, RowError> {
@@ -279,7 +325,7 @@ pub(super) fn validate_row<'a>(
     let quantity = usage_number("quantity", quantity)?;
     let unit_price = usage_number("unitPrice", unit_price)?;
     let cost = usage_number("costInBillingCurrency", cost)?;
-    let optional = |p: Option<usize>| p.map(|p| record[p].trim()).filter(|v| !v.is_empty());
+    let optional = |p: Option<usize>| p.map(|p| record.cell(p).trim()).filter(|v| !v.is_empty());
     let (publisher_type, pricing_model, credit_eligible) = enums(
         publisher,
         optional(columns.pricing_model),
@@ -298,7 +344,7 @@ pub(super) fn validate_row<'a>(
         quantity,
         unit_price,
         cost,
-        currency: sub.profile.currency.code(),
+        currency: sub.currency.code(),
         charge_type,
         publisher_type,
         pricing_model,
@@ -311,19 +357,19 @@ pub(super) fn validate_row<'a>(
 /// the record's field count differs from the header's, `missing_value` for
 /// an empty one.
 fn required_cells<'a>(
-    record: &'a csv::StringRecord,
+    record: &'a impl Cells,
     columns: &UsageHeader,
 ) -> Result<[&'a str; 14], RowError> {
-    let counted = || format!("{} fields, header has {}", record.len(), columns.len);
-    if record.len() < columns.len {
+    let counted = || format!("{} fields, header has {}", record.count(), columns.len);
+    if record.count() < columns.len {
         return Err((RejectReason::TooFewFields, counted()));
     }
-    if record.len() > columns.len {
+    if record.count() > columns.len {
         return Err((RejectReason::TooManyFields, counted()));
     }
     let mut cells = [""; 14];
     for (i, (cell, position)) in cells.iter_mut().zip(columns.required).enumerate() {
-        *cell = record[position].trim();
+        *cell = record.cell(position).trim();
         if cell.is_empty() {
             let detail = format!("empty {}", REQUIRED_COLUMNS[i]);
             return Err((RejectReason::MissingValue, detail));
@@ -360,7 +406,7 @@ fn known_subscription<'i>(
     let known = index
         .subscriptions
         .get(subscription)
-        .filter(|s| s.profile_id == profile && s.profile.account_id == account);
+        .filter(|s| s.profile_id == profile && s.account_id == account);
     if let Some(sub) = known {
         return Ok(sub);
     }
@@ -384,16 +430,15 @@ fn check_start_and_currency(
     date: NaiveDate,
     currency: &str,
 ) -> Result<(), RowError> {
-    let profile = &sub.profile;
-    if date < sub.start_date || date < profile.first_period_start {
+    if date < sub.start_date || date < sub.first_period_start {
         let detail = format!(
             "dated {date}, before subscription start {} or first period {}",
-            sub.start_date, profile.first_period_start
+            sub.start_date, sub.first_period_start
         );
         return Err((RejectReason::BeforeStart, detail));
     }
-    if !currency.eq_ignore_ascii_case(profile.currency.code()) {
-        let detail = format!("{currency} but profile bills in {}", profile.currency);
+    if !currency.eq_ignore_ascii_case(sub.currency.code()) {
+        let detail = format!("{currency} but profile bills in {}", sub.currency);
         return Err((RejectReason::CurrencyMismatch, detail));
     }
     Ok(())

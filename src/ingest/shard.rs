@@ -50,10 +50,14 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> Result<IngestReport> 
         if day < opts.billing_start || !shard.owns(day) {
             continue;
         }
+        // Hashed as they are read, or first when they are not plain CSV.
         let fingerprints = files
             .par_iter()
-            .map(|f| fingerprint(opts.data_dir, f))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .map(|f| match hashed_as_read(f) {
+                true => Ok(None),
+                false => fingerprint(opts.data_dir, f).map(Some),
+            })
+            .collect::<std::result::Result<Vec<_>, store::FileError>>()?;
         todo.push((day, files, fingerprints));
     }
     ingest_days(opts, todo, |stats, _, fingerprints| {

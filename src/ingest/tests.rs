@@ -130,13 +130,15 @@ proptest! {
         chunk_bytes in 1usize..400,
     ) {
         let reference = sample_reference();
-        let index = ReferenceIndex::new(&reference, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+        let ids = SubscriptionIds::new(&reference);
+        let index = ReferenceIndex::new(&reference, &ids, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
         let file = FileInput {
             path: Path::new("usage/2026-10-01.csv"),
             rel: "usage/2026-10-01.csv",
             day: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
             day_text: "2026-10-01",
             index: &index,
+            hash: false,
         };
         let whole = parse_cut(&body, usize::MAX, &file);
         let cut = parse_cut(&body, chunk_bytes, &file);

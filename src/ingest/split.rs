@@ -1,0 +1,355 @@
+//! Splitting a chunk's records into fields without the csv crate's
+//! byte-at-a-time state machine: one `memchr` pass finds the commas, line
+//! ends and quotes, and fields are borrowed from the chunk (a quoted field
+//! with `""` in it is unescaped into a scratch buffer). It reads the
+//! well-formed CSV usage files are made of exactly as csv does; on anything
+//! else (a lone `\r`, a quote inside an unquoted field, text after a
+//! closing quote, a quote left open) it gives up, and the chunk is read by
+//! csv instead, so odd input keeps csv's reading.
+
+/// Where one field is: a range of the chunk, or of the scratch buffer
+/// when it had escaped quotes.
+#[derive(Clone, Copy)]
+struct Field {
+    start: u32,
+    end: u32,
+    unescaped: bool,
+}
+
+/// The chunk holds something only the csv crate reads right.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Unsupported;
+
+/// Reads the records of one chunk (whole records, valid UTF-8).
+pub(super) struct Splitter<'c> {
+    chunk: &'c str,
+    /// Which fields are read: a quoted one not read keeps its `""` (the
+    /// usage file's `tags`, say, is not unescaped). Those past its end are read.
+    wanted: &'c [bool],
+    /// Every comma, line feed and quote of the chunk, in order.
+    marks: memchr::Memchr3<'c>,
+    /// Where the last record read ended.
+    done_at: usize,
+    fields: Vec<Field>,
+    scratch: String,
+}
+
+/// One record of the chunk: where it starts and ends (after its line end)
+/// and its fields.
+pub(super) struct SplitRecord<'s> {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    chunk: &'s str,
+    fields: &'s [Field],
+    scratch: &'s str,
+}
+
+impl SplitRecord<'_> {
+    pub(super) fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The text of field `i` (as it stands in the file, `""` kept, for a
+    /// quoted field the splitter was told is not wanted).
+    pub(super) fn get(&self, i: usize) -> &str {
+        let f = self.fields[i];
+        let text = if f.unescaped {
+            self.scratch
+        } else {
+            self.chunk
+        };
+        &text[f.start as usize..f.end as usize]
+    }
+}
+
+/// Where the splitter is within a field.
+#[derive(Clone, Copy)]
+enum State {
+    /// In a field that did not start with a quote.
+    Unquoted,
+    /// In a quoted field whose text starts at `open`.
+    Quoted { open: usize, escaped: bool },
+    /// At the second quote of a `""` in a quoted field.
+    EscapedQuote { open: usize },
+    /// After the quote that closed a quoted field.
+    Closed {
+        open: usize,
+        close: usize,
+        escaped: bool,
+    },
+}
+
+impl<'c> Splitter<'c> {
+    /// A splitter for `chunk`, or `Unsupported` when it has a `\r` that
+    /// does not end a line or is too large for 32-bit offsets.
+    pub(super) fn new(chunk: &'c str, wanted: &'c [bool]) -> Result<Splitter<'c>, Unsupported> {
+        let bytes = chunk.as_bytes();
+        let lone_cr = memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
+        if lone_cr || u32::try_from(bytes.len()).is_err() {
+            return Err(Unsupported);
+        }
+        Ok(Splitter {
+            chunk,
+            wanted,
+            marks: memchr::memchr3_iter(b',', b'\n', b'"', bytes),
+            done_at: 0,
+            fields: Vec::with_capacity(32),
+            scratch: String::new(),
+        })
+    }
+
+    /// The next record, skipping empty lines as csv does.
+    pub(super) fn next_record(&mut self) -> Result<Option<SplitRecord<'_>>, Unsupported> {
+        let bytes = self.chunk.as_bytes();
+        self.fields.clear();
+        self.scratch.clear();
+        // Where the record and its current field start: after the last
+        // record's line end.
+        let mut record_start = self.done_at;
+        let mut field_start = record_start;
+        let mut state = State::Unquoted;
+        let end = loop {
+            let Some(i) = self.marks.next() else {
+                // The chunk ends without a line end.
+                match state {
+                    State::Unquoted if self.fields.is_empty() && field_start == bytes.len() => {
+                        return Ok(None);
+                    }
+                    State::Unquoted => self.fields.push(span(field_start, bytes.len(), false)),
+                    State::Closed {
+                        open,
+                        close,
+                        escaped,
+                    } if close + 1 == bytes.len() => {
+                        let field = self.quoted(open, close, escaped);
+                        self.fields.push(field);
+                    }
+                    _ => return Err(Unsupported),
+                }
+                break bytes.len();
+            };
+            match (state, bytes[i]) {
+                (State::Unquoted, b'"') if i == field_start => {
+                    state = State::Quoted {
+                        open: i + 1,
+                        escaped: false,
+                    };
+                }
+                (State::Unquoted, b'"') => return Err(Unsupported),
+                (State::Unquoted, b',') => {
+                    self.fields.push(span(field_start, i, false));
+                    field_start = i + 1;
+                }
+                (State::Unquoted, _) => {
+                    let text_end = if i > field_start && bytes[i - 1] == b'\r' {
+                        i - 1
+                    } else {
+                        i
+                    };
+                    if self.fields.is_empty() && text_end == record_start {
+                        // An empty line: csv skips it.
+                        (record_start, field_start) = (i + 1, i + 1);
+                        continue;
+                    }
+                    self.fields.push(span(field_start, text_end, false));
+                    break i + 1;
+                }
+                (State::Quoted { open, escaped }, b'"') => {
+                    state = if bytes.get(i + 1) == Some(&b'"') {
+                        State::EscapedQuote { open }
+                    } else {
+                        State::Closed {
+                            open,
+                            close: i,
+                            escaped,
+                        }
+                    };
+                }
+                (State::Quoted { .. }, _) => {}
+                (State::EscapedQuote { open }, _) => {
+                    state = State::Quoted {
+                        open,
+                        escaped: true,
+                    };
+                }
+                (
+                    State::Closed {
+                        open,
+                        close,
+                        escaped,
+                    },
+                    mark,
+                ) => {
+                    // Only a comma or a line end may follow the closing quote.
+                    let next = close + 1;
+                    let line_end =
+                        mark == b'\n' && (i == next || (i == next + 1 && bytes[next] == b'\r'));
+                    if !(line_end || (mark == b',' && i == next)) {
+                        return Err(Unsupported);
+                    }
+                    let field = self.quoted(open, close, escaped);
+                    self.fields.push(field);
+                    if line_end {
+                        break i + 1;
+                    }
+                    field_start = i + 1;
+                    state = State::Unquoted;
+                }
+            }
+        };
+        self.done_at = end;
+        Ok(Some(SplitRecord {
+            start: record_start,
+            end,
+            chunk: self.chunk,
+            fields: &self.fields,
+            scratch: &self.scratch,
+        }))
+    }
+
+    /// The field between the quotes at `open - 1` and `close`, unescaped
+    /// into the scratch buffer when it has `""` in it.
+    fn quoted(&mut self, open: usize, close: usize, escaped: bool) -> Field {
+        let wanted = self.wanted.get(self.fields.len()).is_none_or(|w| *w);
+        if !escaped || !wanted {
+            return span(open, close, false);
+        }
+        let start = self.scratch.len();
+        let mut rest = &self.chunk[open..close];
+        while let Some(quote) = rest.find('"') {
+            // Each quote in a quoted field is the first of a pair.
+            self.scratch.push_str(&rest[..=quote]);
+            rest = &rest[quote + 2..];
+        }
+        self.scratch.push_str(rest);
+        span(start, self.scratch.len(), true)
+    }
+}
+
+fn span(start: usize, end: usize, unescaped: bool) -> Field {
+    // Offsets fit: `Splitter::new` refuses a chunk of 4 GB or more.
+    Field {
+        start: start as u32,
+        end: end as u32,
+        unescaped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Records as csv reads them: start offset and fields.
+    fn csv_records(chunk: &str) -> Vec<(usize, Vec<String>)> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(chunk.as_bytes());
+        let mut record = csv::StringRecord::new();
+        let mut records = Vec::new();
+        while reader.read_record(&mut record).unwrap() {
+            let start = super::super::record_start(chunk.as_bytes(), record.position().unwrap());
+            records.push((start, record.iter().map(str::to_string).collect()));
+        }
+        records
+    }
+
+    fn split_records(chunk: &str) -> Result<Vec<(usize, Vec<String>)>, Unsupported> {
+        let mut splitter = Splitter::new(chunk, &[])?;
+        let mut records = Vec::new();
+        while let Some(r) = splitter.next_record()? {
+            let fields = (0..r.len()).map(|i| r.get(i).to_string()).collect();
+            records.push((r.start, fields));
+        }
+        Ok(records)
+    }
+
+    fn csv_like_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "\"",
+            "\"\"",
+            ",",
+            "\n",
+            "\r\n",
+            "\r",
+            "a",
+            "12.5",
+            " ",
+            "\0",
+            "Øst – æå",
+            "\",\"",
+            "5\" disk",
+            ",\"x\"\"y\",",
+        ]);
+        prop::collection::vec(pieces, 0..120).prop_map(|parts| parts.concat())
+    }
+
+    /// Rows of a usage-like file: quoted fields with and without `""`,
+    /// empty fields, CRLF or LF, with or without a last line end.
+    fn well_formed_text() -> impl Strategy<Value = String> {
+        let field = prop::sample::select(vec![
+            "",
+            "a",
+            "12.5",
+            "\"D2s v3, \"\"Øst\"\"\"",
+            "\"{\"\"k\"\":1}\"",
+            "\"\"",
+            "\"a\nb\"",
+            "\"x,y\"",
+            " pad ",
+            "æøå",
+        ]);
+        let row = prop::collection::vec(field, 1..6).prop_map(|f| f.join(","));
+        let end = prop::sample::select(vec!["\n", "\r\n"]);
+        (prop::collection::vec((row, end), 0..12), any::<bool>()).prop_map(|(rows, last)| {
+            let mut text: String = rows.iter().map(|(r, e)| format!("{r}{e}")).collect();
+            if !last && text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn what_it_reads_csv_reads_the_same(text in csv_like_text()) {
+            if let Ok(records) = split_records(&text) {
+                prop_assert_eq!(records, csv_records(&text));
+            }
+        }
+
+        #[test]
+        fn it_reads_well_formed_usage_text(text in well_formed_text()) {
+            prop_assert_eq!(split_records(&text), Ok(csv_records(&text)));
+        }
+    }
+
+    #[test]
+    fn only_the_fields_wanted_are_unescaped() {
+        let mut splitter =
+            Splitter::new("\"a\"\"b\",\"c\"\"d\",\"e\"\"f\"\n", &[true, false]).unwrap();
+        let record = splitter.next_record().unwrap().unwrap();
+        let fields = (record.get(0), record.get(1), record.get(2));
+        assert_eq!(fields, ("a\"b", "c\"\"d", "e\"f"));
+    }
+
+    #[test]
+    fn it_gives_up_where_csv_reads_otherwise() {
+        for odd in [
+            "a\rb\n",
+            "5\" disk,x\n",
+            "\"a\"b,c\n",
+            "\"open,x\n",
+            "a,b\r",
+        ] {
+            assert_eq!(split_records(odd).err(), Some(Unsupported), "{odd:?}");
+        }
+    }
+}
