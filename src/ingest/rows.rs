@@ -97,7 +97,7 @@ pub(super) fn parse_chunk(
 }
 
 /// The chunk's records as the splitter reads them.
-fn split_chunk(
+pub(super) fn split_chunk(
     text: &str,
     first_line: u64,
     columns: &UsageHeader,
@@ -115,7 +115,7 @@ fn split_chunk(
 
 /// The chunk's records as csv reads them. Each record is checked for UTF-8
 /// as it is read (a `StringRecord`).
-fn read_chunk(
+pub(super) fn read_chunk(
     bytes: &[u8],
     first_line: u64,
     columns: &UsageHeader,
@@ -184,7 +184,7 @@ impl Cells for SplitRecord<'_> {
 /// The rows of a chunk as its records are taken: accepted into columns
 /// and sums, or rejected; `line` is the line of the last record taken,
 /// counted up to byte `counted_to`.
-struct ChunkRows {
+pub(super) struct ChunkRows {
     rows: UsageColumns,
     rejects: Vec<Reject>,
     sums: ChunkSums,
@@ -251,7 +251,7 @@ impl ChunkRows {
         }
     }
 
-    fn finish(self, file: &FileInput) -> Result<ChunkOutput, ChunkError> {
+    pub(super) fn finish(self, file: &FileInput) -> Result<ChunkOutput, ChunkError> {
         let accepted_cost = self.rows.cost.iter().sum();
         Ok(ChunkOutput {
             rows: self.rows.into_frame(file.rel).map_err(ChunkError::Polars)?,

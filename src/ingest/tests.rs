@@ -1,7 +1,8 @@
 //! Property tests of the block cutter and the row parser: whatever bytes a
 //! usage file holds, cutting it into chunks reads the same records as csv
 //! reads from the whole, every record is a row or a reject (never lost,
-//! never a panic), and line numbers follow the physical lines.
+//! never a panic), and line numbers follow the physical lines; and the
+//! splitter's rows and rejects are those csv's reading gives.
 
 use proptest::prelude::*;
 
@@ -157,5 +158,66 @@ proptest! {
             (Err(_), Err(_)) => prop_assert!(cut.is_err()),
             (Err(e), Ok(_)) => prop_assert!(false, "valid UTF-8 refused: {}", e),
         }
+    }
+}
+
+/// Usage rows that are well-formed CSV, right or wrong as usage: valid,
+/// every field quoted, a bad date, an unknown profile, a bad number, an
+/// empty value, a field short or one too many, with LF or CRLF and blank
+/// lines between.
+fn well_formed_usage_body() -> impl Strategy<Value = String> {
+    let quoted_all = VALID
+        .split(',')
+        .map(|f| match f.starts_with('"') || f.ends_with('"') {
+            true => f.to_string(),
+            false => format!("\"{f}\""),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = vec![
+        VALID.to_string(),
+        quoted_all,
+        VALID.replace("2026-10-01", "2026-13-01"),
+        VALID.replace("PRF-NORDLYS-NO", "PRF-NOPE"),
+        VALID.replace(",24,", ",2x4,"),
+        VALID.replace(",1 Hour,", ",,"),
+        VALID.replace(",/r/1", ""),
+        format!("{VALID},extra"),
+        VALID.replace("Virtual Machines", "\"Virtual \"\"VM\"\", x\""),
+    ];
+    let row = prop::sample::select(rows);
+    let end = prop::sample::select(vec!["\n", "\r\n", "\n\n", "\r\n\r\n"]);
+    prop::collection::vec((row, end), 0..30)
+        .prop_map(|rows| rows.iter().map(|(r, e)| format!("{r}{e}")).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The splitter gives the rows, rejects (line, reason, detail, raw)
+    /// and row count that csv gives, for well-formed usage text.
+    #[test]
+    fn split_records_give_the_rows_and_rejects_csv_gives(body in well_formed_usage_body()) {
+        let reference = sample_reference();
+        let ids = SubscriptionIds::new(&reference);
+        let index = ReferenceIndex::new(&reference, &ids, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+        let file = FileInput {
+            path: Path::new("usage/2026-10-01.csv"),
+            rel: "usage/2026-10-01.csv",
+            day: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            day_text: "2026-10-01",
+            index: &index,
+            hash: false,
+        };
+        let header = Header::new(HEADER.split(','));
+        let columns = UsageHeader::new(&header).expect("complete header");
+        let split = split_chunk(&body, 2, &columns, &file).map_err(|_| "the splitter gave up");
+        let split = split.and_then(|r| r.finish(&file).map_err(|_| "no frame")).unwrap();
+        let read = read_chunk(body.as_bytes(), 2, &columns, &file).map_err(|_| "csv failed");
+        let read = read.and_then(|r| r.finish(&file).map_err(|_| "no frame")).unwrap();
+        prop_assert_eq!(split.rows_read, read.rows_read);
+        prop_assert_eq!(&split.rejects, &read.rejects);
+        prop_assert!(split.rows.equals_missing(&read.rows), "{:?} vs {:?}", split.rows, read.rows);
+        prop_assert_eq!(split.accepted_cost, read.accepted_cost);
     }
 }
