@@ -9,7 +9,8 @@ use crate::model::{Profile, Reference};
 /// The reference data a usage row is checked against, indexed for the hot
 /// loop: hash lookups by id, each profile's first period computed once.
 pub(super) struct ReferenceIndex<'a> {
-    pub(super) profiles: FastMap<&'a str, ProfileCheck<'a>>,
+    /// Each profile's account, to name why a row's ids do not match.
+    pub(super) profile_accounts: FastMap<&'a str, &'a str>,
     pub(super) subscriptions: FastMap<&'a str, SubscriptionCheck<'a>>,
     /// (profile id, subscription id) of every subscription.
     pub(super) subscription_names: crate::day_sums::SubscriptionNames,
@@ -24,12 +25,6 @@ pub(super) struct SubscriptionCheck<'a> {
     pub(super) start_date: NaiveDate,
     pub(super) currency: crate::model::Currency,
     pub(super) first_period_start: NaiveDate,
-}
-
-/// A profile as the row checks need it.
-#[derive(Clone, Copy)]
-pub(super) struct ProfileCheck<'a> {
-    pub(super) account_id: &'a str,
 }
 
 /// Each subscription's id, its profile's and its account's side by side in
@@ -82,15 +77,10 @@ impl<'a> ReferenceIndex<'a> {
         billing_start: NaiveDate,
     ) -> ReferenceIndex<'a> {
         ReferenceIndex {
-            profiles: reference
+            profile_accounts: reference
                 .profiles
                 .iter()
-                .map(|(id, p)| {
-                    let check = ProfileCheck {
-                        account_id: &p.account_id,
-                    };
-                    (id.as_str(), check)
-                })
+                .map(|(id, p)| (id.as_str(), p.account_id.as_str()))
                 .collect(),
             subscriptions: reference
                 .subscriptions

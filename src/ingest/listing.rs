@@ -109,47 +109,33 @@ impl ReadHash {
     }
 }
 
-/// The fingerprint of `path` as [`fingerprint_known`] takes it, or `None`
-/// when the file is certainly not one ingested before (a path or size the
-/// ledger does not know) and is plain CSV: it is then hashed as it is read
-/// to be ingested.
+/// The fingerprint of `path`: taken from `known` when the file still has
+/// the size and modification time it had when it was hashed; `None` when
+/// the file is certainly not one ingested before (a path or size the
+/// ledger does not know) and is plain CSV, so it is hashed as it is read
+/// to be ingested; else hashed now.
 pub(super) fn fingerprint_unless_new(
     data_dir: &Path,
     path: &Path,
     known: &HashMap<String, FileFingerprint>,
 ) -> Result<Option<FileFingerprint>, store::FileError> {
     let metadata = std::fs::metadata(path).map_err(store::failed("read", path))?;
-    let is_new = known
+    let known = known
         .get(&relative(data_dir, path))
-        .is_none_or(|k| k.size != metadata.len());
-    if is_new && hashed_as_read(path) {
-        return Ok(None);
+        .filter(|k| k.size == metadata.len());
+    match known {
+        Some(k) if k.modified_ns.is_some() && k.modified_ns == modified_ns(&metadata) => {
+            Ok(Some(k.clone()))
+        }
+        None if hashed_as_read(path) => Ok(None),
+        _ => fingerprint(data_dir, path).map(Some),
     }
-    fingerprint_known(data_dir, path, known).map(Some)
 }
 
 /// Whether ingest reads the file's own bytes (not a gzip stream's contents),
 /// so it can hash them as it parses.
 pub(super) fn hashed_as_read(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "csv")
-}
-
-/// The fingerprint of `path`, taken from `known` when the file still has
-/// the size and modification time it had when it was hashed.
-pub(super) fn fingerprint_known(
-    data_dir: &Path,
-    path: &Path,
-    known: &HashMap<String, FileFingerprint>,
-) -> Result<FileFingerprint, store::FileError> {
-    let metadata = std::fs::metadata(path).map_err(store::failed("read", path))?;
-    if let Some(k) = known.get(&relative(data_dir, path))
-        && k.size == metadata.len()
-        && k.modified_ns.is_some()
-        && k.modified_ns == modified_ns(&metadata)
-    {
-        return Ok(k.clone());
-    }
-    fingerprint(data_dir, path)
 }
 
 pub(super) fn modified_ns(metadata: &std::fs::Metadata) -> Option<i64> {

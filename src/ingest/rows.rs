@@ -411,9 +411,9 @@ fn known_subscription<'i>(
         return Ok(sub);
     }
     let profile_known = index
-        .profiles
+        .profile_accounts
         .get(profile)
-        .is_some_and(|p| p.account_id == account);
+        .is_some_and(|a| *a == account);
     Err(if profile_known {
         let detail = format!("subscription {subscription:?} is not under profile {profile:?}");
         (RejectReason::UnknownSubscription, detail)

@@ -74,6 +74,28 @@ fn sample_reference() -> Reference {
     crate::reference::load_reference(&dir).expect("the sample's reference data is valid")
 }
 
+/// The day the tests' usage is for (the sample's billing start).
+fn october_first() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+}
+
+/// The usage file of [`october_first`], checked against `index`.
+fn october_first_file<'a>(index: &'a ReferenceIndex<'a>) -> FileInput<'a> {
+    FileInput {
+        path: Path::new("usage/2026-10-01.csv"),
+        rel: "usage/2026-10-01.csv",
+        day: october_first(),
+        day_text: "2026-10-01",
+        index,
+        hash: false,
+    }
+}
+
+/// The columns of [`HEADER`].
+fn header_columns() -> UsageHeader {
+    UsageHeader::new(&Header::new(HEADER.split(','))).expect("complete header")
+}
+
 const HEADER: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,isAzureCreditEligible,resourceId";
 
 const VALID: &str = "2026-10-01,ACC-NORDLYS,PRF-NORDLYS-NO,SUB-NO-PROD,m-1,Virtual Machines,\"D2s v3, \"\"Øst\"\"\",1 Hour,24,1.03,24.72,NOK,Usage,Azure,OnDemand,True,/r/1";
@@ -99,8 +121,7 @@ fn parse_cut(
     chunk_bytes: usize,
     file: &FileInput,
 ) -> Result<(u64, u64, Vec<u64>), String> {
-    let header = Header::new(HEADER.split(','));
-    let columns = UsageHeader::new(&header).expect("complete header");
+    let columns = header_columns();
     let mut cuts = record_cuts(body, chunk_bytes);
     if cuts.last().is_none_or(|c| c.0 < body.len()) {
         cuts.push((body.len(), lines_in(body)));
@@ -132,15 +153,8 @@ proptest! {
     ) {
         let reference = sample_reference();
         let ids = SubscriptionIds::new(&reference);
-        let index = ReferenceIndex::new(&reference, &ids, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
-        let file = FileInput {
-            path: Path::new("usage/2026-10-01.csv"),
-            rel: "usage/2026-10-01.csv",
-            day: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            day_text: "2026-10-01",
-            index: &index,
-            hash: false,
-        };
+        let index = ReferenceIndex::new(&reference, &ids, october_first());
+        let file = october_first_file(&index);
         let whole = parse_cut(&body, usize::MAX, &file);
         let cut = parse_cut(&body, chunk_bytes, &file);
         match (&whole, std::str::from_utf8(&body)) {
@@ -200,17 +214,9 @@ proptest! {
     fn split_records_give_the_rows_and_rejects_csv_gives(body in well_formed_usage_body()) {
         let reference = sample_reference();
         let ids = SubscriptionIds::new(&reference);
-        let index = ReferenceIndex::new(&reference, &ids, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
-        let file = FileInput {
-            path: Path::new("usage/2026-10-01.csv"),
-            rel: "usage/2026-10-01.csv",
-            day: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            day_text: "2026-10-01",
-            index: &index,
-            hash: false,
-        };
-        let header = Header::new(HEADER.split(','));
-        let columns = UsageHeader::new(&header).expect("complete header");
+        let index = ReferenceIndex::new(&reference, &ids, october_first());
+        let file = october_first_file(&index);
+        let columns = header_columns();
         let split = split_chunk(&body, 2, &columns, &file).map_err(|_| "the splitter gave up");
         let split = split.and_then(|r| r.finish(&file).map_err(|_| "no frame")).unwrap();
         let read = read_chunk(body.as_bytes(), 2, &columns, &file).map_err(|_| "csv failed");
