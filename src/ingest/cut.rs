@@ -69,6 +69,8 @@ pub(super) fn record_start(bytes: &[u8], position: &csv::Position) -> usize {
     start
 }
 
+/// The line feeds in `bytes` (found with `memchr`: the byte-by-byte count
+/// was 3 % of ingest, run between every two records).
 pub(super) fn lines_in(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }

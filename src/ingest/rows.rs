@@ -104,11 +104,12 @@ pub(super) fn split_chunk(
     file: &FileInput,
 ) -> Result<ChunkRows, Unsupported> {
     let bytes = text.as_bytes();
-    let mut rows = ChunkRows::new(bytes.len(), first_line);
+    let mut rows = ChunkRows::new(bytes.len());
     let mut splitter = Splitter::new(text, &columns.read)?;
     while let Some(record) = splitter.next_record()? {
-        let (start, end) = (record.start, record.end);
-        rows.take(&record, bytes, start, end, columns, file);
+        let line = first_line + record.lines_before;
+        let raw = &bytes[record.start..record.end];
+        rows.take(&record, line, raw, columns, file);
     }
     Ok(rows)
 }
@@ -126,7 +127,9 @@ pub(super) fn read_chunk(
         .flexible(true)
         .from_reader(bytes);
     let mut record = csv::StringRecord::new();
-    let mut rows = ChunkRows::new(bytes.len(), first_line);
+    let mut rows = ChunkRows::new(bytes.len());
+    // The line of the last record read, counted up to byte `counted_to`.
+    let (mut line, mut counted_to) = (first_line, 0);
     loop {
         match reader.read_record(&mut record) {
             Ok(true) => {}
@@ -135,7 +138,7 @@ pub(super) fn read_chunk(
                 let detail = match (e.kind(), e.position()) {
                     (csv::ErrorKind::Utf8 { .. }, Some(position)) => {
                         let start = record_start(bytes, position);
-                        let at = rows.line + lines_in(&bytes[rows.counted_to..start]);
+                        let at = line + lines_in(&bytes[counted_to..start]);
                         format!("invalid UTF-8 on line {at}")
                     }
                     _ => e.to_string(),
@@ -150,7 +153,9 @@ pub(super) fn read_chunk(
                 .expect("records read from a reader have a position"),
         );
         let end = reader.position().byte() as usize;
-        rows.take(&record, bytes, start, end, columns, file);
+        line += lines_in(&bytes[counted_to..start]);
+        counted_to = start;
+        rows.take(&record, line, &bytes[start..end], columns, file);
     }
     Ok(rows)
 }
@@ -182,42 +187,34 @@ impl Cells for SplitRecord<'_> {
 }
 
 /// The rows of a chunk as its records are taken: accepted into columns
-/// and sums, or rejected; `line` is the line of the last record taken,
-/// counted up to byte `counted_to`.
+/// and sums, or rejected.
 pub(super) struct ChunkRows {
     rows: UsageColumns,
     rejects: Vec<Reject>,
     sums: ChunkSums,
     rows_read: u64,
-    line: u64,
-    counted_to: usize,
 }
 
 impl ChunkRows {
-    fn new(chunk_bytes: usize, first_line: u64) -> ChunkRows {
+    fn new(chunk_bytes: usize) -> ChunkRows {
         ChunkRows {
             rows: UsageColumns::with_capacity(chunk_bytes / 200),
             rejects: Vec::new(),
             sums: ChunkSums::default(),
             rows_read: 0,
-            line: first_line,
-            counted_to: 0,
         }
     }
 
-    /// Takes the record at `bytes[start..end]`.
+    /// Takes the record starting on `line`, whose bytes are `raw`.
     fn take(
         &mut self,
         record: &impl Cells,
-        bytes: &[u8],
-        start: usize,
-        end: usize,
+        line: u64,
+        raw: &[u8],
         columns: &UsageHeader,
         file: &FileInput,
     ) {
         self.rows_read += 1;
-        self.line += lines_in(&bytes[self.counted_to..start]);
-        self.counted_to = start;
         match validate_row(record, columns, file) {
             Ok(row) => {
                 self.sums.add(&SumsRow {
@@ -235,14 +232,14 @@ impl ChunkRows {
                     quantity: row.quantity,
                     cost: row.cost,
                 });
-                self.rows.push(row, self.line);
+                self.rows.push(row, line);
             }
             Err((reason, detail)) => {
                 // The record was read as UTF-8, so its bytes are UTF-8.
-                let raw = String::from_utf8_lossy(&bytes[start..end]);
+                let raw = String::from_utf8_lossy(raw);
                 self.rejects.push(Reject {
                     file: file.rel.to_string(),
-                    line: self.line,
+                    line,
                     reason,
                     detail,
                     raw: raw.trim_end_matches(['\r', '\n']).to_string(),
@@ -325,7 +322,7 @@ pub(super) fn validate_row<'a>(
     let quantity = usage_number("quantity", quantity)?;
     let unit_price = usage_number("unitPrice", unit_price)?;
     let cost = usage_number("costInBillingCurrency", cost)?;
-    let optional = |p: Option<usize>| p.map(|p| record.cell(p).trim()).filter(|v| !v.is_empty());
+    let optional = |p: Option<usize>| p.map(|p| trimmed(record.cell(p))).filter(|v| !v.is_empty());
     let (publisher_type, pricing_model, credit_eligible) = enums(
         publisher,
         optional(columns.pricing_model),
@@ -369,13 +366,26 @@ fn required_cells<'a>(
     }
     let mut cells = [""; 14];
     for (i, (cell, position)) in cells.iter_mut().zip(columns.required).enumerate() {
-        *cell = record.cell(position).trim();
+        *cell = trimmed(record.cell(position));
         if cell.is_empty() {
             let detail = format!("empty {}", REQUIRED_COLUMNS[i]);
             return Err((RejectReason::MissingValue, detail));
         }
     }
     Ok(cells)
+}
+
+/// `cell` without surrounding whitespace (as `str::trim`). Most cells
+/// begin and end with a printable ASCII character, so their ends are
+/// looked at first.
+fn trimmed(cell: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (b'!'..=b'~').contains(b));
+    let bytes = cell.as_bytes();
+    if printable(bytes.first()) && printable(bytes.last()) {
+        cell
+    } else {
+        cell.trim()
+    }
 }
 
 /// The row's date, which must be the file's day (`bad_date`, `date_mismatch`).

@@ -30,15 +30,18 @@ pub(super) struct Splitter<'c> {
     marks: memchr::Memchr3<'c>,
     /// Where the last record read ended.
     done_at: usize,
+    /// The line feeds up to `done_at`.
+    lines: u64,
     fields: Vec<Field>,
     scratch: String,
 }
 
-/// One record of the chunk: where it starts and ends (after its line end)
-/// and its fields.
+/// One record of the chunk: where it starts and ends (after its line end),
+/// the line feeds before it in the chunk, and its fields.
 pub(super) struct SplitRecord<'s> {
     pub(super) start: usize,
     pub(super) end: usize,
+    pub(super) lines_before: u64,
     chunk: &'s str,
     fields: &'s [Field],
     scratch: &'s str,
@@ -93,6 +96,7 @@ impl<'c> Splitter<'c> {
             wanted,
             marks: memchr::memchr3_iter(b',', b'\n', b'"', bytes),
             done_at: 0,
+            lines: 0,
             fields: Vec::with_capacity(32),
             scratch: String::new(),
         })
@@ -106,6 +110,7 @@ impl<'c> Splitter<'c> {
         // Where the record and its current field start: after the last
         // record's line end.
         let mut record_start = self.done_at;
+        let mut lines_before = self.lines;
         let mut field_start = record_start;
         let mut state = State::Unquoted;
         let end = loop {
@@ -146,9 +151,11 @@ impl<'c> Splitter<'c> {
                     } else {
                         i
                     };
+                    self.lines += 1;
                     if self.fields.is_empty() && text_end == record_start {
                         // An empty line: csv skips it.
                         (record_start, field_start) = (i + 1, i + 1);
+                        lines_before = self.lines;
                         continue;
                     }
                     self.fields.push(span(field_start, text_end, false));
@@ -165,6 +172,7 @@ impl<'c> Splitter<'c> {
                         }
                     };
                 }
+                (State::Quoted { .. }, b'\n') => self.lines += 1,
                 (State::Quoted { .. }, _) => {}
                 (State::EscapedQuote { open }, _) => {
                     state = State::Quoted {
@@ -190,6 +198,7 @@ impl<'c> Splitter<'c> {
                     let field = self.quoted(open, close, escaped);
                     self.fields.push(field);
                     if line_end {
+                        self.lines += 1;
                         break i + 1;
                     }
                     field_start = i + 1;
@@ -201,6 +210,7 @@ impl<'c> Splitter<'c> {
         Ok(Some(SplitRecord {
             start: record_start,
             end,
+            lines_before,
             chunk: self.chunk,
             fields: &self.fields,
             scratch: &self.scratch,
@@ -260,6 +270,12 @@ mod tests {
         let mut splitter = Splitter::new(chunk, &[])?;
         let mut records = Vec::new();
         while let Some(r) = splitter.next_record()? {
+            let lines_before = chunk[..r.start].matches('\n').count() as u64;
+            assert_eq!(
+                r.lines_before, lines_before,
+                "line feeds before {}",
+                r.start
+            );
             let fields = (0..r.len()).map(|i| r.get(i).to_string()).collect();
             records.push((r.start, fields));
         }

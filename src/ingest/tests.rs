@@ -177,8 +177,8 @@ proptest! {
 
 /// Usage rows that are well-formed CSV, right or wrong as usage: valid,
 /// every field quoted, a bad date, an unknown profile, a bad number, an
-/// empty value, a field short or one too many, with LF or CRLF and blank
-/// lines between.
+/// empty value, a field short or one too many, a line feed in a quoted
+/// field, with LF or CRLF and blank lines between.
 fn well_formed_usage_body() -> impl Strategy<Value = String> {
     let quoted_all = VALID
         .split(',')
@@ -198,6 +198,8 @@ fn well_formed_usage_body() -> impl Strategy<Value = String> {
         VALID.replace(",/r/1", ""),
         format!("{VALID},extra"),
         VALID.replace("Virtual Machines", "\"Virtual \"\"VM\"\", x\""),
+        VALID.replace("Virtual Machines", "\"Virtual\nMachines\""),
+        VALID.replace("2026-10-01", "\"2026-10-01\r\n\""),
     ];
     let row = prop::sample::select(rows);
     let end = prop::sample::select(vec!["\n", "\r\n", "\n\n", "\r\n\r\n"]);
