@@ -316,31 +316,32 @@ pub(super) fn read_file(
     };
     // Rows read and their accepted cost.
     let mut counts = (0u64, 0i128);
+    // Cut quickly until a block is found not to be well-formed CSV.
+    let mut quick = true;
     loop {
         let bytes = &buf.bytes;
-        let mut cuts = record_cuts(bytes, CHUNK_BYTES);
-        if eof && cuts.last().is_none_or(|c| c.0 < bytes.len()) {
-            cuts.push((bytes.len(), lines_in(bytes)));
-        }
-        let Some(&(end, lines)) = cuts.last() else {
-            // No complete record in a whole block (an unbalanced quote?): read more.
-            eof = buf.fill(reader.as_mut(), file.path)?;
-            continue;
-        };
         let block = Block {
             bytes,
-            cuts: &cuts,
+            ended: eof,
             first_line: next_line,
+            quick,
         };
         // The block's new bytes are hashed while its chunks are parsed.
         let (unhashed, hash) = (&bytes[bytes.len() - buf.unhashed..], &mut buf.hash);
         let ((), parsed) = rayon::join(
             || hash.iter_mut().for_each(|h| h.update(unhashed)),
-            || block.parse(file, &columns, sink, rejects, sums, &mut counts),
+            || block.parse(CHUNK_BYTES, &columns, file),
         );
-        parsed?;
         buf.unhashed = 0;
-        next_line += lines;
+        let Some(parsed) = parsed.map_err(|e| chunk_error(file, e))? else {
+            // No complete record in a whole block (an unbalanced quote?): read more.
+            eof = buf.fill(reader.as_mut(), file.path)?;
+            continue;
+        };
+        next_line += parsed.lines;
+        quick = parsed.quick;
+        let end = parsed.end;
+        deliver(parsed.chunks, file, sink, rejects, sums, &mut counts)?;
         buf.drain_front(end);
         if eof && buf.bytes.is_empty() {
             break;
@@ -428,54 +429,130 @@ fn read_header(
     Ok(Ok((columns, next_line)))
 }
 
-/// A block of whole records and where to cut it into chunks.
-struct Block<'b> {
-    bytes: &'b [u8],
-    /// Record ends, each with the lines before it.
-    cuts: &'b [(usize, u64)],
+/// A block of a file's bytes, starting at a record.
+pub(super) struct Block<'b> {
+    pub(super) bytes: &'b [u8],
+    /// Whether the file ends with these bytes.
+    pub(super) ended: bool,
     /// The line the block's first record starts on.
-    first_line: u64,
+    pub(super) first_line: u64,
+    /// Whether to try [`quick_cuts`] first.
+    pub(super) quick: bool,
+}
+
+/// A block's whole records, parsed chunk by chunk.
+pub(super) struct ParsedBlock {
+    /// Where the last whole record ends, and the lines before that.
+    pub(super) end: usize,
+    pub(super) lines: u64,
+    pub(super) chunks: Vec<ChunkOutput>,
+    /// Whether the quick cuts held (the block is well-formed CSV).
+    pub(super) quick: bool,
 }
 
 impl Block<'_> {
-    /// Parses the chunks in parallel, then hands their rows to the encoder
-    /// and adds up their counts, rejects and sums, in order.
-    fn parse(
+    /// Cuts the block into chunks of about `chunk_bytes` at record ends and
+    /// parses them in parallel; None when it holds no whole record. The
+    /// cuts are first found by counting quotes ([`quick_cuts`]) when
+    /// `quick` says so. If the splitter then gives up on a chunk, the text
+    /// is not plain well-formed CSV and a cut may have fallen inside a
+    /// field, so the block is cut as csv reads it ([`record_cuts`]) and
+    /// parsed again (and so is the rest of the file, by its reader).
+    pub(super) fn parse(
         &self,
-        file: &FileInput,
+        chunk_bytes: usize,
         columns: &UsageHeader,
-        sink: &std::sync::mpsc::SyncSender<DataFrame>,
-        rejects: &mut Vec<Reject>,
-        sums: &std::sync::mpsc::SyncSender<ChunkSums>,
-        counts: &mut (u64, i128),
-    ) -> Result<(), DayError> {
-        let mut chunks = Vec::with_capacity(self.cuts.len());
+        file: &FileInput,
+    ) -> Result<Option<ParsedBlock>, ChunkError> {
+        let quick_cuts = self
+            .quick
+            .then(|| self.whole_records(quick_cuts(self.bytes, chunk_bytes)));
+        if let Some(cuts) = quick_cuts.flatten() {
+            let chunks = self.parse_chunks(&cuts, columns, file);
+            if chunks.iter().all(|c| matches!(c, Ok(c) if c.split)) {
+                let chunks = chunks.into_iter().collect::<Result<_, _>>()?;
+                return Ok(Some(ParsedBlock::new(&cuts, chunks, true)));
+            }
+        }
+        let Some(cuts) = self.whole_records(record_cuts(self.bytes, chunk_bytes)) else {
+            return Ok(None);
+        };
+        let chunks = self.parse_chunks(&cuts, columns, file);
+        let chunks = chunks.into_iter().collect::<Result<_, _>>()?;
+        Ok(Some(ParsedBlock::new(&cuts, chunks, false)))
+    }
+
+    /// `cuts` and, once the file has ended, the end of its bytes; None
+    /// when that leaves none.
+    fn whole_records(&self, mut cuts: Vec<(usize, u64)>) -> Option<Vec<(usize, u64)>> {
+        if self.ended && cuts.last().is_none_or(|c| c.0 < self.bytes.len()) {
+            cuts.push((self.bytes.len(), lines_in(self.bytes)));
+        }
+        (!cuts.is_empty()).then_some(cuts)
+    }
+
+    /// The chunks between `cuts` (record ends, each with the lines before
+    /// it), parsed in parallel.
+    fn parse_chunks(
+        &self,
+        cuts: &[(usize, u64)],
+        columns: &UsageHeader,
+        file: &FileInput,
+    ) -> Vec<Result<ChunkOutput, ChunkError>> {
+        let mut chunks = Vec::with_capacity(cuts.len());
         let (mut start, mut lines_before) = (0, 0);
-        for &(cut, lines) in self.cuts {
+        for &(cut, lines) in cuts {
             chunks.push((&self.bytes[start..cut], self.first_line + lines_before));
             (start, lines_before) = (cut, lines);
         }
-        let parsed: Vec<std::result::Result<ChunkOutput, ChunkError>> = chunks
+        chunks
             .into_par_iter()
             .map(|(chunk, first_line)| parse_chunk(chunk, first_line, columns, file))
-            .collect();
-        for chunk in parsed {
-            let chunk = chunk.map_err(|e| match e {
-                ChunkError::Unreadable(detail) => unreadable(file, detail),
-                ChunkError::Polars(source) => DayError::Failed(IngestError::Rows {
-                    file: file.rel.to_string(),
-                    source,
-                }),
-            })?;
-            counts.0 += chunk.rows_read;
-            counts.1 += chunk.accepted_cost;
-            rejects.extend(chunk.rejects);
-            sums.send(chunk.sums)
-                .expect("the sums thread runs until the senders are gone");
-            sink.send(chunk.rows)
-                .map_err(|_| DayError::Failed(IngestError::EncoderStopped(file.day)))?;
+            .collect()
+    }
+}
+
+impl ParsedBlock {
+    fn new(cuts: &[(usize, u64)], chunks: Vec<ChunkOutput>, quick: bool) -> ParsedBlock {
+        let &(end, lines) = cuts.last().expect("a parsed block has a cut");
+        ParsedBlock {
+            end,
+            lines,
+            chunks,
+            quick,
         }
-        Ok(())
+    }
+}
+
+/// Hands the chunks' rows to the encoder and their sums to the summer,
+/// and adds up their counts and rejects, in order.
+fn deliver(
+    chunks: Vec<ChunkOutput>,
+    file: &FileInput,
+    sink: &std::sync::mpsc::SyncSender<DataFrame>,
+    rejects: &mut Vec<Reject>,
+    sums: &std::sync::mpsc::SyncSender<ChunkSums>,
+    counts: &mut (u64, i128),
+) -> Result<(), DayError> {
+    for chunk in chunks {
+        counts.0 += chunk.rows_read;
+        counts.1 += chunk.accepted_cost;
+        rejects.extend(chunk.rejects);
+        sums.send(chunk.sums)
+            .expect("the sums thread runs until the senders are gone");
+        sink.send(chunk.rows)
+            .map_err(|_| DayError::Failed(IngestError::EncoderStopped(file.day)))?;
+    }
+    Ok(())
+}
+
+fn chunk_error(file: &FileInput, error: ChunkError) -> DayError {
+    match error {
+        ChunkError::Unreadable(detail) => unreadable(file, detail),
+        ChunkError::Polars(source) => DayError::Failed(IngestError::Rows {
+            file: file.rel.to_string(),
+            source,
+        }),
     }
 }
 

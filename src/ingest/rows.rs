@@ -70,6 +70,8 @@ pub(super) struct ChunkOutput {
     pub(super) accepted_cost: i128,
     pub(super) rejects: Vec<Reject>,
     pub(super) sums: ChunkSums,
+    /// Whether the splitter read it (it is well-formed CSV), not csv.
+    pub(super) split: bool,
 }
 
 pub(super) enum ChunkError {
@@ -89,11 +91,11 @@ pub(super) fn parse_chunk(
     let split = std::str::from_utf8(bytes)
         .ok()
         .and_then(|text| split_chunk(text, first_line, columns, file).ok());
-    let rows = match split {
-        Some(rows) => rows,
-        None => read_chunk(bytes, first_line, columns, file)?,
+    let (rows, split) = match split {
+        Some(rows) => (rows, true),
+        None => (read_chunk(bytes, first_line, columns, file)?, false),
     };
-    rows.finish(file)
+    rows.finish(file, split)
 }
 
 /// The chunk's records as the splitter reads them.
@@ -248,7 +250,8 @@ impl ChunkRows {
         }
     }
 
-    pub(super) fn finish(self, file: &FileInput) -> Result<ChunkOutput, ChunkError> {
+    /// The chunk's output; `split` says whether the splitter read it.
+    pub(super) fn finish(self, file: &FileInput, split: bool) -> Result<ChunkOutput, ChunkError> {
         let accepted_cost = self.rows.cost.iter().sum();
         Ok(ChunkOutput {
             rows: self.rows.into_frame(file.rel).map_err(ChunkError::Polars)?,
@@ -256,6 +259,7 @@ impl ChunkRows {
             accepted_cost,
             rejects: self.rejects,
             sums: self.sums,
+            split,
         })
     }
 }
