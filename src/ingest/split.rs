@@ -1,6 +1,6 @@
 //! Splitting a chunk's records into fields without the csv crate's
-//! byte-at-a-time state machine: one `memchr` pass finds the commas, line
-//! ends and quotes, and fields are borrowed from the chunk (a quoted field
+//! byte-at-a-time state machine: one pass finds the commas, line ends and
+//! quotes ([`Marks`]), and fields are borrowed from the chunk (a quoted field
 //! with `""` in it is unescaped into a scratch buffer). It reads the
 //! well-formed CSV usage files are made of exactly as csv does; on anything
 //! else (a lone `\r`, a quote inside an unquoted field, text after a
@@ -27,7 +27,7 @@ pub(super) struct Splitter<'c> {
     /// usage file's `tags`, say, is not unescaped). Those past its end are read.
     wanted: &'c [bool],
     /// Every comma, line feed and quote of the chunk, in order.
-    marks: memchr::Memchr3<'c>,
+    marks: Marks<'c>,
     /// Where the last record read ended.
     done_at: usize,
     /// The line feeds up to `done_at`.
@@ -94,7 +94,7 @@ impl<'c> Splitter<'c> {
         Ok(Splitter {
             chunk,
             wanted,
-            marks: memchr::memchr3_iter(b',', b'\n', b'"', bytes),
+            marks: Marks::new(bytes),
             done_at: 0,
             lines: 0,
             fields: Vec::with_capacity(32),
@@ -236,6 +236,93 @@ impl<'c> Splitter<'c> {
     }
 }
 
+/// The positions of every comma, line feed and quote in a chunk, in
+/// order, found 64 bytes at a time as a bit mask. They lie a few bytes
+/// apart (about 40 in a usage row), so a search per mark (memchr3's
+/// iterator) spends more on starting each search than on searching: on a
+/// day of usage, 80-110 ms against 25 ms for the masks.
+pub(super) struct Marks<'c> {
+    bytes: &'c [u8],
+    /// Where the 64 bytes of `mask` start.
+    base: usize,
+    /// The marks not yet taken among the 64 bytes at `base`.
+    mask: u64,
+}
+
+impl<'c> Marks<'c> {
+    pub(super) fn new(bytes: &'c [u8]) -> Marks<'c> {
+        Marks {
+            bytes,
+            base: 0,
+            mask: marks_in(bytes),
+        }
+    }
+}
+
+impl Iterator for Marks<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += 64;
+            if self.base >= self.bytes.len() {
+                return None;
+            }
+            self.mask = marks_in(&self.bytes[self.base..]);
+        }
+        let at = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(at)
+    }
+}
+
+/// The marks among the first 64 bytes of `bytes` (fewer at its end), bit
+/// `i` for byte `i`.
+fn marks_in(bytes: &[u8]) -> u64 {
+    match bytes.first_chunk::<64>() {
+        Some(block) => marks_in_block(block),
+        None => {
+            let mut block = [0; 64];
+            block[..bytes.len()].copy_from_slice(bytes);
+            marks_in_block(&block)
+        }
+    }
+}
+
+/// The marks of a 64-byte block: sixteen bytes compared at once with
+/// SSE2, which every x86-64 processor has.
+#[cfg(target_arch = "x86_64")]
+fn marks_in_block(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut mask = 0;
+    for (i, sixteen) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of x86-64; the load reads the 16 bytes of
+        // `sixteen` (unaligned loads are allowed).
+        let hits = unsafe {
+            let bytes = _mm_loadu_si128(sixteen.as_ptr().cast());
+            let is = |b: u8| _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b as i8));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(is(b','), is(b'\n')), is(b'"')))
+        };
+        mask |= u64::from(hits as u16) << (16 * i);
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn marks_in_block(block: &[u8; 64]) -> u64 {
+    marks_in_block_bytewise(block)
+}
+
+/// The marks of a 64-byte block, a byte at a time.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn marks_in_block_bytewise(block: &[u8; 64]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, b',' | b'\n' | b'"'))
+        .fold(0, |mask, (i, _)| mask | 1 << i)
+}
+
 fn span(start: usize, end: usize, unescaped: bool) -> Field {
     // Offsets fit: `Splitter::new` refuses a chunk of 4 GB or more.
     Field {
@@ -366,6 +453,33 @@ mod tests {
             "a,b\r",
         ] {
             assert_eq!(split_records(odd).err(), Some(Unsupported), "{odd:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The masks find what memchr finds, at any length.
+        #[test]
+        fn marks_are_memchrs_commas_line_feeds_and_quotes(
+            bytes in prop::collection::vec(
+                prop::sample::select(vec![b',', b'\n', b'"', b'a', b'\r', 0, 0xff, b'\\']),
+                0..300,
+            ),
+        ) {
+            let memchr: Vec<usize> = memchr::memchr3_iter(b',', b'\n', b'"', &bytes).collect();
+            prop_assert_eq!(Marks::new(&bytes).collect::<Vec<_>>(), memchr);
+        }
+
+        /// SSE2 and a byte at a time give the same mask.
+        #[test]
+        fn a_blocks_mask_is_the_same_byte_by_byte(
+            block in prop::collection::vec(
+                prop_oneof![Just(b','), Just(b'\n'), Just(b'"'), any::<u8>()],
+                64,
+            ).prop_map(|bytes| <[u8; 64]>::try_from(bytes).unwrap()),
+        ) {
+            prop_assert_eq!(marks_in_block(&block), marks_in_block_bytewise(&block));
         }
     }
 }
