@@ -259,16 +259,28 @@ impl<'c> Marks<'c> {
     }
 }
 
-impl Iterator for Marks<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
+impl Marks<'_> {
+    /// Moves on to the next 64 bytes with a mark; false at the end.
+    fn refill(&mut self) -> bool {
         while self.mask == 0 {
             self.base += 64;
             if self.base >= self.bytes.len() {
-                return None;
+                return false;
             }
             self.mask = marks_in(&self.bytes[self.base..]);
+        }
+        true
+    }
+}
+
+impl Iterator for Marks<'_> {
+    type Item = usize;
+
+    // Inlined into the splitter's loop: the call cost more than the work.
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.mask == 0 && !self.refill() {
+            return None;
         }
         let at = self.base + self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
