@@ -311,8 +311,8 @@ impl DayCache {
         match self.frames {
             None => Ok(store::remove_if_exists(&path)?),
             Some((mut sums, mut lines)) => {
-                store::write_parquet(&line_texts_path(&path), &mut lines)?;
-                store::write_parquet(&path, &mut sums)
+                store::write_cache_parquet(&line_texts_path(&path), &mut lines)?;
+                store::write_cache_parquet(&path, &mut sums)
             }
         }
     }

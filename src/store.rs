@@ -317,9 +317,16 @@ impl OutLock {
 
 /// Serialises a DataFrame to parquet bytes (zstd, statistics on).
 pub fn parquet_bytes(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+    parquet_bytes_compressed(df, ParquetCompression::Zstd(None))
+}
+
+fn parquet_bytes_compressed(
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+) -> PolarsResult<Vec<u8>> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(compression)
         .finish(df)?;
     Ok(buf)
 }
@@ -333,12 +340,29 @@ pub enum ParquetError {
     File(#[from] FileError),
 }
 
-/// Writes a DataFrame as parquet to `path`, atomically.
+/// Writes a DataFrame as parquet to `path`, atomically (zstd).
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), ParquetError> {
-    let bytes = parquet_bytes(df).map_err(|source| ParquetError::Encode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    write_parquet_compressed(path, df, ParquetCompression::Zstd(None))
+}
+
+/// Writes one of faktura's own caches (the day sums under `aggregates/`)
+/// as parquet to `path`, atomically, with snappy: written by every ingest
+/// and read by every month end, where zstd was 3 % of ingest for files a
+/// third smaller.
+pub fn write_cache_parquet(path: &Path, df: &mut DataFrame) -> Result<(), ParquetError> {
+    write_parquet_compressed(path, df, ParquetCompression::Snappy)
+}
+
+fn write_parquet_compressed(
+    path: &Path,
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+) -> Result<(), ParquetError> {
+    let bytes =
+        parquet_bytes_compressed(df, compression).map_err(|source| ParquetError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
     write_atomic(path, &bytes)?;
     Ok(())
 }

@@ -109,7 +109,7 @@ pub fn daily_caches(partitions: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for partition in partitions {
         let cache = cache_of(partition);
         if !cache.exists() {
-            store::write_parquet(&cache, &mut sums_of_partition(partition)?)?;
+            store::write_cache_parquet(&cache, &mut sums_of_partition(partition)?)?;
         }
         caches.push(cache);
     }
@@ -129,7 +129,7 @@ fn read_cache(partition: &Path, cache: &Path) -> Result<(DataFrame, Option<DataF
         return Ok((sums, Some(scan(&texts)?.collect()?)));
     }
     let mut sums = sums_of_partition(partition)?;
-    store::write_parquet(cache, &mut sums)?;
+    store::write_cache_parquet(cache, &mut sums)?;
     Ok((sums, None))
 }
 
