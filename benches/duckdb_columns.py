@@ -1,5 +1,6 @@
 """The usage columns with explicit DuckDB types, shared by the DuckDB sides
 of the benchmarks (decimals as DECIMAL(38,10), dates as DATE)."""
+import csv
 
 COLUMNS = {
     "date": "DATE", "billingAccountId": "VARCHAR", "billingProfileId": "VARCHAR",
@@ -13,7 +14,8 @@ COLUMNS = {
 
 def columns_of(path):
     """The explicit types of a usage file's header: COLUMNS for the usage
-    columns, VARCHAR for any other (Azure's `tags`, say)."""
-    with open(path, encoding="utf-8-sig") as f:
-        names = f.readline().rstrip("\r\n").split(",")
+    columns, VARCHAR for any other (Azure's `tags`, say). The header is
+    read as CSV, so quoted names (every field quoted) come out right."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        names = next(csv.reader(f))
     return {name: COLUMNS.get(name, "VARCHAR") for name in names}

@@ -21,6 +21,6 @@ os.makedirs(out, exist_ok=True)
 for path in sorted(glob.glob(f"{usage}/*.csv")):
     day = os.path.basename(path)[:10]
     con.execute(f"""
-        COPY (SELECT * FROM read_csv('{path}', header = true, columns = {columns_of(path)!r}))
+        COPY (SELECT * FROM read_csv('{path}', header = true, dateformat = '%Y-%m-%d', columns = {columns_of(path)!r}))
         TO '{out}/{day}.parquet' (FORMAT parquet, COMPRESSION zstd)
     """)

@@ -28,7 +28,7 @@ t0 = time.monotonic()
 for path in sorted(glob.glob(f"{usage}/*.csv")):
     day = os.path.basename(path)[:10]
     con.execute(f"""
-        COPY (SELECT * FROM read_csv('{path}', header = true, columns = {columns_of(path)!r}))
+        COPY (SELECT * FROM read_csv('{path}', header = true, dateformat = '%Y-%m-%d', columns = {columns_of(path)!r}))
         TO '{out}/usage/{day}.parquet' (FORMAT parquet, COMPRESSION zstd)
     """)
 t1 = time.monotonic()
