@@ -1,110 +1,295 @@
 //! The reference data a usage row is checked against, indexed for the hot
-//! loop of `rows`: hash lookups by id, each subscription's ids side by side.
+//! loop of `rows`: a subscription's ids and checks in one slot of a table
+//! fetched ahead, each profile's first period computed once.
+
+use std::hash::BuildHasher;
 
 use chrono::NaiveDate;
 
 use crate::FastMap;
-use crate::model::{Profile, Reference};
+use crate::model::Reference;
 
 /// The reference data a usage row is checked against, indexed for the hot
 /// loop: hash lookups by id, each profile's first period computed once.
 pub(super) struct ReferenceIndex<'a> {
     /// Each profile's account, to name why a row's ids do not match.
     pub(super) profile_accounts: FastMap<&'a str, &'a str>,
-    pub(super) subscriptions: FastMap<&'a str, SubscriptionCheck<'a>>,
+    subscriptions: SubscriptionTable<'a>,
     /// (profile id, subscription id) of every subscription.
     pub(super) subscription_names: crate::day_sums::SubscriptionNames,
 }
 
 /// A subscription as the row checks need it, with its profile's.
-pub(super) struct SubscriptionCheck<'a> {
+#[derive(Clone, Copy)]
+pub(super) struct SubscriptionCheck {
     /// Its position in [`ReferenceIndex::subscription_names`].
     pub(super) position: u32,
-    pub(super) profile_id: &'a str,
-    pub(super) account_id: &'a str,
     pub(super) start_date: NaiveDate,
     pub(super) currency: crate::model::Currency,
     pub(super) first_period_start: NaiveDate,
 }
 
-/// Each subscription's id, its profile's and its account's side by side in
-/// one buffer, in the reference data's order: checking a row's ids then
-/// reads one place in memory, not three strings allocated apart.
-pub(super) struct SubscriptionIds {
-    text: String,
-    /// Where each subscription's three ids end in `text`.
-    ends: Vec<[usize; 3]>,
-}
-
-impl SubscriptionIds {
-    pub(super) fn new(reference: &Reference) -> SubscriptionIds {
-        let mut ids = SubscriptionIds {
-            text: String::new(),
-            ends: Vec::with_capacity(reference.subscriptions.len()),
-        };
-        for s in reference.subscriptions.values() {
-            let account = reference
-                .profiles
-                .get(&s.profile_id)
-                .map_or("", |p| p.account_id.as_str());
-            let mut ends = [0; 3];
-            for (end, id) in ends.iter_mut().zip([&s.id, &s.profile_id, account]) {
-                ids.text.push_str(id);
-                *end = ids.text.len();
-            }
-            ids.ends.push(ends);
-        }
-        ids
-    }
-
-    /// The subscription's, its profile's and its account's id.
-    fn get(&self, position: usize) -> [&str; 3] {
-        let start = position.checked_sub(1).map_or(0, |p| self.ends[p][2]);
-        let [sub, profile, account] = self.ends[position];
-        [
-            &self.text[start..sub],
-            &self.text[sub..profile],
-            &self.text[profile..account],
-        ]
-    }
-}
-
 impl<'a> ReferenceIndex<'a> {
-    /// `ids` is [`SubscriptionIds::new`] of `reference`.
-    pub(super) fn new(
-        reference: &'a Reference,
-        ids: &'a SubscriptionIds,
-        billing_start: NaiveDate,
-    ) -> ReferenceIndex<'a> {
+    pub(super) fn new(reference: &'a Reference, billing_start: NaiveDate) -> ReferenceIndex<'a> {
+        let mut subscriptions = SubscriptionTable::with_capacity(reference.subscriptions.len());
+        for (s, position) in reference.subscriptions.values().zip(0..) {
+            // A subscription whose profile is unknown matches no row.
+            let Some(profile) = reference.profiles.get(&s.profile_id) else {
+                continue;
+            };
+            let check = SubscriptionCheck {
+                position,
+                start_date: s.start_date,
+                currency: profile.currency,
+                first_period_start: profile.first_period(billing_start).start,
+            };
+            subscriptions.insert([&s.id, &s.profile_id, &profile.account_id], check);
+        }
         ReferenceIndex {
             profile_accounts: reference
                 .profiles
                 .iter()
                 .map(|(id, p)| (id.as_str(), p.account_id.as_str()))
                 .collect(),
-            subscriptions: reference
-                .subscriptions
-                .values()
-                .zip(0..)
-                .filter_map(|(s, position)| {
-                    let profile: &Profile = reference.profiles.get(&s.profile_id)?;
-                    let [id, profile_id, account_id] = ids.get(position as usize);
-                    let check = SubscriptionCheck {
-                        position,
-                        profile_id,
-                        account_id,
-                        start_date: s.start_date,
-                        currency: profile.currency,
-                        first_period_start: profile.first_period(billing_start).start,
-                    };
-                    Some((id, check))
-                })
-                .collect(),
+            subscriptions,
             subscription_names: reference
                 .subscriptions
                 .values()
                 .map(|s| (s.profile_id.clone(), s.id.clone()))
                 .collect(),
         }
+    }
+
+    /// Starts looking up a subscription id: the processor fetches its slot
+    /// while the row's other fields are parsed.
+    pub(super) fn probe(&self, id: &str) -> Probe {
+        self.subscriptions.probe(id)
+    }
+
+    /// The subscription of this id (`probe` of it) if it is under this
+    /// profile under this account.
+    pub(super) fn subscription(
+        &self,
+        probe: Probe,
+        [id, profile, account]: [&str; 3],
+    ) -> Option<&SubscriptionCheck> {
+        self.subscriptions.find(probe, [id, profile, account])
+    }
+}
+
+/// Subscriptions by id in an open-addressed table whose 128-byte slots
+/// hold all a row's check needs: the three ids and the subscription's
+/// dates and currency. Usage rows name subscriptions in no order, so a
+/// lookup in a table this large (2.2 MB of ids for 20,000 subscriptions)
+/// misses the cache; here it misses once, on a slot fetched ahead
+/// ([`SubscriptionTable::probe`]), where a map of ids to entries missed
+/// two or three times in a row. At most half full: 256 to 512 bytes a
+/// subscription.
+struct SubscriptionTable<'a> {
+    slots: Vec<Slot>,
+    /// The ids of subscriptions whose ids do not fit in a slot.
+    spilled: Vec<[&'a str; 3]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// Bytes of ids a slot holds.
+const INLINE_IDS: usize = 100;
+
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Slot {
+    /// 0 for an empty slot, else from the id's hash (never 0).
+    tag: u32,
+    check: SubscriptionCheck,
+    /// The lengths of the subscription's, profile's and account's ids.
+    lens: [u8; 3],
+    spilled: bool,
+    /// The three ids one after another; when they do not fit (`spilled`),
+    /// the first four bytes are their index in `spilled`.
+    ids: [u8; INLINE_IDS],
+}
+
+const EMPTY: Slot = Slot {
+    tag: 0,
+    check: SubscriptionCheck {
+        position: 0,
+        start_date: NaiveDate::MIN,
+        currency: crate::model::Currency {
+            code: [0; 3],
+            minor_unit: 0,
+        },
+        first_period_start: NaiveDate::MIN,
+    },
+    lens: [0; 3],
+    spilled: false,
+    ids: [0; INLINE_IDS],
+};
+
+/// Where an id's lookup starts in a [`SubscriptionTable`].
+#[derive(Clone, Copy)]
+pub(super) struct Probe {
+    at: usize,
+    tag: u32,
+}
+
+impl<'a> SubscriptionTable<'a> {
+    fn with_capacity(n: usize) -> SubscriptionTable<'a> {
+        let len = (2 * n).next_power_of_two().max(16);
+        SubscriptionTable {
+            slots: vec![EMPTY; len],
+            spilled: Vec::new(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    /// The first slot to look at and the tag for `id`.
+    fn start(&self, id: &str) -> Probe {
+        let hash = self.hasher.hash_one(id);
+        let mask = self.slots.len() - 1;
+        Probe {
+            at: (hash as usize) & mask,
+            tag: (hash >> 32) as u32 | 1,
+        }
+    }
+
+    /// [`SubscriptionTable::start`], with the slot fetched into cache.
+    fn probe(&self, id: &str) -> Probe {
+        let probe = self.start(id);
+        prefetch(&self.slots[probe.at]);
+        probe
+    }
+
+    /// Adds a subscription by its ids (subscription, profile, account);
+    /// subscription ids are unique (the reference's map keys).
+    fn insert(&mut self, ids: [&'a str; 3], check: SubscriptionCheck) {
+        let Probe { mut at, tag } = self.start(ids[0]);
+        while self.slots[at].tag != 0 {
+            at = (at + 1) & (self.slots.len() - 1);
+        }
+        let mut slot = Slot {
+            tag,
+            check,
+            ..EMPTY
+        };
+        let lens = ids.map(|id| u8::try_from(id.len()).ok());
+        match lens {
+            [Some(a), Some(b), Some(c)]
+                if usize::from(a) + usize::from(b) + usize::from(c) <= INLINE_IDS =>
+            {
+                slot.lens = [a, b, c];
+                let mut end = 0;
+                for id in ids {
+                    slot.ids[end..end + id.len()].copy_from_slice(id.as_bytes());
+                    end += id.len();
+                }
+            }
+            _ => {
+                slot.spilled = true;
+                let index =
+                    u32::try_from(self.spilled.len()).expect("fewer than 2^32 subscriptions");
+                slot.ids[..4].copy_from_slice(&index.to_le_bytes());
+                self.spilled.push(ids);
+            }
+        }
+        self.slots[at] = slot;
+    }
+
+    /// The check of the subscription of these ids (subscription, profile,
+    /// account), `probe` being for the first.
+    fn find(&self, probe: Probe, ids: [&str; 3]) -> Option<&SubscriptionCheck> {
+        let Probe { mut at, tag } = probe;
+        loop {
+            let slot = &self.slots[at];
+            if slot.tag == 0 {
+                return None;
+            }
+            if slot.tag == tag {
+                let stored = self.ids_of(slot);
+                if stored[0] == ids[0].as_bytes() {
+                    let matches = stored[1] == ids[1].as_bytes() && stored[2] == ids[2].as_bytes();
+                    return matches.then_some(&slot.check);
+                }
+            }
+            at = (at + 1) & (self.slots.len() - 1);
+        }
+    }
+
+    /// The ids (subscription, profile, account) a slot stands for.
+    fn ids_of<'s>(&'s self, slot: &'s Slot) -> [&'s [u8]; 3] {
+        if slot.spilled {
+            let index = u32::from_le_bytes(slot.ids[..4].try_into().expect("four bytes"));
+            return self.spilled[index as usize].map(str::as_bytes);
+        }
+        let [a, b, c] = slot.lens.map(usize::from);
+        [
+            &slot.ids[..a],
+            &slot.ids[a..a + b],
+            &slot.ids[a + b..a + b + c],
+        ]
+    }
+}
+
+/// Asks the processor to bring `slot` (two cache lines) into its cache: a
+/// hint, with no effect on what the program computes.
+#[cfg(target_arch = "x86_64")]
+fn prefetch(slot: &Slot) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    let start: *const i8 = std::ptr::from_ref(slot).cast();
+    // SAFETY: a prefetch reads nothing the program sees, and both
+    // addresses are inside the live `slot`.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(start);
+        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch(_slot: &Slot) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(position: u32) -> SubscriptionCheck {
+        SubscriptionCheck {
+            position,
+            ..EMPTY.check
+        }
+    }
+
+    #[test]
+    fn ids_are_found_only_with_their_profile_and_account_inline_or_spilled() {
+        let long = "a".repeat(90);
+        let longer = "b".repeat(300);
+        let subs: Vec<[&str; 3]> = vec![
+            ["S1", "P1", "A1"],
+            ["S2", "P1", "A1"],
+            ["S3", &long, "A2"],
+            [&longer, "P3", "A3"],
+            ["", "P4", "A4"],
+        ];
+        // A table of 16 slots with collisions forced by many near ids.
+        let names: Vec<String> = (0..7).map(|i| format!("S1{i}")).collect();
+        let mut table = SubscriptionTable::with_capacity(subs.len() + names.len());
+        for (ids, position) in subs.iter().zip(0..) {
+            table.insert(*ids, check(position));
+        }
+        for (name, position) in names.iter().zip(10..) {
+            table.insert([name, "P9", "A9"], check(position));
+        }
+        let find = |ids: [&str; 3]| table.find(table.probe(ids[0]), ids).map(|c| c.position);
+        for (ids, position) in subs.iter().zip(0..) {
+            assert_eq!(find(*ids), Some(position), "{ids:?}");
+        }
+        for (name, position) in names.iter().zip(10..) {
+            assert_eq!(find([name, "P9", "A9"]), Some(position));
+        }
+        assert_eq!(find(["S1", "P2", "A1"]), None, "wrong profile");
+        assert_eq!(find(["S1", "P1", "A2"]), None, "wrong account");
+        assert_eq!(find(["S3", &long, "A"]), None, "account a prefix");
+        assert_eq!(find(["S", "P1", "A1"]), None, "id a prefix");
+        assert_eq!(find(["S1P1", "", "A1"]), None, "ids split elsewhere");
+        assert_eq!(find([&longer[1..], "P3", "A3"]), None);
+        assert_eq!(find(["S9", "P1", "A1"]), None, "unknown");
     }
 }

@@ -247,8 +247,7 @@ fn ingest_days(
     days: Vec<(NaiveDate, Vec<PathBuf>, Vec<Option<FileFingerprint>>)>,
     mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> Result<()>,
 ) -> Result<()> {
-    let ids = SubscriptionIds::new(opts.reference);
-    let index = ReferenceIndex::new(opts.reference, &ids, opts.billing_start);
+    let index = ReferenceIndex::new(opts.reference, opts.billing_start);
     type Completing = (Completion, Vec<FileFingerprint>);
     let mut completing: Option<Completing> = None;
     let mut complete = |completing: Option<Completing>| {

@@ -320,12 +320,18 @@ pub(super) fn validate_row<'a>(
         charge_type,
         publisher,
     ] = required_cells(record, columns)?;
-    let date = row_date(date, file)?;
-    let sub = known_subscription(file.index, account, profile, subscription)?;
+    // The subscription's slot is fetched while the date and numbers are
+    // parsed; faults are still reported in this order: date, ids, start
+    // and currency, numbers.
+    let probe = file.index.probe(subscription);
+    let date = row_date(date, file);
+    let quantity = usage_number("quantity", quantity);
+    let unit_price = usage_number("unitPrice", unit_price);
+    let cost = usage_number("costInBillingCurrency", cost);
+    let date = date?;
+    let sub = known_subscription(file.index, probe, [account, profile, subscription])?;
     check_start_and_currency(sub, date, currency)?;
-    let quantity = usage_number("quantity", quantity)?;
-    let unit_price = usage_number("unitPrice", unit_price)?;
-    let cost = usage_number("costInBillingCurrency", cost)?;
+    let (quantity, unit_price, cost) = (quantity?, unit_price?, cost?);
     let optional = |p: Option<usize>| p.map(|p| trimmed(record.cell(p))).filter(|v| !v.is_empty());
     let (publisher_type, pricing_model, credit_eligible) = enums(
         publisher,
@@ -413,15 +419,10 @@ fn row_date(date: &str, file: &FileInput) -> Result<NaiveDate, RowError> {
 /// again to name the reason (`unknown_profile`, `unknown_subscription`).
 fn known_subscription<'i>(
     index: &'i ReferenceIndex,
-    account: &str,
-    profile: &str,
-    subscription: &str,
-) -> Result<&'i SubscriptionCheck<'i>, RowError> {
-    let known = index
-        .subscriptions
-        .get(subscription)
-        .filter(|s| s.profile_id == profile && s.account_id == account);
-    if let Some(sub) = known {
+    probe: Probe,
+    [account, profile, subscription]: [&str; 3],
+) -> Result<&'i SubscriptionCheck, RowError> {
+    if let Some(sub) = index.subscription(probe, [subscription, profile, account]) {
         return Ok(sub);
     }
     let profile_known = index

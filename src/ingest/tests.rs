@@ -155,8 +155,7 @@ proptest! {
         chunk_bytes in 1usize..400,
     ) {
         let reference = sample_reference();
-        let ids = SubscriptionIds::new(&reference);
-        let index = ReferenceIndex::new(&reference, &ids, october_first());
+        let index = ReferenceIndex::new(&reference, october_first());
         let file = october_first_file(&index);
         let whole = parse_cut(&body, usize::MAX, &file);
         let cut = parse_cut(&body, chunk_bytes, &file);
@@ -218,8 +217,7 @@ proptest! {
     #[test]
     fn split_records_give_the_rows_and_rejects_csv_gives(body in well_formed_usage_body()) {
         let reference = sample_reference();
-        let ids = SubscriptionIds::new(&reference);
-        let index = ReferenceIndex::new(&reference, &ids, october_first());
+        let index = ReferenceIndex::new(&reference, october_first());
         let file = october_first_file(&index);
         let columns = header_columns();
         let split = split_chunk(&body, 2, &columns, &file).map_err(|_| "the splitter gave up");
@@ -250,8 +248,7 @@ proptest! {
 #[test]
 fn a_cut_misled_by_a_stray_quote_is_made_again_as_csv_reads() {
     let reference = sample_reference();
-    let ids = SubscriptionIds::new(&reference);
-    let index = ReferenceIndex::new(&reference, &ids, october_first());
+    let index = ReferenceIndex::new(&reference, october_first());
     let file = october_first_file(&index);
     let stray = VALID.replace("Virtual Machines", "5\" disk");
     let quoted_line_feed = VALID.replace("1 Hour", "\"1\nHour\"");
