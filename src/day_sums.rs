@@ -13,6 +13,7 @@
 //! from a partition (one lost to a kill) has the texts in `daily.parquet`
 //! itself, as every cache did before; aggregate reads both forms.
 
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -125,21 +126,62 @@ impl<T> Interner<T> {
 /// its seven values (`GROUP_COLUMNS` from `meter_id` on, without credit
 /// eligibility), each written as its byte length (4 bytes, little-endian)
 /// then its bytes: unambiguous whatever characters a value holds.
+///
+/// The texts lie end to end in one buffer, found by a map from their hash
+/// to the last id of that hash (ids of the same hash are chained): a chunk
+/// meets thousands of new texts, and a text allocated on its own, kept
+/// twice (as the map's key and as the value), cost four allocations and
+/// four frees a text.
 #[derive(Default)]
-struct LineTexts(Interner<Box<[u8]>>);
+struct LineTexts<S = foldhash::fast::FixedState> {
+    bytes: Vec<u8>,
+    /// Where each text ends in `bytes`.
+    ends: Vec<usize>,
+    /// The last id of each hash; `same_hash[id]` the id before it of that
+    /// hash, or `NO_ID`.
+    by_hash: FastMap<u64, u32>,
+    same_hash: Vec<u32>,
+    hasher: S,
+}
 
-impl LineTexts {
+const NO_ID: u32 = u32::MAX;
+
+impl<S: BuildHasher> LineTexts<S> {
+    /// The number of `text`, given the first time it is seen.
     fn id(&mut self, text: &[u8]) -> u32 {
-        self.0.id(text, || text.into())
+        let hash = self.hasher.hash_one(text);
+        let last = self.by_hash.get(&hash).copied().unwrap_or(NO_ID);
+        let mut id = last;
+        while id != NO_ID {
+            if self.text(id) == text {
+                return id;
+            }
+            id = self.same_hash[id as usize];
+        }
+        let id = u32::try_from(self.ends.len())
+            .ok()
+            .filter(|id| *id != NO_ID)
+            .expect("fewer than 2^32 - 1 distinct line texts");
+        self.bytes.extend_from_slice(text);
+        self.ends.push(self.bytes.len());
+        self.same_hash.push(last);
+        self.by_hash.insert(hash, id);
+        id
     }
 
-    fn texts(&self) -> &[Box<[u8]>] {
-        &self.0.values
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn text(&self, id: u32) -> &[u8] {
+        let id = id as usize;
+        let start = id.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.bytes[start..self.ends[id]]
     }
 
     /// The seven values of line `id`.
     fn values(&self, id: u32) -> [&str; 7] {
-        let mut rest: &[u8] = &self.texts()[id as usize];
+        let mut rest = self.text(id);
         std::array::from_fn(|_| {
             let (len, after) = rest.split_at(4);
             let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
@@ -212,11 +254,8 @@ impl DaySums {
 
     /// Adds a chunk's rows, renumbering its lines as the day's.
     pub fn merge(&mut self, chunk: ChunkSums) {
-        let day_line: Vec<u32> = chunk
-            .lines
-            .texts()
-            .iter()
-            .map(|text| self.lines.id(text))
+        let day_line: Vec<u32> = (0..chunk.lines.len() as u32)
+            .map(|id| self.lines.id(chunk.lines.text(id)))
             .collect();
         for (mut key, sums) in chunk.rows {
             key.line = day_line[key.line as usize];
@@ -268,7 +307,7 @@ impl DaySums {
                 ),
             ],
         )?;
-        let count = self.lines.texts().len();
+        let count = self.lines.len();
         let mut texts: Vec<Vec<&str>> = (0..7).map(|_| Vec::with_capacity(count)).collect();
         for id in 0..count as u32 {
             for (column, value) in texts.iter_mut().zip(self.lines.values(id)) {
@@ -344,6 +383,47 @@ mod tests {
     use super::*;
     use crate::aggregate::frame_to_daily_sums;
     use std::collections::BTreeMap;
+
+    /// Hashes every text to 0, so that each id is found along its chain.
+    #[derive(Default)]
+    struct OneHash;
+
+    impl BuildHasher for OneHash {
+        type Hasher = OneHasher;
+        fn build_hasher(&self) -> OneHasher {
+            OneHasher
+        }
+    }
+
+    struct OneHasher;
+
+    impl std::hash::Hasher for OneHasher {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    fn line_texts_number_each_text_once<S: BuildHasher + Default>() {
+        let mut lines = LineTexts::<S>::default();
+        let texts: Vec<Vec<u8>> = ["a", "", "ab", "b", "ba", "a\0", "æ"]
+            .iter()
+            .map(|t| t.as_bytes().to_vec())
+            .collect();
+        let ids: Vec<u32> = texts.iter().map(|t| lines.id(t)).collect();
+        assert_eq!(ids, (0..texts.len() as u32).collect::<Vec<_>>());
+        for (text, id) in texts.iter().zip(&ids).rev() {
+            assert_eq!(lines.id(text), *id);
+            assert_eq!(lines.text(*id), text.as_slice());
+        }
+        assert_eq!(lines.len(), texts.len());
+    }
+
+    #[test]
+    fn line_texts_are_numbered_once_whether_hashes_differ_or_all_collide() {
+        line_texts_number_each_text_once::<foldhash::fast::FixedState>();
+        line_texts_number_each_text_once::<OneHash>();
+    }
 
     fn names(list: &[(&str, &str)]) -> SubscriptionNames {
         list.iter()

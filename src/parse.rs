@@ -259,10 +259,13 @@ pub fn parse_money(s: &str) -> Option<Decimal> {
 
 /// `true/false`, `yes/no`, `1/0`, any case.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Some(true),
-        "false" | "no" | "0" => Some(false),
-        _ => None,
+    let is = |word: &str| s.eq_ignore_ascii_case(word);
+    if is("true") || is("yes") || s == "1" {
+        Some(true)
+    } else if is("false") || is("no") || s == "0" {
+        Some(false)
+    } else {
+        None
     }
 }
 
