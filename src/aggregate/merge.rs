@@ -303,24 +303,29 @@ impl<'r> LineMerge<'r> {
         // them as their line keys, without comparing a string.
         let subscription_rank = ranks(&self.subscriptions.values);
         let line_rank = ranks(&self.lines.values);
-        let mut groups: Vec<(GroupKey, ScaledSums)> = std::mem::take(&mut self.sums)
+        // Profiles are numbered in id order (the reference's map order), so
+        // their numbers sort as their ids. Each group's sort key is made
+        // once, not at each comparison.
+        let mut groups: Vec<_> = std::mem::take(&mut self.sums)
             .into_iter()
             .flatten()
+            .map(|(k, sums)| {
+                let order = (
+                    k.profile,
+                    k.kind,
+                    k.period_start,
+                    subscription_rank[k.subscription as usize],
+                    line_rank[k.line as usize],
+                    k.credit_eligible,
+                    k.covered_by,
+                );
+                (order, k, sums)
+            })
             .collect();
-        groups.par_sort_unstable_by_key(|(k, _)| {
-            (
-                self.profiles[k.profile as usize].id,
-                k.kind,
-                k.period_start,
-                subscription_rank[k.subscription as usize],
-                line_rank[k.line as usize],
-                k.credit_eligible,
-                k.covered_by,
-            )
-        });
+        groups.par_sort_unstable_by_key(|(order, _, _)| *order);
         let mut out = PeriodLines::new();
         let mut period: Option<(PeriodAt, Vec<(LineKey, LineSums)>)> = None;
-        for (key, sums) in groups {
+        for (_, key, sums) in groups {
             let profile = self.profiles[key.profile as usize].id;
             let too_large = || AggregateError::SumTooLarge {
                 profile: profile.to_string(),
