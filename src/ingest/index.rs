@@ -66,6 +66,12 @@ impl<'a> ReferenceIndex<'a> {
         self.subscriptions.probe(id)
     }
 
+    /// Asks for the slot of a subscription id a row further on names (a
+    /// hint: its lookup comes later).
+    pub(super) fn fetch_ahead(&self, id: &str) {
+        self.subscriptions.probe(id);
+    }
+
     /// The subscription of this id (`probe` of it) if it is under this
     /// profile under this account.
     pub(super) fn subscription(

@@ -108,12 +108,38 @@ pub(super) fn split_chunk(
     let bytes = text.as_bytes();
     let mut rows = ChunkRows::new(bytes.len());
     let mut splitter = Splitter::new(text, &columns.read)?;
+    let subscription_column = columns.required[SUBSCRIPTION];
     while let Some(record) = splitter.next_record()? {
+        // The next row's subscription is fetched while this row is taken.
+        if let Some(next) = plain_field(text, record.end, subscription_column) {
+            file.index.fetch_ahead(next);
+        }
         let line = first_line + record.lines_before;
         let raw = &bytes[record.start..record.end];
         rows.take(&record, line, raw, columns, file);
     }
     Ok(rows)
+}
+
+/// The position of `subscriptionId` in [`REQUIRED_COLUMNS`].
+const SUBSCRIPTION: usize = 3;
+
+/// Field `n` of the record starting at `start` in `text` if neither it nor
+/// a field before it is quoted: a guess at it, good enough for a hint.
+pub(super) fn plain_field(text: &str, start: usize, n: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let rest = bytes.get(start..).filter(|rest| !rest.is_empty())?;
+    let mut marks = memchr::memchr3_iter(b',', b'"', b'\n', rest);
+    let mut field_start = start;
+    for _ in 0..n {
+        let at = start + marks.next()?;
+        if bytes[at] != b',' {
+            return None;
+        }
+        field_start = at + 1;
+    }
+    let end = marks.next().map_or(bytes.len(), |i| start + i);
+    (bytes.get(end) != Some(&b'"')).then(|| &text[field_start..end])
 }
 
 /// The chunk's records as csv reads them. Each record is checked for UTF-8

@@ -66,6 +66,22 @@ proptest! {
         }
         prop_assert_eq!(chunked, csv_records(&bytes));
     }
+
+    /// The guess at a record's field used to fetch its subscription ahead
+    /// is the field csv reads, wherever it makes one without a CR (a CR
+    /// ends a record for csv) at the start of a record.
+    #[test]
+    fn a_plain_field_guess_is_the_field_csv_reads(bytes in csv_like_bytes(), n in 0usize..6) {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Ok(());
+        };
+        let guess = plain_field(text, 0, n).filter(|f| !f.contains('\r'));
+        if let Some(field) = guess.filter(|_| !text.starts_with(['\n', '\r'])) {
+            let records = csv_records(text.as_bytes());
+            let read = records.first().and_then(|r| r.get(n)).map(Vec::as_slice);
+            prop_assert_eq!(read, Some(field.as_bytes()));
+        }
+    }
 }
 
 /// The bundled sample's reference data.
