@@ -62,7 +62,10 @@ pub(super) fn quick_cuts(bytes: &[u8], chunk_bytes: usize) -> Vec<(usize, u64)> 
 
 /// The first of `ends` (record ends, each with the lines before it) at or
 /// after every `chunk_bytes`, and the last.
-fn cuts_among(ends: impl Iterator<Item = (usize, u64)>, chunk_bytes: usize) -> Vec<(usize, u64)> {
+pub(super) fn cuts_among(
+    ends: impl Iterator<Item = (usize, u64)>,
+    chunk_bytes: usize,
+) -> Vec<(usize, u64)> {
     let mut cuts = Vec::new();
     let mut last: Option<(usize, u64)> = None;
     let mut next_target = chunk_bytes;

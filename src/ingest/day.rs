@@ -511,8 +511,10 @@ impl Block<'_> {
     /// `cuts` and, once the file has ended, the end of its bytes; None
     /// when that leaves none.
     fn whole_records(&self, mut cuts: Vec<(usize, u64)>) -> Option<Vec<(usize, u64)>> {
-        if self.ended && cuts.last().is_none_or(|c| c.0 < self.bytes.len()) {
-            cuts.push((self.bytes.len(), lines_in(self.bytes)));
+        let (last_end, lines_before) = cuts.last().copied().unwrap_or((0, 0));
+        if self.ended && (cuts.is_empty() || last_end < self.bytes.len()) {
+            let lines = lines_before + lines_in(&self.bytes[last_end..]);
+            cuts.push((self.bytes.len(), lines));
         }
         (!cuts.is_empty()).then_some(cuts)
     }

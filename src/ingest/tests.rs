@@ -67,6 +67,29 @@ proptest! {
         prop_assert_eq!(chunked, csv_records(&bytes));
     }
 
+    /// Quick cuts are the line feeds after an even number of quotes, on any
+    /// bytes, cut as `record_cuts` cuts record ends.
+    #[test]
+    fn quick_cuts_take_the_line_feeds_after_an_even_number_of_quotes(
+        bytes in csv_like_bytes(),
+        chunk_bytes in 1usize..40,
+    ) {
+        let (mut quotes, mut lines, mut ends) = (0u64, 0u64, Vec::new());
+        for (i, byte) in bytes.iter().enumerate() {
+            match byte {
+                b'"' => quotes += 1,
+                b'\n' => {
+                    lines += 1;
+                    if quotes % 2 == 0 {
+                        ends.push((i + 1, lines));
+                    }
+                }
+                _ => {}
+            }
+        }
+        prop_assert_eq!(quick_cuts(&bytes, chunk_bytes), cuts_among(ends.into_iter(), chunk_bytes));
+    }
+
     /// The guess at a record's field used to fetch its subscription ahead
     /// is the field csv reads, wherever it makes one without a CR (a CR
     /// ends a record for csv) at the start of a record.
