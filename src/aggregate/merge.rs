@@ -299,33 +299,44 @@ impl<'r> LineMerge<'r> {
     /// The summed lines, keyed as the decide step reads them.
     pub(super) fn into_period_lines(mut self) -> Result<PeriodLines> {
         let scale = self.scale.unwrap_or(0) as u32;
-        // Each text's rank in text order: sorting groups by ranks orders
-        // them as their line keys, without comparing a string.
-        let subscription_rank = ranks(&self.subscriptions.values);
-        let line_rank = ranks(&self.lines.values);
-        // Profiles are numbered in id order (the reference's map order), so
-        // their numbers sort as their ids. Each group's sort key is made
-        // once, not at each comparison.
-        let mut groups: Vec<_> = std::mem::take(&mut self.sums)
+        // Each group's subscription and line are replaced by their texts'
+        // ranks in text order, so that sorting the groups by their own
+        // fields orders them as their line keys, with no string compared
+        // and nothing looked up while sorting. Profiles are numbered in id
+        // order (the reference's map order), so they sort as their ids.
+        let (subscription_rank, subscription_at_rank) = ranks(&self.subscriptions.values);
+        let (line_rank, line_at_rank) = ranks(&self.lines.values);
+        let mut groups: Vec<(GroupKey, ScaledSums)> = std::mem::take(&mut self.sums)
             .into_iter()
             .flatten()
             .map(|(k, sums)| {
-                let order = (
-                    k.profile,
-                    k.kind,
-                    k.period_start,
-                    subscription_rank[k.subscription as usize],
-                    line_rank[k.line as usize],
-                    k.credit_eligible,
-                    k.covered_by,
-                );
-                (order, k, sums)
+                let ranked = GroupKey {
+                    subscription: subscription_rank[k.subscription as usize],
+                    line: line_rank[k.line as usize],
+                    ..k
+                };
+                (ranked, sums)
             })
             .collect();
-        groups.par_sort_unstable_by_key(|(order, _, _)| *order);
+        groups.par_sort_unstable_by_key(|(k, _)| {
+            (
+                k.profile,
+                k.kind,
+                k.period_start,
+                k.subscription,
+                k.line,
+                k.credit_eligible,
+                k.covered_by,
+            )
+        });
         let mut out = PeriodLines::new();
         let mut period: Option<(PeriodAt, Vec<(LineKey, LineSums)>)> = None;
-        for (_, key, sums) in groups {
+        for (ranked, sums) in groups {
+            let key = GroupKey {
+                subscription: subscription_at_rank[ranked.subscription as usize],
+                line: line_at_rank[ranked.line as usize],
+                ..ranked
+            };
             let profile = self.profiles[key.profile as usize].id;
             let too_large = || AggregateError::SumTooLarge {
                 profile: profile.to_string(),
@@ -378,13 +389,13 @@ fn text_column<'f>(frame: &'f DataFrame, name: &str) -> PolarsResult<Vec<&'f str
 /// A period of a profile by its number: (profile, kind, period start).
 type PeriodAt = (u32, Kind, NaiveDate);
 
-/// The rank of each value in sorted order.
-fn ranks<T: Ord>(values: &[T]) -> Vec<u32> {
+/// The rank of each value in sorted order, and the value at each rank.
+fn ranks<T: Ord>(values: &[T]) -> (Vec<u32>, Vec<u32>) {
     let mut order: Vec<u32> = (0..values.len() as u32).collect();
     order.sort_unstable_by(|a, b| values[*a as usize].cmp(&values[*b as usize]));
     let mut rank = vec![0; values.len()];
-    for (r, i) in order.into_iter().enumerate() {
-        rank[i as usize] = r as u32;
+    for (r, i) in order.iter().enumerate() {
+        rank[*i as usize] = r as u32;
     }
-    rank
+    (rank, order)
 }
