@@ -19,8 +19,10 @@ use crate::store;
 use super::*;
 
 /// Bytes read from a usage file at a time; records are cut at block ends,
-/// so memory stays flat however large a file or a day is.
-pub(super) const BLOCK_BYTES: usize = 64 << 20;
+/// so memory stays flat however large a file or a day is. 48 MB rather
+/// than 64 takes ~75 MB off ingest's peak at a million rows a day (fewer
+/// chunks in flight) in the same time; 32 MB takes ~150 MB for 3 % more.
+pub(super) const BLOCK_BYTES: usize = 48 << 20;
 /// A block is parsed in chunks of about this size, in parallel.
 pub(super) const CHUNK_BYTES: usize = 4 << 20;
 /// Rows gathered before a parquet row group is written: 128 K rather than
