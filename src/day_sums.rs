@@ -95,45 +95,13 @@ impl ScaledSums {
 
 /// Texts numbered in order of first sight, each kept once as a `T` (the
 /// text itself, or what the month-end merge makes of it).
-pub(crate) struct Interner<T> {
-    ids: FastMap<Box<[u8]>, u32>,
-    pub(crate) values: Vec<T>,
-}
-
-impl<T> Default for Interner<T> {
-    fn default() -> Self {
-        Interner {
-            ids: FastMap::default(),
-            values: Vec::new(),
-        }
-    }
-}
-
-impl<T> Interner<T> {
-    /// The number of `bytes`, made with `make` the first time.
-    pub(crate) fn id(&mut self, bytes: &[u8], make: impl FnOnce() -> T) -> u32 {
-        if let Some(&id) = self.ids.get(bytes) {
-            return id;
-        }
-        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct texts");
-        self.ids.insert(bytes.into(), id);
-        self.values.push(make());
-        id
-    }
-}
-
-/// Distinct line texts, numbered in order of first sight. A line text is
-/// its seven values (`GROUP_COLUMNS` from `meter_id` on, without credit
-/// eligibility), each written as its byte length (4 bytes, little-endian)
-/// then its bytes: unambiguous whatever characters a value holds.
 ///
 /// The texts lie end to end in one buffer, found by a map from their hash
-/// to the last id of that hash (ids of the same hash are chained): a chunk
-/// meets thousands of new texts, and a text allocated on its own, kept
-/// twice (as the map's key and as the value), cost four allocations and
-/// four frees a text.
-#[derive(Default)]
-struct LineTexts<S = foldhash::fast::FixedState> {
+/// to the last id of that hash (ids of the same hash are chained): ingest
+/// meets thousands of new line texts a chunk, and a text allocated on its
+/// own and kept twice (as the map's key and as the value) cost two
+/// allocations and two frees a text.
+pub(crate) struct Interner<T, S = foldhash::fast::FixedState> {
     bytes: Vec<u8>,
     /// Where each text ends in `bytes`.
     ends: Vec<usize>,
@@ -142,18 +110,32 @@ struct LineTexts<S = foldhash::fast::FixedState> {
     by_hash: FastMap<u64, u32>,
     same_hash: Vec<u32>,
     hasher: S,
+    pub(crate) values: Vec<T>,
 }
 
 const NO_ID: u32 = u32::MAX;
 
-impl<S: BuildHasher> LineTexts<S> {
-    /// The number of `text`, given the first time it is seen.
-    fn id(&mut self, text: &[u8]) -> u32 {
-        let hash = self.hasher.hash_one(text);
+impl<T, S: Default> Default for Interner<T, S> {
+    fn default() -> Self {
+        Interner {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            by_hash: FastMap::default(),
+            same_hash: Vec::new(),
+            hasher: S::default(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T, S: BuildHasher> Interner<T, S> {
+    /// The number of `bytes`, made with `make` the first time.
+    pub(crate) fn id(&mut self, bytes: &[u8], make: impl FnOnce() -> T) -> u32 {
+        let hash = self.hasher.hash_one(bytes);
         let last = self.by_hash.get(&hash).copied().unwrap_or(NO_ID);
         let mut id = last;
         while id != NO_ID {
-            if self.text(id) == text {
+            if self.text(id) == bytes {
                 return id;
             }
             id = self.same_hash[id as usize];
@@ -161,11 +143,12 @@ impl<S: BuildHasher> LineTexts<S> {
         let id = u32::try_from(self.ends.len())
             .ok()
             .filter(|id| *id != NO_ID)
-            .expect("fewer than 2^32 - 1 distinct line texts");
-        self.bytes.extend_from_slice(text);
+            .expect("fewer than 2^32 - 1 distinct texts");
+        self.bytes.extend_from_slice(bytes);
         self.ends.push(self.bytes.len());
         self.same_hash.push(last);
         self.by_hash.insert(hash, id);
+        self.values.push(make());
         id
     }
 
@@ -173,10 +156,32 @@ impl<S: BuildHasher> LineTexts<S> {
         self.ends.len()
     }
 
+    /// The text numbered `id`.
     fn text(&self, id: u32) -> &[u8] {
         let id = id as usize;
         let start = id.checked_sub(1).map_or(0, |before| self.ends[before]);
         &self.bytes[start..self.ends[id]]
+    }
+}
+
+/// Distinct line texts, numbered in order of first sight. A line text is
+/// its seven values (`GROUP_COLUMNS` from `meter_id` on, without credit
+/// eligibility), each written as its byte length (4 bytes, little-endian)
+/// then its bytes: unambiguous whatever characters a value holds.
+#[derive(Default)]
+struct LineTexts(Interner<()>);
+
+impl LineTexts {
+    fn id(&mut self, text: &[u8]) -> u32 {
+        self.0.id(text, || ())
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn text(&self, id: u32) -> &[u8] {
+        self.0.text(id)
     }
 
     /// The seven values of line `id`.
@@ -404,25 +409,25 @@ mod tests {
         fn write(&mut self, _: &[u8]) {}
     }
 
-    fn line_texts_number_each_text_once<S: BuildHasher + Default>() {
-        let mut lines = LineTexts::<S>::default();
+    fn texts_are_numbered_once<S: BuildHasher + Default>() {
+        let mut lines = Interner::<(), S>::default();
         let texts: Vec<Vec<u8>> = ["a", "", "ab", "b", "ba", "a\0", "æ"]
             .iter()
             .map(|t| t.as_bytes().to_vec())
             .collect();
-        let ids: Vec<u32> = texts.iter().map(|t| lines.id(t)).collect();
+        let ids: Vec<u32> = texts.iter().map(|t| lines.id(t, || ())).collect();
         assert_eq!(ids, (0..texts.len() as u32).collect::<Vec<_>>());
         for (text, id) in texts.iter().zip(&ids).rev() {
-            assert_eq!(lines.id(text), *id);
+            assert_eq!(lines.id(text, || ()), *id);
             assert_eq!(lines.text(*id), text.as_slice());
         }
         assert_eq!(lines.len(), texts.len());
     }
 
     #[test]
-    fn line_texts_are_numbered_once_whether_hashes_differ_or_all_collide() {
-        line_texts_number_each_text_once::<foldhash::fast::FixedState>();
-        line_texts_number_each_text_once::<OneHash>();
+    fn texts_are_numbered_once_whether_hashes_differ_or_all_collide() {
+        texts_are_numbered_once::<foldhash::fast::FixedState>();
+        texts_are_numbered_once::<OneHash>();
     }
 
     fn names(list: &[(&str, &str)]) -> SubscriptionNames {

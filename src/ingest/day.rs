@@ -35,17 +35,28 @@ pub(super) const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// encoded when this returns, with the fingerprints of its files: those
 /// without one in `fingerprints` are hashed as they are read. A file found
 /// unreadable part-way is rejected whole: the day is then parsed again
-/// without it, so none of its rows reach the partition.
+/// without it, so none of its rows reach the partition. Files are read
+/// into `read_buffer` (see [`read_file`]).
 pub(super) fn parse_day(
     opts: &IngestOptions,
     index: &ReferenceIndex,
     day: NaiveDate,
     files: &[PathBuf],
     fingerprints: Vec<Option<FileFingerprint>>,
+    read_buffer: &mut Vec<u8>,
 ) -> Result<(CompletingDay, Vec<FileFingerprint>)> {
     let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
     loop {
-        match try_parse_day(opts, index, day, files, &fingerprints, &unreadable) {
+        let parsed = try_parse_day(
+            opts,
+            index,
+            day,
+            files,
+            &fingerprints,
+            &unreadable,
+            read_buffer,
+        );
+        match parsed {
             Ok(result) => return Ok(result),
             Err(DayError::Unreadable { path, detail }) => {
                 unreadable.insert(path, detail);
@@ -73,6 +84,7 @@ pub(super) fn try_parse_day(
     files: &[PathBuf],
     fingerprints: &[Option<FileFingerprint>],
     unreadable: &BTreeMap<PathBuf, String>,
+    read_buffer: &mut Vec<u8>,
 ) -> Result<(CompletingDay, Vec<FileFingerprint>), DayError> {
     let mut stats = DayStats {
         day,
@@ -130,7 +142,7 @@ pub(super) fn try_parse_day(
             index,
             hash: fingerprint.is_none(),
         };
-        match read_file(&file, &sink, &mut rejects, &sums) {
+        match read_file(&file, read_buffer, &sink, &mut rejects, &sums) {
             Ok(FileOutcome::Read {
                 rows_read,
                 accepted_cost,
@@ -291,28 +303,24 @@ pub(super) fn fill_block(
     }
 }
 
-thread_local! {
-    /// The buffer this thread reads usage files into, kept from one file to
-    /// the next: a new one was faulted in page by page for every file and
-    /// unmapped after it (1.5 % of ingest in perf).
-    static READ_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
 /// Streams one usage file through the parser into the day's partition,
-/// hashing its bytes as they go by when `file.hash` asks for it.
+/// hashing its bytes as they go by when `file.hash` asks for it. The file
+/// is read into `buffer`, kept by the caller from one file to the next: a
+/// new one was faulted in page by page for every file and unmapped after
+/// it (1.5 % of ingest in perf).
 pub(super) fn read_file(
     file: &FileInput,
+    buffer: &mut Vec<u8>,
     sink: &std::sync::mpsc::SyncSender<DataFrame>,
     rejects: &mut Vec<Reject>,
     sums: &std::sync::mpsc::SyncSender<ChunkSums>,
 ) -> Result<FileOutcome, DayError> {
-    let mut bytes = READ_BUFFER.take();
-    bytes.clear();
-    let outcome = read_file_into(&mut bytes, file, sink, rejects, sums);
+    buffer.clear();
+    let outcome = read_file_into(buffer, file, sink, rejects, sums);
     // A buffer grown past two blocks (a record longer than a block) is
     // not kept.
-    if bytes.capacity() <= 2 * BLOCK_BYTES {
-        READ_BUFFER.set(bytes);
+    if buffer.capacity() > 2 * BLOCK_BYTES {
+        *buffer = Vec::new();
     }
     outcome
 }

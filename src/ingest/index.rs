@@ -61,15 +61,10 @@ impl<'a> ReferenceIndex<'a> {
     }
 
     /// Starts looking up a subscription id: the processor fetches its slot
-    /// while the row's other fields are parsed.
+    /// while other work goes on (the row's other fields, or the row before
+    /// it when the id is a guess at the next row's).
     pub(super) fn probe(&self, id: &str) -> Probe {
         self.subscriptions.probe(id)
-    }
-
-    /// Asks for the slot of a subscription id a row further on names (a
-    /// hint: its lookup comes later).
-    pub(super) fn fetch_ahead(&self, id: &str) {
-        self.subscriptions.probe(id);
     }
 
     /// The subscription of this id (`probe` of it) if it is under this
@@ -274,15 +269,27 @@ mod tests {
             [&longer, "P3", "A3"],
             ["", "P4", "A4"],
         ];
-        // A table of 16 slots with collisions forced by many near ids.
+        // Twelve ids in a table of 32 slots: some end up past their first
+        // slot, so finding them walks over other ids' slots.
         let names: Vec<String> = (0..7).map(|i| format!("S1{i}")).collect();
         let mut table = SubscriptionTable::with_capacity(subs.len() + names.len());
+        assert_eq!(table.slots.len(), 32);
         for (ids, position) in subs.iter().zip(0..) {
             table.insert(*ids, check(position));
         }
         for (name, position) in names.iter().zip(10..) {
             table.insert([name, "P9", "A9"], check(position));
         }
+        let displaced = table
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(at, slot)| {
+                let first = table.ids_of(slot)[0];
+                slot.tag != 0 && table.start(std::str::from_utf8(first).unwrap()).at != *at
+            })
+            .count();
+        assert!(displaced > 0, "no id was placed past its first slot");
         let find = |ids: [&str; 3]| table.find(table.probe(ids[0]), ids).map(|c| c.position);
         for (ids, position) in subs.iter().zip(0..) {
             assert_eq!(find(*ids), Some(position), "{ids:?}");

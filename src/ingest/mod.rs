@@ -248,6 +248,9 @@ fn ingest_days(
     mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> Result<()>,
 ) -> Result<()> {
     let index = ReferenceIndex::new(opts.reference, opts.billing_start);
+    // The buffer usage files are read into, from file to file (freed when
+    // ingest ends).
+    let mut read_buffer = Vec::new();
     type Completing = (Completion, Vec<FileFingerprint>);
     let mut completing: Option<Completing> = None;
     let mut complete = |completing: Option<Completing>| {
@@ -260,7 +263,7 @@ fn ingest_days(
         done(stats, &rejects, fingerprints)
     };
     for (day, files, fingerprints) in days {
-        let parsed = parse_day(opts, &index, day, &files, fingerprints);
+        let parsed = parse_day(opts, &index, day, &files, fingerprints, &mut read_buffer);
         // The previous day completes first, whether or not this one parsed.
         complete(completing.take())?;
         let (parsed, fingerprints) = parsed?;

@@ -110,9 +110,10 @@ pub(super) fn split_chunk(
     let mut splitter = Splitter::new(text, &columns.read)?;
     let subscription_column = columns.required[SUBSCRIPTION];
     while let Some(record) = splitter.next_record()? {
-        // The next row's subscription is fetched while this row is taken.
+        // The next row's subscription is fetched while this row is taken
+        // (the probe itself is not kept: the guess is only a hint).
         if let Some(next) = plain_field(text, record.end, subscription_column) {
-            file.index.fetch_ahead(next);
+            file.index.probe(next);
         }
         let line = first_line + record.lines_before;
         let raw = &bytes[record.start..record.end];
