@@ -461,13 +461,12 @@ fn invalid_reference_data_names_file_line_column_and_value_and_writes_nothing() 
 }
 
 /// A new file is hashed as it is read to be ingested: the ledger holds each
-/// file's size and SHA-256 (taken here with sha2 from the file as it is on
-/// disk), for a file with a BOM and CRLF, one rejected whole for its
+/// file's size and BLAKE3 hash (taken here with blake3 from the file as it
+/// is on disk), for a file with a BOM and CRLF, one rejected whole for its
 /// columns, one found unreadable part-way and a gzip alike; a second run
 /// then finds every day unchanged.
 #[test]
 fn files_are_fingerprinted_as_read_and_a_second_run_finds_them_unchanged() {
-    use sha2::Digest;
     let data = reference_dir();
     let usage = data.path().join("usage");
     let crlf = format!("\u{feff}{}", day_text("2026-10-03")).replace('\n', "\r\n");
@@ -483,26 +482,10 @@ fn files_are_fingerprinted_as_read_and_a_second_run_finds_them_unchanged() {
     // Exit 3: two files are rejected whole, which needs a person.
     let out = tempfile::tempdir().unwrap();
     assert_eq!(stage("ingest", data.path(), out.path()), 3);
-    let ledger = rusqlite::Connection::open(out.path().join("ledger.sqlite")).unwrap();
-    let mut recorded: Vec<(String, i64, String)> = ledger
-        .prepare("SELECT path, size, sha256 FROM ingested_files ORDER BY path")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut on_disk = Vec::new();
-    for entry in std::fs::read_dir(&usage).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        let digest = sha2::Sha256::digest(&bytes);
-        let name = path.file_name().unwrap().to_str().unwrap();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        on_disk.push((format!("usage/{name}"), bytes.len() as i64, hex));
-    }
-    on_disk.sort();
-    recorded.sort();
-    assert_eq!(recorded, on_disk);
+    let on_disk = hashed_files(&usage, |bytes| {
+        format!("blake3:{}", blake3::hash(bytes).to_hex())
+    });
+    assert_eq!(recorded_hashes(out.path()), on_disk);
 
     stage("ingest", data.path(), out.path());
     let summary = latest_summary(out.path());
@@ -511,4 +494,98 @@ fn files_are_fingerprinted_as_read_and_a_second_run_finds_them_unchanged() {
         0
     );
     assert_eq!(summary["ingest"]["days_unchanged"], 3);
+}
+
+/// A ledger of version 3 named the hash columns `sha256` and held SHA-256
+/// hashes: opened, its columns are renamed, its hashes kept, and files
+/// whose modification time moved are hashed with SHA-256 to compare them,
+/// so an unchanged day is not ingested again; a changed file is, and its
+/// new hash is BLAKE3's.
+#[test]
+fn sha256_hashes_of_an_older_ledger_still_find_unchanged_files() {
+    let data = reference_dir();
+    let usage = data.path().join("usage");
+    std::fs::write(usage.join("2026-10-03.csv"), day_text("2026-10-03")).unwrap();
+    std::fs::write(usage.join("2026-10-04.csv"), day_text("2026-10-04")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(stage("ingest", data.path(), out.path()), 0);
+
+    // The ledger as version 3 wrote it.
+    let sha256 = |bytes: &[u8]| -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(bytes);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let old_hashes = hashed_files(&usage, sha256);
+    let ledger = rusqlite::Connection::open(out.path().join("ledger.sqlite")).unwrap();
+    for table in ["ingested_files", "file_stamps"] {
+        ledger
+            .execute_batch(&format!(
+                "ALTER TABLE {table} RENAME COLUMN content_hash TO sha256"
+            ))
+            .unwrap();
+        for (path, _, hash) in &old_hashes {
+            ledger
+                .execute(
+                    &format!("UPDATE {table} SET sha256 = ?1 WHERE path = ?2"),
+                    [hash, path],
+                )
+                .unwrap();
+        }
+    }
+    ledger.pragma_update(None, "user_version", 3).unwrap();
+    drop(ledger);
+    // Copied back or touched: same bytes, another modification time.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    for name in ["2026-10-03.csv", "2026-10-04.csv"] {
+        let file = std::fs::File::options()
+            .append(true)
+            .open(usage.join(name))
+            .unwrap();
+        file.set_modified(later).unwrap();
+    }
+
+    assert_eq!(stage("ingest", data.path(), out.path()), 0);
+    let summary = latest_summary(out.path());
+    assert_eq!(summary["ingest"]["days_unchanged"], 2, "{summary}");
+    assert_eq!(recorded_hashes(out.path()), old_hashes);
+
+    let changed = day_text("2026-10-04").replace("-3.25", "-4.25");
+    assert_ne!(changed, day_text("2026-10-04"), "the day's text changed");
+    std::fs::write(usage.join("2026-10-04.csv"), changed).unwrap();
+    assert_eq!(stage("ingest", data.path(), out.path()), 0);
+    let summary = latest_summary(out.path());
+    assert_eq!(summary["ingest"]["days_unchanged"], 1, "{summary}");
+    let recorded = recorded_hashes(out.path());
+    assert_eq!(recorded[0], old_hashes[0]);
+    let bytes = std::fs::read(usage.join("2026-10-04.csv")).unwrap();
+    assert_eq!(
+        recorded[1].2,
+        format!("blake3:{}", blake3::hash(&bytes).to_hex())
+    );
+}
+
+/// Path (relative to DATA), size and content hash of each file in `usage`.
+fn hashed_files(usage: &Path, hash: impl Fn(&[u8]) -> String) -> Vec<(String, i64, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(usage).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        files.push((format!("usage/{name}"), bytes.len() as i64, hash(&bytes)));
+    }
+    files.sort();
+    files
+}
+
+/// The ingested files the ledger in `out` records, by path.
+fn recorded_hashes(out: &Path) -> Vec<(String, i64, String)> {
+    let ledger = rusqlite::Connection::open(out.join("ledger.sqlite")).unwrap();
+    ledger
+        .prepare("SELECT path, size, content_hash FROM ingested_files ORDER BY path")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }

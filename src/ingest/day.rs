@@ -177,7 +177,7 @@ pub(super) fn try_parse_day(
         .zip(taken)
         .map(|(path, taken)| match taken {
             Some(fingerprint) => Ok(fingerprint),
-            None => fingerprint(opts.data_dir, path),
+            None => fingerprint(opts.data_dir, path, None),
         })
         .collect::<std::result::Result<_, store::FileError>>()?;
     let completing = CompletingDay {

@@ -1,5 +1,10 @@
-//! Listing `DATA/usage` by day, and file fingerprints (size, SHA-256,
+//! Listing `DATA/usage` by day, and file fingerprints (size, content hash,
 //! modification time): a day is re-ingested only when its files changed.
+//!
+//! Contents are hashed with BLAKE3 (recorded as `blake3:` and hex). A
+//! ledger from before version 4 holds SHA-256 hashes (bare hex): a file
+//! fingerprinted then is hashed with SHA-256 again to be compared, so an
+//! upgrade re-ingests no unchanged day.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -55,13 +60,19 @@ pub fn list_usage_files(data_dir: &Path) -> Result<UsageListing, store::FileErro
     Ok(listing)
 }
 
+/// The fingerprint of the file at `path`, hashed as `known` (what the
+/// ledger holds for it, if anything) was, so the two compare.
 pub(super) fn fingerprint(
     data_dir: &Path,
     path: &Path,
+    known: Option<&FileFingerprint>,
 ) -> Result<FileFingerprint, store::FileError> {
     let mut file = std::fs::File::open(path).map_err(store::failed("open", path))?;
     let metadata = file.metadata().map_err(store::failed("read", path))?;
-    let mut hash = ReadHash::new(&metadata);
+    let mut hash = match known {
+        Some(known) if is_sha256(&known.content_hash) => ReadHash::sha256(&metadata),
+        _ => ReadHash::new(&metadata),
+    };
     let mut block = vec![0; 1 << 20];
     loop {
         match file.read(&mut block) {
@@ -74,39 +85,74 @@ pub(super) fn fingerprint(
     Ok(hash.finish(relative(data_dir, path)))
 }
 
-/// A file's SHA-256 taken from the bytes as they are read, so a file read
-/// to be ingested need not be read again to be fingerprinted.
+/// A file's content hash taken from the bytes as they are read, so a file
+/// read to be ingested need not be read again to be fingerprinted.
 pub(super) struct ReadHash {
-    hasher: Sha256,
+    hasher: ContentHasher,
     size: u64,
     modified_ns: Option<i64>,
 }
 
+/// BLAKE3 for every file hashed now; SHA-256 only to compare a file with a
+/// fingerprint a ledger before version 4 holds.
+enum ContentHasher {
+    Blake3(Box<blake3::Hasher>),
+    Sha256(Sha256),
+}
+
 impl ReadHash {
-    /// `metadata` is the file's when it was opened.
+    /// A BLAKE3 hash; `metadata` is the file's when it was opened.
     pub(super) fn new(metadata: &std::fs::Metadata) -> ReadHash {
+        ReadHash::with(metadata, ContentHasher::Blake3(Box::default()))
+    }
+
+    /// A SHA-256 hash, as faktura took before ledger version 4.
+    fn sha256(metadata: &std::fs::Metadata) -> ReadHash {
+        ReadHash::with(metadata, ContentHasher::Sha256(Sha256::new()))
+    }
+
+    fn with(metadata: &std::fs::Metadata, hasher: ContentHasher) -> ReadHash {
         ReadHash {
-            hasher: Sha256::new(),
+            hasher,
             size: 0,
             modified_ns: modified_ns(metadata),
         }
     }
 
     pub(super) fn update(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
+        match &mut self.hasher {
+            ContentHasher::Blake3(hasher) => {
+                hasher.update(bytes);
+            }
+            ContentHasher::Sha256(hasher) => hasher.update(bytes),
+        }
         self.size += bytes.len() as u64;
     }
 
     /// The fingerprint of the bytes hashed, `path` relative to DATA.
     pub(super) fn finish(self, path: String) -> FileFingerprint {
-        let digest = self.hasher.finalize();
+        let content_hash = match self.hasher {
+            ContentHasher::Blake3(hasher) => format!("{BLAKE3_PREFIX}{}", hasher.finalize()),
+            ContentHasher::Sha256(hasher) => hex(&hasher.finalize()),
+        };
         FileFingerprint {
             path,
             size: self.size,
-            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            content_hash,
             modified_ns: self.modified_ns,
         }
     }
+}
+
+/// How a BLAKE3 content hash starts; an older SHA-256 one is bare hex.
+const BLAKE3_PREFIX: &str = "blake3:";
+
+fn is_sha256(content_hash: &str) -> bool {
+    !content_hash.starts_with(BLAKE3_PREFIX)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The fingerprint of `path`: taken from `known` when the file still has
@@ -128,7 +174,7 @@ pub(super) fn fingerprint_unless_new(
             Ok(Some(k.clone()))
         }
         None if hashed_as_read(path) => Ok(None),
-        _ => fingerprint(data_dir, path).map(Some),
+        known => fingerprint(data_dir, path, known).map(Some),
     }
 }
 

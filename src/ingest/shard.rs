@@ -55,7 +55,7 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> Result<IngestReport> 
             .par_iter()
             .map(|f| match hashed_as_read(f) {
                 true => Ok(None),
-                false => fingerprint(opts.data_dir, f).map(Some),
+                false => fingerprint(opts.data_dir, f, None).map(Some),
             })
             .collect::<std::result::Result<Vec<_>, store::FileError>>()?;
         todo.push((day, files, fingerprints));

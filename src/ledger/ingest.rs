@@ -10,7 +10,10 @@ use super::*;
 pub struct FileFingerprint {
     pub path: String,
     pub size: u64,
-    pub sha256: String,
+    /// `blake3:` and the BLAKE3 hash of its bytes in hex; a bare hex
+    /// SHA-256 in what ledgers before version 4 recorded.
+    #[serde(alias = "sha256")]
+    pub content_hash: String,
     /// The file's modification time when it was hashed (nanoseconds since
     /// the epoch): a file with the same size and time is not hashed again.
     #[serde(default)]
@@ -20,13 +23,14 @@ pub struct FileFingerprint {
 impl FileFingerprint {
     /// Same path and contents (the modification time aside).
     pub fn same_file(&self, other: &FileFingerprint) -> bool {
-        (&self.path, self.size, &self.sha256) == (&other.path, other.size, &other.sha256)
+        (&self.path, self.size, &self.content_hash)
+            == (&other.path, other.size, &other.content_hash)
     }
 }
 
-const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.sha256, s.modified_ns
+const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.content_hash, s.modified_ns
      FROM ingested_files f LEFT JOIN file_stamps s
-     ON s.path = f.path AND s.size = f.size AND s.sha256 = f.sha256";
+     ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash";
 
 /// Reconciliation of one usage day (SPEC: read = accepted + rejected).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -66,7 +70,7 @@ impl Ledger {
                 Ok(FileFingerprint {
                     path: r.get(0)?,
                     size: r.get::<_, i64>(1)? as u64,
-                    sha256: r.get(2)?,
+                    content_hash: r.get(2)?,
                     modified_ns: r.get(3)?,
                 })
             })
@@ -87,15 +91,15 @@ impl Ledger {
             .map_err(wrap)?;
         for f in files {
             tx.execute(
-                "INSERT OR REPLACE INTO ingested_files (path, day, size, sha256) VALUES (?1, ?2, ?3, ?4)",
-                params![f.path, day, f.size as i64, f.sha256],
+                "INSERT OR REPLACE INTO ingested_files (path, day, size, content_hash) VALUES (?1, ?2, ?3, ?4)",
+                params![f.path, day, f.size as i64, f.content_hash],
             )
             .map_err(wrap)?;
             if let Some(modified_ns) = f.modified_ns {
                 tx.execute(
-                    "INSERT OR REPLACE INTO file_stamps (path, size, modified_ns, sha256)
+                    "INSERT OR REPLACE INTO file_stamps (path, size, modified_ns, content_hash)
                      VALUES (?1, ?2, ?3, ?4)",
-                    params![f.path, f.size as i64, modified_ns, f.sha256],
+                    params![f.path, f.size as i64, modified_ns, f.content_hash],
                 )
                 .map_err(wrap)?;
             }

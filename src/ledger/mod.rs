@@ -64,13 +64,16 @@ fn sqlite_error(path: String, source: rusqlite::Error) -> LedgerError {
 /// version keeps an older faktura from reading what it cannot, and rows a
 /// version 1 ledger holds are read as they are. Version 3 writes
 /// `lines.data` in a compact form (`stored_lines`) and reads all three.
-const SCHEMA_VERSION: i64 = 3;
+/// Version 4 names the file hash columns `content_hash` (they were
+/// `sha256`): BLAKE3 for files hashed since, the SHA-256 hashes of older
+/// versions kept as they are (`ingest::listing`).
+const SCHEMA_VERSION: i64 = 4;
 
 /// The tables (every statement is idempotent).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ingested_files (
-    path TEXT PRIMARY KEY, day TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL);
+    path TEXT PRIMARY KEY, day TEXT NOT NULL, size INTEGER NOT NULL, content_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS days (
     day TEXT PRIMARY KEY, present INTEGER NOT NULL, files INTEGER NOT NULL,
     files_rejected INTEGER NOT NULL, rows_read INTEGER NOT NULL, rows_accepted INTEGER NOT NULL,
@@ -102,7 +105,7 @@ CREATE TABLE IF NOT EXISTS unchecked (
     PRIMARY KEY (profile_id, kind, period_start));
 CREATE TABLE IF NOT EXISTS file_stamps (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, modified_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL);
+    content_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS preferences (profile_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, as_of TEXT NOT NULL, exit_code INTEGER, summary TEXT);
@@ -208,7 +211,15 @@ impl Ledger {
         let tx = self.write()?;
         // 0 -> 1: every table of version 1 that is missing (an empty file
         // gets them all; a ledger from before versions gets `preferences`).
-        // 1 -> 2 -> 3: nothing to change.
+        // 1 -> 2 -> 3: nothing to change. 3 -> 4: the hash columns renamed.
+        for table in ["ingested_files", "file_stamps"] {
+            if has_column(&tx, table, "sha256").map_err(wrap)? {
+                tx.execute_batch(&format!(
+                    "ALTER TABLE {table} RENAME COLUMN sha256 TO content_hash"
+                ))
+                .map_err(wrap)?;
+            }
+        }
         tx.execute_batch(SCHEMA).map_err(wrap)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(wrap)?;
@@ -259,6 +270,16 @@ impl Ledger {
             .map(drop)
             .map_err(self.err())
     }
+}
+
+/// Whether `table` exists and has `column`.
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 #[cfg(test)]
