@@ -152,12 +152,12 @@ impl<T, S: BuildHasher> Interner<T, S> {
         id
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
 
     /// The text numbered `id`.
-    fn text(&self, id: u32) -> &[u8] {
+    pub(crate) fn text(&self, id: u32) -> &[u8] {
         let id = id as usize;
         let start = id.checked_sub(1).map_or(0, |before| self.ends[before]);
         &self.bytes[start..self.ends[id]]
@@ -227,7 +227,8 @@ pub struct ChunkSums {
 }
 
 impl ChunkSums {
-    pub fn add(&mut self, row: &SumsRow) {
+    /// Adds a row; returns the number of its line in the chunk.
+    pub fn add(&mut self, row: &SumsRow) -> u32 {
         write_line_text(&mut self.text, &row.line);
         let line = self.lines.id(&self.text);
         let key = GroupKey {
@@ -241,6 +242,17 @@ impl ChunkSums {
             rows: 1,
         };
         self.rows.push((key, sums));
+        line
+    }
+
+    /// How many distinct lines the chunk's rows have.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The seven values (as [`SumsRow::line`]) of the chunk's line `line`.
+    pub fn line_values(&self, line: u32) -> [&str; 7] {
+        self.lines.values(line)
     }
 }
 

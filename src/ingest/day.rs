@@ -95,13 +95,14 @@ pub(super) fn try_parse_day(
     // The day's old sums go first: a run killed before the new ones are
     // written leaves aggregate to compute them from the new partition.
     store::remove_if_exists(&crate::day_sums::daily_cache_path(opts.out_dir, day))?;
-    let mut writer = PartitionWriter::new(&partition)?;
+    let subscriptions = std::sync::Arc::clone(&index.subscription_texts);
+    let mut writer = PartitionWriter::new(&partition, subscriptions)?;
     let mut rejects = Vec::new();
     let mut cost: i128 = 0;
     let day_text = day.to_string();
     // Parquet encoding runs on its own thread while the next block is parsed;
     // the channel holds about one block of parsed chunks.
-    let (sink, frames) = std::sync::mpsc::sync_channel::<DataFrame>(BLOCK_BYTES / CHUNK_BYTES);
+    let (sink, frames) = std::sync::mpsc::sync_channel::<UsageBatch>(BLOCK_BYTES / CHUNK_BYTES);
     let encoder = std::thread::spawn(move || -> Result<PartitionWriter> {
         for frame in frames {
             writer.push(frame)?;
@@ -311,7 +312,7 @@ pub(super) fn fill_block(
 pub(super) fn read_file(
     file: &FileInput,
     buffer: &mut Vec<u8>,
-    sink: &std::sync::mpsc::SyncSender<DataFrame>,
+    sink: &std::sync::mpsc::SyncSender<UsageBatch>,
     rejects: &mut Vec<Reject>,
     sums: &std::sync::mpsc::SyncSender<ChunkSums>,
 ) -> Result<FileOutcome, DayError> {
@@ -329,7 +330,7 @@ pub(super) fn read_file(
 fn read_file_into(
     bytes: &mut Vec<u8>,
     file: &FileInput,
-    sink: &std::sync::mpsc::SyncSender<DataFrame>,
+    sink: &std::sync::mpsc::SyncSender<UsageBatch>,
     rejects: &mut Vec<Reject>,
     sums: &std::sync::mpsc::SyncSender<ChunkSums>,
 ) -> Result<FileOutcome, DayError> {
@@ -568,7 +569,7 @@ impl ParsedBlock {
 fn deliver(
     chunks: Vec<ChunkOutput>,
     file: &FileInput,
-    sink: &std::sync::mpsc::SyncSender<DataFrame>,
+    sink: &std::sync::mpsc::SyncSender<UsageBatch>,
     rejects: &mut Vec<Reject>,
     sums: &std::sync::mpsc::SyncSender<ChunkSums>,
     counts: &mut (u64, i128),

@@ -7,6 +7,8 @@ use std::hash::BuildHasher;
 use chrono::NaiveDate;
 
 use crate::FastMap;
+
+use super::SubscriptionTexts;
 use crate::model::Reference;
 
 /// The reference data a usage row is checked against, indexed for the hot
@@ -17,6 +19,10 @@ pub(super) struct ReferenceIndex<'a> {
     subscriptions: SubscriptionTable<'a>,
     /// (profile id, subscription id) of every subscription.
     pub(super) subscription_names: crate::day_sums::SubscriptionNames,
+    /// What the usage columns hold for each subscription's rows, by
+    /// position (empty for a subscription of no known profile, which no
+    /// row matches).
+    pub(super) subscription_texts: SubscriptionTexts,
 }
 
 /// A subscription as the row checks need it, with its profile's.
@@ -32,11 +38,19 @@ pub(super) struct SubscriptionCheck {
 impl<'a> ReferenceIndex<'a> {
     pub(super) fn new(reference: &'a Reference, billing_start: NaiveDate) -> ReferenceIndex<'a> {
         let mut subscriptions = SubscriptionTable::with_capacity(reference.subscriptions.len());
+        let mut subscription_texts = Vec::with_capacity(reference.subscriptions.len());
         for (s, position) in reference.subscriptions.values().zip(0..) {
             // A subscription whose profile is unknown matches no row.
             let Some(profile) = reference.profiles.get(&s.profile_id) else {
+                subscription_texts.push(Default::default());
                 continue;
             };
+            subscription_texts.push([
+                profile.account_id.clone(),
+                s.profile_id.clone(),
+                s.id.clone(),
+                profile.currency.code().to_string(),
+            ]);
             let check = SubscriptionCheck {
                 position,
                 start_date: s.start_date,
@@ -52,6 +66,7 @@ impl<'a> ReferenceIndex<'a> {
                 .map(|(id, p)| (id.as_str(), p.account_id.as_str()))
                 .collect(),
             subscriptions,
+            subscription_texts: subscription_texts.into(),
             subscription_names: reference
                 .subscriptions
                 .values()

@@ -17,6 +17,7 @@
 //! the row checks look it up), `rows` (parsing and validating rows),
 //! `partition` (the parquet writer).
 
+mod batch;
 mod cut;
 mod day;
 mod index;
@@ -36,6 +37,7 @@ use crate::ledger::{DayStats, FileFingerprint, Ledger};
 use crate::model::Reference;
 use crate::store;
 
+use batch::*;
 use cut::*;
 use day::*;
 use index::*;

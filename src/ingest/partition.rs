@@ -1,9 +1,19 @@
 //! A day's partition `OUT/usage/date=D/usage.parquet`: row groups streamed
 //! to a temporary file, renamed into place when the day is complete.
+//!
+//! polars' batched writer makes the file (its schema, footer and metadata);
+//! row groups are encoded here by polars' parquet layer, column by column,
+//! so the text columns `batch` keeps as dictionaries go in as they are.
 
 use std::path::{Path, PathBuf};
 
+use polars::io::parquet::write::{BatchedWriter, get_encodings};
 use polars::prelude::*;
+use polars_parquet::read::ParquetError;
+use polars_parquet::write::{
+    Compressor, DynIter, DynStreamingIterator, FallibleStreamingIterator, Version, WriteOptions,
+    array_to_columns,
+};
 
 use crate::store;
 
@@ -15,14 +25,17 @@ use super::*;
 pub(super) struct PartitionWriter {
     pub(super) path: PathBuf,
     pub(super) tmp: PathBuf,
-    pub(super) writer: Option<polars::io::parquet::write::BatchedWriter<store::RecordingFile>>,
+    pub(super) writer: Option<BatchedWriter<store::RecordingFile>>,
     pub(super) io_error: store::FirstIoError,
-    pub(super) pending: Option<DataFrame>,
+    pub(super) pending: Option<UsageBatch>,
+    pub(super) subscriptions: SubscriptionTexts,
     pub(super) rows: u64,
 }
 
 impl PartitionWriter {
-    pub(super) fn new(path: &Path) -> Result<PartitionWriter> {
+    /// The writer of the partition at `path`, whose rows name their
+    /// subscriptions by position in `subscriptions`.
+    pub(super) fn new(path: &Path, subscriptions: SubscriptionTexts) -> Result<PartitionWriter> {
         let dir = path.parent().expect("partitions have a folder");
         let tmp = dir.join(format!(".usage.parquet.tmp-{}", std::process::id()));
         Ok(PartitionWriter {
@@ -31,22 +44,23 @@ impl PartitionWriter {
             writer: None,
             io_error: store::FirstIoError::default(),
             pending: None,
+            subscriptions,
             rows: 0,
         })
     }
 
-    pub(super) fn push(&mut self, df: DataFrame) -> Result<()> {
-        if df.height() == 0 {
+    pub(super) fn push(&mut self, batch: UsageBatch) -> Result<()> {
+        if batch.height() == 0 {
             return Ok(());
         }
-        self.rows += df.height() as u64;
+        self.rows += batch.height() as u64;
         match &mut self.pending {
             Some(pending) => {
                 pending
-                    .vstack_mut(&df)
+                    .append(&batch)
                     .map_err(|e| self_error(&self.tmp, e))?;
             }
-            None => self.pending = Some(df),
+            None => self.pending = Some(batch),
         }
         if self
             .pending
@@ -67,27 +81,24 @@ impl PartitionWriter {
         }
     }
 
+    /// Writes the rows pending as one row group.
     pub(super) fn flush(&mut self) -> Result<()> {
-        let Some(mut df) = self.pending.take() else {
+        let Some(mut batch) = self.pending.take() else {
             return Ok(());
         };
-        df.rechunk_mut_par();
         if self.writer.is_none() {
             let dir = self.tmp.parent().expect("has a folder");
             std::fs::create_dir_all(dir).map_err(store::failed("create", dir))?;
             let (file, io_error) = store::RecordingFile::create(&self.tmp)?;
             self.io_error = io_error;
             let writer = ParquetWriter::new(file)
-                .with_compression(ParquetCompression::Snappy)
-                .batched(df.schema())
+                .with_compression(COMPRESSION)
+                .batched(&batch.schema())
                 .map_err(|e| self.write_error(e))?;
             self.writer = Some(writer);
         }
-        let written = self
-            .writer
-            .as_mut()
-            .expect("created above")
-            .write_batch(&df);
+        let writer = self.writer.as_mut().expect("created above");
+        let written = write_row_group(writer, &mut batch, &self.subscriptions);
         written.map_err(|e| self.write_error(e))
     }
 
@@ -116,6 +127,48 @@ impl PartitionWriter {
         self.writer = None;
         let _ = std::fs::remove_file(&self.tmp);
     }
+}
+
+const COMPRESSION: ParquetCompression = ParquetCompression::Snappy;
+
+/// Encodes `batch` as polars' `BatchedWriter::write_batch` does a frame
+/// (the options its `ParquetWriter` makes, each column's encodings from
+/// its type) and writes it as one row group.
+fn write_row_group(
+    writer: &mut BatchedWriter<store::RecordingFile>,
+    batch: &mut UsageBatch,
+    subscriptions: &[[String; 4]],
+) -> PolarsResult<()> {
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: COMPRESSION.into(),
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let schema = batch.schema().to_arrow(CompatLevel::newest());
+    let encodings = get_encodings(&schema);
+    let fields = writer.parquet_schema().fields().to_vec();
+    let mut columns = Vec::with_capacity(fields.len());
+    for ((array, field), encoding) in batch
+        .arrow_columns(subscriptions)
+        .iter()
+        .zip(fields)
+        .zip(encodings.iter())
+    {
+        for pages in array_to_columns(array, field, options, encoding)? {
+            // As polars does, its errors passed through the compressor.
+            let pages = pages.map(|page| {
+                page.map_err(|e| {
+                    ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))
+                })
+            });
+            let compressed = Compressor::new_from_vec(pages, options.compression, Vec::new());
+            columns.push(Ok(DynStreamingIterator::new(
+                compressed.map_err(PolarsError::from),
+            )));
+        }
+    }
+    writer.write_row_groups(vec![DynIter::new(columns.into_iter())])
 }
 
 /// A polars error writing the partition at `tmp`.

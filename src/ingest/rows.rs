@@ -10,7 +10,6 @@ use crate::day_sums::{ChunkSums, SumsRow};
 use crate::parse::{
     Header, USAGE_SCALE, parse_bool, parse_scaled, parse_usage_date, parse_usage_value,
 };
-use crate::store;
 
 use super::*;
 
@@ -65,7 +64,7 @@ impl UsageHeader {
 
 /// What one chunk of records gave.
 pub(super) struct ChunkOutput {
-    pub(super) rows: DataFrame,
+    pub(super) rows: UsageBatch,
     pub(super) rows_read: u64,
     pub(super) accepted_cost: i128,
     pub(super) rejects: Vec<Reject>,
@@ -246,7 +245,7 @@ impl ChunkRows {
         self.rows_read += 1;
         match validate_row(record, columns, file) {
             Ok(row) => {
-                self.sums.add(&SumsRow {
+                let line_number = self.sums.add(&SumsRow {
                     subscription: row.subscription_position,
                     line: [
                         row.meter_id,
@@ -261,7 +260,7 @@ impl ChunkRows {
                     quantity: row.quantity,
                     cost: row.cost,
                 });
-                self.rows.push(row, line);
+                self.rows.push(&row, line, line_number);
             }
             Err((reason, detail)) => {
                 // The record was read as UTF-8, so its bytes are UTF-8.
@@ -281,7 +280,13 @@ impl ChunkRows {
     pub(super) fn finish(self, file: &FileInput, split: bool) -> Result<ChunkOutput, ChunkError> {
         let accepted_cost = self.rows.cost.iter().sum();
         Ok(ChunkOutput {
-            rows: self.rows.into_frame(file.rel).map_err(ChunkError::Polars)?,
+            rows: self
+                .rows
+                .into_batch(
+                    (self.sums.line_count(), |line| self.sums.line_values(line)),
+                    file.rel,
+                )
+                .map_err(ChunkError::Polars)?,
             rows_read: self.rows_read,
             accepted_cost,
             rejects: self.rejects,
@@ -304,10 +309,8 @@ pub(super) fn whole_file(rel: &str, reason: RejectReason, detail: String, header
 /// A validated usage row, values normalised.
 pub(super) struct UsageRow<'a> {
     pub(super) date: NaiveDate,
-    pub(super) account: &'a str,
-    pub(super) profile: &'a str,
-    pub(super) subscription: &'a str,
-    /// The subscription's position in [`ReferenceIndex::subscription_names`].
+    /// The subscription's position in [`ReferenceIndex::subscription_names`]
+    /// (its ids and currency are [`ReferenceIndex::subscription_texts`]).
     pub(super) subscription_position: u32,
     pub(super) meter_id: &'a str,
     pub(super) meter_category: &'a str,
@@ -316,7 +319,6 @@ pub(super) struct UsageRow<'a> {
     pub(super) quantity: i128,
     pub(super) unit_price: i128,
     pub(super) cost: i128,
-    pub(super) currency: &'a str,
     pub(super) charge_type: &'a str,
     pub(super) publisher_type: &'static str,
     pub(super) pricing_model: &'static str,
@@ -367,9 +369,6 @@ pub(super) fn validate_row<'a>(
     )?;
     Ok(UsageRow {
         date,
-        account,
-        profile,
-        subscription,
         subscription_position: sub.position,
         meter_id,
         meter_category,
@@ -378,7 +377,6 @@ pub(super) fn validate_row<'a>(
         quantity,
         unit_price,
         cost,
-        currency: sub.currency.code(),
         charge_type,
         publisher_type,
         pricing_model,
@@ -549,108 +547,4 @@ pub(super) fn one_of(cell: &str, spellings: &[(&str, &'static str)]) -> Option<&
         .iter()
         .find(|(spelling, _)| cell.eq_ignore_ascii_case(spelling))
         .map(|&(_, value)| value)
-}
-
-/// Accepted rows of a chunk, column by column (SPEC §6 `usage`).
-pub(super) struct UsageColumns {
-    pub(super) date: Vec<i32>,
-    pub(super) account: StringChunkedBuilder,
-    pub(super) profile: StringChunkedBuilder,
-    pub(super) subscription: StringChunkedBuilder,
-    pub(super) meter_id: StringChunkedBuilder,
-    pub(super) meter_category: StringChunkedBuilder,
-    pub(super) meter_name: StringChunkedBuilder,
-    pub(super) unit: StringChunkedBuilder,
-    pub(super) quantity: Vec<i128>,
-    pub(super) unit_price: Vec<i128>,
-    pub(super) cost: Vec<i128>,
-    pub(super) currency: StringChunkedBuilder,
-    pub(super) charge_type: StringChunkedBuilder,
-    pub(super) publisher_type: StringChunkedBuilder,
-    pub(super) pricing_model: StringChunkedBuilder,
-    pub(super) credit_eligible: Vec<bool>,
-    pub(super) resource_id: StringChunkedBuilder,
-    pub(super) source_line: Vec<i64>,
-}
-
-impl UsageColumns {
-    pub(super) fn with_capacity(n: usize) -> UsageColumns {
-        let text = |name: &str| StringChunkedBuilder::new(name.into(), n);
-        UsageColumns {
-            date: Vec::with_capacity(n),
-            account: text("billing_account_id"),
-            profile: text("billing_profile_id"),
-            subscription: text("subscription_id"),
-            meter_id: text("meter_id"),
-            meter_category: text("meter_category"),
-            meter_name: text("meter_name"),
-            unit: text("unit_of_measure"),
-            quantity: Vec::with_capacity(n),
-            unit_price: Vec::with_capacity(n),
-            cost: Vec::with_capacity(n),
-            currency: text("billing_currency"),
-            charge_type: text("charge_type"),
-            publisher_type: text("publisher_type"),
-            pricing_model: text("pricing_model"),
-            credit_eligible: Vec::with_capacity(n),
-            resource_id: text("resource_id"),
-            source_line: Vec::with_capacity(n),
-        }
-    }
-
-    pub(super) fn push(&mut self, row: UsageRow, line: u64) {
-        self.date.push(store::days_since_epoch(row.date));
-        self.account.append_value(row.account);
-        self.profile.append_value(row.profile);
-        self.subscription.append_value(row.subscription);
-        self.meter_id.append_value(row.meter_id);
-        self.meter_category.append_value(row.meter_category);
-        self.meter_name.append_value(row.meter_name);
-        self.unit.append_value(row.unit);
-        self.quantity.push(row.quantity);
-        self.unit_price.push(row.unit_price);
-        self.cost.push(row.cost);
-        self.currency.append_value(row.currency);
-        self.charge_type.append_value(row.charge_type);
-        self.publisher_type.append_value(row.publisher_type);
-        self.pricing_model.append_value(row.pricing_model);
-        self.credit_eligible.push(row.credit_eligible);
-        self.resource_id.append_option(row.resource_id);
-        self.source_line.push(line as i64);
-    }
-
-    pub(super) fn into_frame(self, source_file: &str) -> PolarsResult<DataFrame> {
-        let scale = USAGE_SCALE as usize;
-        let height = self.date.len();
-        let text = |b: StringChunkedBuilder| Column::from(b.finish().into_series());
-        DataFrame::new(
-            height,
-            vec![
-                Int32Chunked::from_vec("date".into(), self.date)
-                    .into_date()
-                    .into_series()
-                    .into(),
-                text(self.account),
-                text(self.profile),
-                text(self.subscription),
-                text(self.meter_id),
-                text(self.meter_category),
-                text(self.meter_name),
-                text(self.unit),
-                store::decimal_column("quantity", self.quantity, scale)?,
-                store::decimal_column("unit_price", self.unit_price, scale)?,
-                store::decimal_column("cost_in_billing_currency", self.cost, scale)?,
-                text(self.currency),
-                text(self.charge_type),
-                text(self.publisher_type),
-                text(self.pricing_model),
-                Column::new("is_azure_credit_eligible".into(), self.credit_eligible),
-                text(self.resource_id),
-                StringChunked::full("source_file".into(), source_file, height)
-                    .into_series()
-                    .into(),
-                Column::new("source_line".into(), self.source_line),
-            ],
-        )
-    }
 }

@@ -1,9 +1,12 @@
 //! Property tests of the block cutter and the row parser: whatever bytes a
 //! usage file holds, cutting it into chunks reads the same records as csv
 //! reads from the whole, every record is a row or a reject (never lost,
-//! never a panic), and line numbers follow the physical lines; and the
-//! splitter's rows and rejects are those csv's reading gives.
+//! never a panic), and line numbers follow the physical lines; the
+//! splitter's rows and rejects are those csv's reading gives; and the
+//! partition written from dictionaries is the file polars writes from the
+//! same rows as strings.
 
+use polars::prelude::{DataFrame, ParquetCompression, ParquetWriter};
 use proptest::prelude::*;
 
 use super::*;
@@ -265,7 +268,10 @@ proptest! {
         let read = read.and_then(|r| r.finish(&file, false).map_err(|_| "no frame")).unwrap();
         prop_assert_eq!(split.rows_read, read.rows_read);
         prop_assert_eq!(&split.rejects, &read.rejects);
-        prop_assert!(split.rows.equals_missing(&read.rows), "{:?} vs {:?}", split.rows, read.rows);
+        let subscriptions = &index.subscription_texts;
+        let split_rows = split.rows.to_frame(subscriptions).unwrap();
+        let read_rows = read.rows.to_frame(subscriptions).unwrap();
+        prop_assert!(split_rows.equals_missing(&read_rows), "{:?} vs {:?}", split_rows, read_rows);
         prop_assert_eq!(split.accepted_cost, read.accepted_cost);
     }
 
@@ -297,4 +303,87 @@ fn a_cut_misled_by_a_stray_quote_is_made_again_as_csv_reads() {
     let whole = parse_cut(bytes, usize::MAX, &file).unwrap();
     assert_eq!(whole.0, 3);
     assert_eq!(parse_cut(bytes, 1, &file).unwrap(), whole);
+}
+
+/// Account, profile, subscription and currency of three subscriptions of
+/// the sample (two profiles, two currencies).
+const SUBSCRIPTIONS: [[&str; 4]; 3] = [
+    ["ACC-NORDLYS", "PRF-NORDLYS-NO", "SUB-NO-PROD", "NOK"],
+    ["ACC-NORDLYS", "PRF-NORDLYS-NO", "SUB-NO-DEV", "NOK"],
+    ["ACC-NORDLYS", "PRF-NORDLYS-SE", "SUB-SE-PROD", "SEK"],
+];
+
+/// A valid usage row of subscription `sub` and meter `meter`.
+fn usage_row(sub: usize, meter: usize, i: usize) -> String {
+    let [account, profile, subscription, currency] = SUBSCRIPTIONS[sub];
+    format!(
+        "2026-10-01,{account},{profile},{subscription},m-{meter},Virtual Machines,\
+         \"D{meter}s v3, \"\"Øst\"\"\",1 Hour,24,1.03,{i}.5,{currency},Usage,Azure,OnDemand,True,/r/{i}"
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A partition written from dictionaries is, byte for byte, the file
+    /// polars writes from the same rows as strings: with few distinct
+    /// values or mostly distinct ones (where polars may choose plain
+    /// encoding), from one chunk or several, of one file or two.
+    #[test]
+    fn a_partition_is_the_file_polars_writes_from_strings(
+        picks in (1usize..400).prop_flat_map(|meters| {
+            prop::collection::vec((0usize..3, 0..meters), 1..500)
+        }),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        let reference = sample_reference();
+        let index = ReferenceIndex::new(&reference, october_first());
+        let files = [october_first_file(&index), FileInput {
+            rel: "usage/2026-10-01-b.csv",
+            ..october_first_file(&index)
+        }];
+        let rows: Vec<String> = picks.iter().enumerate().map(|(i, &(sub, meter))| {
+            usage_row(sub, meter, i)
+        }).collect();
+        let mut ends: Vec<usize> = cuts.iter().map(|c| c.index(rows.len())).collect();
+        ends.push(rows.len());
+        ends.sort();
+        let (mut start, mut batches) = (0, Vec::new());
+        for (n, end) in ends.into_iter().enumerate() {
+            let body = rows[start..end].iter().map(|r| format!("{r}\n")).collect::<String>();
+            let file = &files[n % 2];
+            let chunk = split_chunk(&body, 2, &header_columns(), file)
+                .map_err(|_| "the splitter gave up")
+                .and_then(|r| r.finish(file, true).map_err(|_| "no batch"))
+                .unwrap();
+            prop_assert!(chunk.rejects.is_empty(), "{:?}", chunk.rejects);
+            batches.push(chunk.rows);
+            start = end;
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let written = dir.path().join("usage.parquet");
+        let mut writer = PartitionWriter::new(&written, index.subscription_texts.clone()).unwrap();
+        let mut expected = None::<DataFrame>;
+        for batch in batches {
+            let frame = batch.to_frame(&index.subscription_texts).unwrap();
+            match &mut expected {
+                Some(all) => { all.vstack_mut(&frame).unwrap(); }
+                None => expected = Some(frame),
+            }
+            writer.push(batch).unwrap();
+        }
+        prop_assert_eq!(writer.finish().unwrap(), rows.len() as u64);
+        let mut expected = expected.unwrap();
+        expected.rechunk_mut_par();
+        let mut polars_file = Vec::new();
+        let mut polars_writer = ParquetWriter::new(&mut polars_file)
+            .with_compression(ParquetCompression::Snappy)
+            .batched(expected.schema())
+            .unwrap();
+        polars_writer.write_batch(&expected).unwrap();
+        polars_writer.finish().unwrap();
+        drop(polars_writer);
+        prop_assert!(std::fs::read(&written).unwrap() == polars_file, "the files differ");
+    }
 }
