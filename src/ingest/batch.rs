@@ -64,9 +64,37 @@ const LINE_COLUMNS: [&str; 7] = [
     "pricing_model",
 ];
 
-/// Each reference subscription's account id, profile id, own id and
-/// currency code, as a usage row of it holds them, by position.
-pub(super) type SubscriptionTexts = std::sync::Arc<[[String; 4]]>;
+/// What the usage columns hold for each reference subscription's rows
+/// (account id, profile id, own id and currency code, as
+/// [`SUBSCRIPTION_COLUMNS`]), each column's distinct values numbered once,
+/// so a row group's dictionaries are made without hashing a text.
+#[derive(Default)]
+pub(super) struct SubscriptionTexts {
+    /// For each subscription by position, the numbers of its values.
+    numbers: Vec<[u32; 4]>,
+    /// Each column's distinct values.
+    values: [Vec<String>; 4],
+}
+
+impl SubscriptionTexts {
+    /// The texts of each subscription, by position.
+    pub(super) fn new<'a>(subscriptions: impl Iterator<Item = [&'a str; 4]>) -> SubscriptionTexts {
+        let mut texts = SubscriptionTexts::default();
+        let mut numbers: [crate::FastMap<&str, u32>; 4] = Default::default();
+        for subscription in subscriptions {
+            let mut numbered = [0; 4];
+            for (i, text) in subscription.into_iter().enumerate() {
+                let values = &mut texts.values[i];
+                numbered[i] = *numbers[i].entry(text).or_insert_with(|| {
+                    values.push(text.to_string());
+                    (values.len() - 1) as u32
+                });
+            }
+            texts.numbers.push(numbered);
+        }
+        texts
+    }
+}
 
 /// Accepted rows of a chunk, column by column, as they are taken.
 pub(super) struct UsageColumns {
@@ -198,26 +226,57 @@ impl UsageBatch {
             .collect()
     }
 
-    /// The subscription columns (in [`SUBSCRIPTION_COLUMNS`] order) of
-    /// the rows, `subscriptions` the texts of each by position.
-    fn subscription_columns(&self, subscriptions: &[[String; 4]]) -> [TextColumn; 4] {
-        std::array::from_fn(|i| {
-            let value = |position: u32| subscriptions[position as usize][i].as_str();
-            let (codes, count) = (&self.subscription, subscriptions.len());
-            TextColumn::from_codes(SUBSCRIPTION_COLUMNS[i], codes, count, value)
-        })
+    /// The subscription column `column` (as [`SUBSCRIPTION_COLUMNS`]) of
+    /// the rows: each row's key, and the values in order of first sight.
+    fn subscription_column(
+        &self,
+        subscriptions: &SubscriptionTexts,
+        column: usize,
+    ) -> (Vec<u32>, Utf8ViewArray) {
+        let texts = &subscriptions.values[column];
+        let mut key_of_number = vec![NO_KEY; texts.len()];
+        let mut values = MutableBinaryViewArray::<str>::new();
+        let keys = self
+            .subscription
+            .iter()
+            .map(|&position| {
+                let number = subscriptions.numbers[position as usize][column] as usize;
+                let key = &mut key_of_number[number];
+                if *key == NO_KEY {
+                    *key = values.len() as u32;
+                    values.push_value(&texts[number]);
+                }
+                *key
+            })
+            .collect();
+        (keys, values.into())
+    }
+
+    /// The text column `name` as a dictionary (each row's key, and the
+    /// values in order of first sight); `None` for a column of the frame.
+    fn dictionary(
+        &self,
+        name: &str,
+        subscriptions: &SubscriptionTexts,
+    ) -> Option<(Vec<u32>, Utf8ViewArray)> {
+        if let Some(column) = SUBSCRIPTION_COLUMNS.iter().position(|&c| c == name) {
+            return Some(self.subscription_column(subscriptions, column));
+        }
+        let text = self.texts.iter().find(|t| t.name == name)?;
+        Some((text.keys.clone(), text.values()))
     }
 
     /// The columns as arrow arrays in the partition's order, the frame
-    /// made one chunk first; `subscriptions` as [`SubscriptionTexts`].
-    pub(super) fn arrow_columns(&mut self, subscriptions: &[[String; 4]]) -> Vec<Box<dyn Array>> {
+    /// made one chunk first.
+    pub(super) fn arrow_columns(
+        &mut self,
+        subscriptions: &SubscriptionTexts,
+    ) -> Vec<Box<dyn Array>> {
         self.frame.rechunk_mut_par();
-        let by_subscription = self.subscription_columns(subscriptions);
-        let texts = || by_subscription.iter().chain(&self.texts);
         USAGE_COLUMNS
             .iter()
-            .map(|&name| match texts().find(|t| t.name == name) {
-                Some(text) => text.to_arrow(),
+            .map(|&name| match self.dictionary(name, subscriptions) {
+                Some((keys, values)) => dictionary_array(keys, values),
                 None => self
                     .frame
                     .column(name)
@@ -229,17 +288,16 @@ impl UsageBatch {
     }
 
     /// All columns as a frame of the partition's schema, the texts as
-    /// strings; `subscriptions` as [`SubscriptionTexts`].
+    /// strings.
     #[cfg(test)]
-    pub(super) fn to_frame(&self, subscriptions: &[[String; 4]]) -> PolarsResult<DataFrame> {
-        let by_subscription = self.subscription_columns(subscriptions);
-        let texts = || by_subscription.iter().chain(&self.texts);
+    pub(super) fn to_frame(&self, subscriptions: &SubscriptionTexts) -> PolarsResult<DataFrame> {
         let columns = USAGE_COLUMNS
             .iter()
-            .map(|&name| match texts().find(|t| t.name == name) {
-                Some(text) => Ok(StringChunked::with_chunk(name.into(), text.strings())
-                    .into_series()
-                    .into()),
+            .map(|&name| match self.dictionary(name, subscriptions) {
+                Some((keys, values)) => {
+                    let strings = StringChunked::with_chunk(name.into(), strings(&keys, &values));
+                    Ok(strings.into_series().into())
+                }
                 None => self.frame.column(name).cloned(),
             })
             .collect::<PolarsResult<Vec<_>>>()?;
@@ -259,29 +317,6 @@ struct TextColumn {
 const NO_KEY: u32 = u32::MAX;
 
 impl TextColumn {
-    /// The column of rows whose values follow from a code each (below
-    /// `code_count`): `value` is looked up once per code, not per row.
-    fn from_codes<'a>(
-        name: &'static str,
-        codes: &[u32],
-        code_count: usize,
-        value: impl Fn(u32) -> &'a str,
-    ) -> TextColumn {
-        let mut key_of_code = vec![NO_KEY; code_count];
-        let mut values = Interner::default();
-        let keys = codes
-            .iter()
-            .map(|&code| {
-                let key = &mut key_of_code[code as usize];
-                if *key == NO_KEY {
-                    *key = values.id(value(code).as_bytes(), || ());
-                }
-                *key
-            })
-            .collect();
-        TextColumn { name, keys, values }
-    }
-
     /// No values yet, room for `rows` rows.
     fn empty(name: &'static str, rows: usize) -> TextColumn {
         TextColumn {
@@ -324,34 +359,33 @@ impl TextColumn {
         }
         values.into()
     }
+}
 
-    /// Every row's value.
-    fn strings(&self) -> Utf8ViewArray {
-        let mut strings = MutableBinaryViewArray::<str>::with_capacity(self.keys.len());
-        for &key in &self.keys {
-            strings.push_value(self.value(key));
-        }
-        strings.into()
+/// A text column for the parquet writer: a dictionary array (`keys` into
+/// `values`), which it writes as it is, as polars does a string column of
+/// few distinct values. A column whose values are mostly distinct is handed
+/// over as strings, for polars to choose dictionary or plain encoding (it
+/// takes plain past 3 distinct values in 4 by its estimate).
+fn dictionary_array(keys: Vec<u32>, values: Utf8ViewArray) -> Box<dyn Array> {
+    let rows = keys.len();
+    if rows > 128 && values.len() * 2 > rows {
+        return strings(&keys, &values).boxed();
     }
+    let dtype = ArrowDataType::Dictionary(
+        IntegerType::UInt32,
+        Box::new(ArrowDataType::Utf8View),
+        false,
+    );
+    DictionaryArray::try_new(dtype, PrimitiveArray::from_vec(keys), values.boxed())
+        .expect("every key indexes a value")
+        .boxed()
+}
 
-    /// The column for the parquet writer: a dictionary array, which it
-    /// writes as it is, as polars does a string column with few distinct
-    /// values. A column whose values are mostly distinct is handed over
-    /// as strings, for polars to choose dictionary or plain encoding (it
-    /// takes plain past 3 distinct values in 4 by its estimate).
-    fn to_arrow(&self) -> Box<dyn Array> {
-        let rows = self.keys.len();
-        if rows > 128 && self.values.len() * 2 > rows {
-            return self.strings().boxed();
-        }
-        let dtype = ArrowDataType::Dictionary(
-            IntegerType::UInt32,
-            Box::new(ArrowDataType::Utf8View),
-            false,
-        );
-        let keys = PrimitiveArray::<u32>::from_vec(self.keys.clone());
-        DictionaryArray::try_new(dtype, keys, self.values().boxed())
-            .expect("every key indexes a value")
-            .boxed()
+/// Each row's value of `keys` into `values`.
+fn strings(keys: &[u32], values: &Utf8ViewArray) -> Utf8ViewArray {
+    let mut strings = MutableBinaryViewArray::<str>::with_capacity(keys.len());
+    for &key in keys {
+        strings.push_value(values.value(key as usize));
     }
+    strings.into()
 }

@@ -22,7 +22,7 @@ pub(super) struct ReferenceIndex<'a> {
     /// What the usage columns hold for each subscription's rows, by
     /// position (empty for a subscription of no known profile, which no
     /// row matches).
-    pub(super) subscription_texts: SubscriptionTexts,
+    pub(super) subscription_texts: std::sync::Arc<SubscriptionTexts>,
 }
 
 /// A subscription as the row checks need it, with its profile's.
@@ -42,14 +42,14 @@ impl<'a> ReferenceIndex<'a> {
         for (s, position) in reference.subscriptions.values().zip(0..) {
             // A subscription whose profile is unknown matches no row.
             let Some(profile) = reference.profiles.get(&s.profile_id) else {
-                subscription_texts.push(Default::default());
+                subscription_texts.push([""; 4]);
                 continue;
             };
             subscription_texts.push([
-                profile.account_id.clone(),
-                s.profile_id.clone(),
-                s.id.clone(),
-                profile.currency.code().to_string(),
+                profile.account_id.as_str(),
+                s.profile_id.as_str(),
+                s.id.as_str(),
+                profile.currency.code(),
             ]);
             let check = SubscriptionCheck {
                 position,
@@ -66,7 +66,7 @@ impl<'a> ReferenceIndex<'a> {
                 .map(|(id, p)| (id.as_str(), p.account_id.as_str()))
                 .collect(),
             subscriptions,
-            subscription_texts: subscription_texts.into(),
+            subscription_texts: SubscriptionTexts::new(subscription_texts.into_iter()).into(),
             subscription_names: reference
                 .subscriptions
                 .values()

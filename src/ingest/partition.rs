@@ -28,14 +28,17 @@ pub(super) struct PartitionWriter {
     pub(super) writer: Option<BatchedWriter<store::RecordingFile>>,
     pub(super) io_error: store::FirstIoError,
     pub(super) pending: Option<UsageBatch>,
-    pub(super) subscriptions: SubscriptionTexts,
+    pub(super) subscriptions: std::sync::Arc<SubscriptionTexts>,
     pub(super) rows: u64,
 }
 
 impl PartitionWriter {
     /// The writer of the partition at `path`, whose rows name their
     /// subscriptions by position in `subscriptions`.
-    pub(super) fn new(path: &Path, subscriptions: SubscriptionTexts) -> Result<PartitionWriter> {
+    pub(super) fn new(
+        path: &Path,
+        subscriptions: std::sync::Arc<SubscriptionTexts>,
+    ) -> Result<PartitionWriter> {
         let dir = path.parent().expect("partitions have a folder");
         let tmp = dir.join(format!(".usage.parquet.tmp-{}", std::process::id()));
         Ok(PartitionWriter {
@@ -137,7 +140,7 @@ const COMPRESSION: ParquetCompression = ParquetCompression::Snappy;
 fn write_row_group(
     writer: &mut BatchedWriter<store::RecordingFile>,
     batch: &mut UsageBatch,
-    subscriptions: &[[String; 4]],
+    subscriptions: &SubscriptionTexts,
 ) -> PolarsResult<()> {
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
