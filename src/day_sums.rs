@@ -186,13 +186,20 @@ impl LineTexts {
 
     /// The seven values of line `id`.
     fn values(&self, id: u32) -> [&str; 7] {
+        self.value_bytes(id)
+            .map(|value| std::str::from_utf8(value).expect("line texts are made of str values"))
+    }
+
+    /// The bytes of the seven values of line `id`, not checked again to be
+    /// UTF-8.
+    fn value_bytes(&self, id: u32) -> [&[u8]; 7] {
         let mut rest = self.text(id);
         std::array::from_fn(|_| {
             let (len, after) = rest.split_at(4);
             let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
             let (value, after) = after.split_at(len);
             rest = after;
-            std::str::from_utf8(value).expect("line texts are made of str values")
+            value
         })
     }
 }
@@ -250,9 +257,10 @@ impl ChunkSums {
         self.lines.len()
     }
 
-    /// The seven values (as [`SumsRow::line`]) of the chunk's line `line`.
-    pub fn line_values(&self, line: u32) -> [&str; 7] {
-        self.lines.values(line)
+    /// The bytes of the seven values (as [`SumsRow::line`]) of the
+    /// chunk's line `line`.
+    pub fn line_values(&self, line: u32) -> [&[u8]; 7] {
+        self.lines.value_bytes(line)
     }
 }
 

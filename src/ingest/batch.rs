@@ -140,10 +140,10 @@ impl UsageColumns {
     }
 
     /// The chunk's batch: `lines` are the number of the chunk's lines and
-    /// the values of each, `source_file` the file the rows came from.
+    /// the values of each (UTF-8), `source_file` the file the rows came from.
     pub(super) fn into_batch<'a>(
         self,
-        lines: (usize, impl Fn(u32) -> [&'a str; 7]),
+        lines: (usize, impl Fn(u32) -> [&'a [u8]; 7]),
         source_file: &str,
     ) -> PolarsResult<UsageBatch> {
         let (line_count, line_values) = lines;
@@ -156,7 +156,7 @@ impl UsageColumns {
             if keys[0] == NO_KEY {
                 let values = line_values(line);
                 for ((key, column), value) in keys.iter_mut().zip(&mut columns).zip(values) {
-                    *key = column.values.id(value.as_bytes(), || ());
+                    *key = column.values.id(value, || ());
                 }
             }
             for (column, &key) in columns.iter_mut().zip(keys.iter()) {
