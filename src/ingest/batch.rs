@@ -14,7 +14,7 @@ use polars_arrow::array::{
 };
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 
-use crate::day_sums::Interner;
+use crate::day_sums::{Interner, LINE_TEXT_COLUMNS};
 use crate::parse::USAGE_SCALE;
 use crate::store;
 
@@ -50,18 +50,6 @@ const SUBSCRIPTION_COLUMNS: [&str; 4] = [
     "billing_profile_id",
     "subscription_id",
     "billing_currency",
-];
-
-/// The text columns that follow from a row's line, in the order of a line
-/// text's values (`day_sums::SumsRow::line`).
-const LINE_COLUMNS: [&str; 7] = [
-    "meter_id",
-    "meter_category",
-    "meter_name",
-    "unit_of_measure",
-    "charge_type",
-    "publisher_type",
-    "pricing_model",
 ];
 
 /// What the usage columns hold for each reference subscription's rows
@@ -147,9 +135,11 @@ impl UsageColumns {
         source_file: &str,
     ) -> PolarsResult<UsageBatch> {
         let (line_count, line_values) = lines;
-        let mut texts = Vec::with_capacity(LINE_COLUMNS.len() + 1);
-        // Each line's seven values are looked up once, into all columns.
-        let mut columns = LINE_COLUMNS.map(|name| TextColumn::empty(name, self.line.len()));
+        let mut texts = Vec::with_capacity(LINE_TEXT_COLUMNS.len() + 1);
+        // Each line's seven values are looked up once, into all columns
+        // (named as a line text's values are ordered).
+        let mut columns: [TextColumn; 7] =
+            std::array::from_fn(|i| TextColumn::empty(LINE_TEXT_COLUMNS[i], self.line.len()));
         let mut keys_of_line = vec![[NO_KEY; 7]; line_count];
         for &line in &self.line {
             let keys = &mut keys_of_line[line as usize];
