@@ -62,8 +62,8 @@ pub(crate) const LINE_TEXT_COLUMNS: &[&str] = GROUP_COLUMNS.split_at(3).1.split_
 /// the chunk, then within the day, so the day's sums are keyed by three
 /// small numbers. Memory follows the day's distinct lines, not its rows.
 pub struct DaySums {
-    /// (profile id, subscription id) at each position a row may name.
-    subscriptions: SubscriptionNames,
+    /// The ids of the subscription at each position a row may name.
+    subscriptions: std::sync::Arc<SubscriptionTexts>,
     lines: LineTexts,
     sums: FastMap<GroupKey, ScaledSums>,
 }
@@ -264,12 +264,66 @@ impl ChunkSums {
     }
 }
 
-/// (profile id, subscription id) of every subscription, in the reference
-/// data's order: a row names its subscription by position in it.
-pub type SubscriptionNames = std::sync::Arc<[(String, String)]>;
+/// The text columns that follow from a row's subscription, in the order
+/// of [`SubscriptionTexts`].
+pub(crate) const SUBSCRIPTION_COLUMNS: [&str; 4] = [
+    "billing_account_id",
+    "billing_profile_id",
+    "subscription_id",
+    "billing_currency",
+];
+
+/// Where the profile's and the subscription's ids are in [`SUBSCRIPTION_COLUMNS`].
+const PROFILE_ID: usize = 1;
+const SUBSCRIPTION_ID: usize = 2;
+
+/// What the usage columns hold for each reference subscription's rows
+/// (account id, profile id, own id and currency code, as
+/// [`SUBSCRIPTION_COLUMNS`]), each column's distinct values numbered once,
+/// so a row group's dictionaries are made without hashing a text.
+#[derive(Default)]
+pub struct SubscriptionTexts {
+    /// For each subscription by position, the numbers of its values.
+    numbers: Vec<[u32; 4]>,
+    /// Each column's distinct values.
+    values: [Vec<String>; 4],
+}
+
+impl SubscriptionTexts {
+    /// The texts of each subscription, by position.
+    pub fn new<'a>(subscriptions: impl Iterator<Item = [&'a str; 4]>) -> SubscriptionTexts {
+        let mut texts = SubscriptionTexts::default();
+        let mut numbers: [FastMap<&str, u32>; 4] = Default::default();
+        for subscription in subscriptions {
+            let mut numbered = [0; 4];
+            for (i, text) in subscription.into_iter().enumerate() {
+                let values = &mut texts.values[i];
+                numbered[i] = *numbers[i].entry(text).or_insert_with(|| {
+                    values.push(text.to_string());
+                    (values.len() - 1) as u32
+                });
+            }
+            texts.numbers.push(numbered);
+        }
+        texts
+    }
+
+    /// The value of `column` (as [`SUBSCRIPTION_COLUMNS`]) for the
+    /// subscription at `position`: its number among the column's distinct
+    /// values, and the value.
+    pub(crate) fn value(&self, position: u32, column: usize) -> (u32, &str) {
+        let number = self.numbers[position as usize][column];
+        (number, &self.values[column][number as usize])
+    }
+
+    /// How many distinct values `column` has.
+    pub(crate) fn distinct(&self, column: usize) -> usize {
+        self.values[column].len()
+    }
+}
 
 impl DaySums {
-    pub fn new(subscriptions: SubscriptionNames) -> DaySums {
+    pub fn new(subscriptions: std::sync::Arc<SubscriptionTexts>) -> DaySums {
         DaySums {
             subscriptions,
             lines: LineTexts::default(),
@@ -300,8 +354,8 @@ impl DaySums {
         let (profiles, subscriptions): (Vec<&str>, Vec<&str>) = groups
             .iter()
             .map(|(key, _)| {
-                let (profile, subscription) = &self.subscriptions[key.subscription as usize];
-                (profile.as_str(), subscription.as_str())
+                let of = |column| self.subscriptions.value(key.subscription, column).1;
+                (of(PROFILE_ID), of(SUBSCRIPTION_ID))
             })
             .unzip();
         let column = |name: &str, f: fn(&(GroupKey, ScaledSums)) -> i128| {
@@ -450,10 +504,8 @@ mod tests {
         texts_are_numbered_once::<OneHash>();
     }
 
-    fn names(list: &[(&str, &str)]) -> SubscriptionNames {
-        list.iter()
-            .map(|(p, s)| (p.to_string(), s.to_string()))
-            .collect()
+    fn names(list: &[(&str, &str)]) -> std::sync::Arc<SubscriptionTexts> {
+        SubscriptionTexts::new(list.iter().map(|&(p, s)| ["A", p, s, "NOK"])).into()
     }
 
     /// A day's cache as one frame with its texts.

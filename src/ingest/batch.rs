@@ -14,7 +14,9 @@ use polars_arrow::array::{
 };
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 
-use crate::day_sums::{Interner, LINE_TEXT_COLUMNS};
+use crate::day_sums::{
+    ChunkSums, Interner, LINE_TEXT_COLUMNS, SUBSCRIPTION_COLUMNS, SubscriptionTexts,
+};
 use crate::parse::USAGE_SCALE;
 use crate::store;
 
@@ -42,47 +44,6 @@ pub(super) const USAGE_COLUMNS: [&str; 19] = [
     "source_file",
     "source_line",
 ];
-
-/// The text columns that follow from a row's subscription, in the order
-/// of [`SubscriptionTexts`].
-const SUBSCRIPTION_COLUMNS: [&str; 4] = [
-    "billing_account_id",
-    "billing_profile_id",
-    "subscription_id",
-    "billing_currency",
-];
-
-/// What the usage columns hold for each reference subscription's rows
-/// (account id, profile id, own id and currency code, as
-/// [`SUBSCRIPTION_COLUMNS`]), each column's distinct values numbered once,
-/// so a row group's dictionaries are made without hashing a text.
-#[derive(Default)]
-pub(super) struct SubscriptionTexts {
-    /// For each subscription by position, the numbers of its values.
-    numbers: Vec<[u32; 4]>,
-    /// Each column's distinct values.
-    values: [Vec<String>; 4],
-}
-
-impl SubscriptionTexts {
-    /// The texts of each subscription, by position.
-    pub(super) fn new<'a>(subscriptions: impl Iterator<Item = [&'a str; 4]>) -> SubscriptionTexts {
-        let mut texts = SubscriptionTexts::default();
-        let mut numbers: [crate::FastMap<&str, u32>; 4] = Default::default();
-        for subscription in subscriptions {
-            let mut numbered = [0; 4];
-            for (i, text) in subscription.into_iter().enumerate() {
-                let values = &mut texts.values[i];
-                numbered[i] = *numbers[i].entry(text).or_insert_with(|| {
-                    values.push(text.to_string());
-                    (values.len() - 1) as u32
-                });
-            }
-            texts.numbers.push(numbered);
-        }
-        texts
-    }
-}
 
 /// Accepted rows of a chunk, column by column, as they are taken.
 pub(super) struct UsageColumns {
@@ -127,24 +88,23 @@ impl UsageColumns {
         self.source_line.push(line as i64);
     }
 
-    /// The chunk's batch: `lines` are the number of the chunk's lines and
-    /// the values of each (UTF-8), `source_file` the file the rows came from.
-    pub(super) fn into_batch<'a>(
+    /// The chunk's batch: `sums` are the chunk's, which number its lines,
+    /// `source_file` the file the rows came from.
+    pub(super) fn into_batch(
         self,
-        lines: (usize, impl Fn(u32) -> [&'a [u8]; 7]),
+        sums: &ChunkSums,
         source_file: &str,
     ) -> PolarsResult<UsageBatch> {
-        let (line_count, line_values) = lines;
         let mut texts = Vec::with_capacity(LINE_TEXT_COLUMNS.len() + 1);
         // Each line's seven values are looked up once, into all columns
         // (named as a line text's values are ordered).
         let mut columns: [TextColumn; 7] =
             std::array::from_fn(|i| TextColumn::empty(LINE_TEXT_COLUMNS[i], self.line.len()));
-        let mut keys_of_line = vec![[NO_KEY; 7]; line_count];
+        let mut keys_of_line = vec![[NO_KEY; 7]; sums.line_count()];
         for &line in &self.line {
             let keys = &mut keys_of_line[line as usize];
             if keys[0] == NO_KEY {
-                let values = line_values(line);
+                let values = sums.line_values(line);
                 for ((key, column), value) in keys.iter_mut().zip(&mut columns).zip(values) {
                     *key = column.values.id(value, || ());
                 }
@@ -223,18 +183,17 @@ impl UsageBatch {
         subscriptions: &SubscriptionTexts,
         column: usize,
     ) -> (Vec<u32>, Utf8ViewArray) {
-        let texts = &subscriptions.values[column];
-        let mut key_of_number = vec![NO_KEY; texts.len()];
+        let mut key_of_number = vec![NO_KEY; subscriptions.distinct(column)];
         let mut values = MutableBinaryViewArray::<str>::new();
         let keys = self
             .subscription
             .iter()
             .map(|&position| {
-                let number = subscriptions.numbers[position as usize][column] as usize;
-                let key = &mut key_of_number[number];
+                let (number, value) = subscriptions.value(position, column);
+                let key = &mut key_of_number[number as usize];
                 if *key == NO_KEY {
                     *key = values.len() as u32;
-                    values.push_value(&texts[number]);
+                    values.push_value(value);
                 }
                 *key
             })

@@ -112,7 +112,7 @@ pub(super) fn try_parse_day(
     // The day's sums are merged, chunk by chunk in order, on a thread of
     // their own too, and made the day's cache there.
     let (sums, chunk_sums) = std::sync::mpsc::sync_channel::<ChunkSums>(BLOCK_BYTES / CHUNK_BYTES);
-    let subscriptions = std::sync::Arc::clone(&index.subscription_names);
+    let subscriptions = std::sync::Arc::clone(&index.subscription_texts);
     let summer = std::thread::spawn(move || {
         let mut day_sums = DaySums::new(subscriptions);
         for chunk in chunk_sums {

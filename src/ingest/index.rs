@@ -7,8 +7,7 @@ use std::hash::BuildHasher;
 use chrono::NaiveDate;
 
 use crate::FastMap;
-
-use super::SubscriptionTexts;
+use crate::day_sums::SubscriptionTexts;
 use crate::model::Reference;
 
 /// The reference data a usage row is checked against, indexed for the hot
@@ -17,8 +16,6 @@ pub(super) struct ReferenceIndex<'a> {
     /// Each profile's account, to name why a row's ids do not match.
     pub(super) profile_accounts: FastMap<&'a str, &'a str>,
     subscriptions: SubscriptionTable<'a>,
-    /// (profile id, subscription id) of every subscription.
-    pub(super) subscription_names: crate::day_sums::SubscriptionNames,
     /// What the usage columns hold for each subscription's rows, by
     /// position (empty for a subscription of no known profile, which no
     /// row matches).
@@ -28,7 +25,7 @@ pub(super) struct ReferenceIndex<'a> {
 /// A subscription as the row checks need it, with its profile's.
 #[derive(Clone, Copy)]
 pub(super) struct SubscriptionCheck {
-    /// Its position in [`ReferenceIndex::subscription_names`].
+    /// Its position in [`ReferenceIndex::subscription_texts`].
     pub(super) position: u32,
     pub(super) start_date: NaiveDate,
     pub(super) currency: crate::model::Currency,
@@ -67,11 +64,6 @@ impl<'a> ReferenceIndex<'a> {
                 .collect(),
             subscriptions,
             subscription_texts: SubscriptionTexts::new(subscription_texts.into_iter()).into(),
-            subscription_names: reference
-                .subscriptions
-                .values()
-                .map(|s| (s.profile_id.clone(), s.id.clone()))
-                .collect(),
         }
     }
 

@@ -15,6 +15,7 @@ use polars_parquet::write::{
     array_to_columns,
 };
 
+use crate::day_sums::SubscriptionTexts;
 use crate::store;
 
 use super::*;

@@ -285,10 +285,7 @@ impl ChunkRows {
         Ok(ChunkOutput {
             rows: self
                 .rows
-                .into_batch(
-                    (self.sums.line_count(), |line| self.sums.line_values(line)),
-                    file.rel,
-                )
+                .into_batch(&self.sums, file.rel)
                 .map_err(ChunkError::Polars)?,
             rows_read: self.rows_read,
             accepted_cost,
@@ -312,8 +309,8 @@ pub(super) fn whole_file(rel: &str, reason: RejectReason, detail: String, header
 /// A validated usage row, values normalised.
 pub(super) struct UsageRow<'a> {
     pub(super) date: NaiveDate,
-    /// The subscription's position in [`ReferenceIndex::subscription_names`]
-    /// (its ids and currency are [`ReferenceIndex::subscription_texts`]).
+    /// The subscription's position in [`ReferenceIndex::subscription_texts`],
+    /// which holds its ids and currency.
     pub(super) subscription_position: u32,
     pub(super) meter_id: &'a str,
     pub(super) meter_category: &'a str,
