@@ -57,7 +57,7 @@ pub(crate) const LINE_TEXT_COLUMNS: &[&str] = GROUP_COLUMNS.split_at(3).1.split_
 ///
 /// Rows are parsed in parallel chunks, each keeping a [`ChunkSums`]; the
 /// day merges them in order. A row's subscription comes as its position in
-/// the day's subscription list (the reference data's, so no text is hashed
+/// the reference data's [`SubscriptionTexts`] (so no text is hashed
 /// for it), its line as text: the line's seven values are numbered within
 /// the chunk, then within the day, so the day's sums are keyed by three
 /// small numbers. Memory follows the day's distinct lines, not its rows.
@@ -215,7 +215,7 @@ pub(crate) fn write_line_text(text: &mut Vec<u8>, values: &[&str; 7]) {
 
 /// One accepted usage row as [`DaySums`] needs it.
 pub struct SumsRow<'a> {
-    /// The row's position in the day's subscription list.
+    /// The row's subscription: its position in the [`SubscriptionTexts`].
     pub subscription: u32,
     /// `meter_id`, `meter_category`, `meter_name`, `unit_of_measure`,
     /// `charge_type`, `publisher_type`, `pricing_model`.

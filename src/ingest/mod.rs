@@ -1,7 +1,7 @@
 //! Ingest (SPEC §2.1): daily usage CSVs to validated usage parquet
 //! (`OUT/usage/date=D/usage.parquet`) and rejected rows
 //! (`OUT/rejects/D.csv`). A day is re-ingested only when its set of files
-//! changed (name, size, SHA-256), and then as a whole, so its partition is
+//! changed (name, size, content hash), and then as a whole, so its partition is
 //! replaced atomically. A day's files are parsed in 4 MB chunks in
 //! parallel (rayon); each chunk's rows go to the partition's encoder and
 //! its sums to the day's summer, each a thread of its own, and a day is
@@ -15,7 +15,8 @@
 //! and manifests), `day` (one day's files to its partition), `cut` (block
 //! cutting), `split` (records to fields), `index` (the reference data as
 //! the row checks look it up), `rows` (parsing and validating rows),
-//! `partition` (the parquet writer).
+//! `batch` (accepted rows, text columns as dictionaries), `partition`
+//! (the parquet writer).
 
 mod batch;
 mod cut;
