@@ -27,6 +27,16 @@ pub struct Settings {
     /// Absent: no VAT and no e-invoices (SPEC §4.8).
     pub tax: Option<TaxSettings>,
     pub mail: MailSettings,
+    /// Absent: no reminders (SPEC §5.1).
+    pub reminders: Option<ReminderSettings>,
+}
+
+/// `[reminders]` (SPEC §5.1): reminder *k* is due `days[k-1]` days after
+/// an invoice's due date.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderSettings {
+    pub days: Vec<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,6 +83,19 @@ impl Settings {
         Some(crate::model::TaxRule {
             rate: tax.rate,
             issuer_country: self.issuer.country.clone().unwrap_or_default(),
+            seller_peppol_id: self.issuer.peppol_address(),
+        })
+    }
+}
+
+impl IssuerSettings {
+    /// The issuer's Peppol address (SPEC §6.1): `peppol_id`, else the id
+    /// its `vat_id` stands for.
+    pub fn peppol_address(&self) -> Option<String> {
+        self.peppol_id.clone().or_else(|| {
+            self.vat_id
+                .as_deref()
+                .and_then(crate::model::peppol_id_of_vat_id)
         })
     }
 }
@@ -83,6 +106,8 @@ pub struct BillingSettings {
     pub invoice_prefix: String,
     pub settle_days: u32,
     pub billing_start: Option<NaiveDate>,
+    /// Credit notes' own sequence (SPEC §4.9); must differ from `invoice_prefix`.
+    pub credit_note_prefix: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -146,6 +171,7 @@ impl Default for BillingSettings {
             invoice_prefix: "INV-".into(),
             settle_days: 2,
             billing_start: None,
+            credit_note_prefix: "CN-".into(),
         }
     }
 }
@@ -194,6 +220,7 @@ const ENV_KEYS: &[(&[&str], bool)] = &[
     (&["billing", "invoice_prefix"], false),
     (&["billing", "settle_days"], true),
     (&["billing", "billing_start"], false),
+    (&["billing", "credit_note_prefix"], false),
     (&["issuer", "name"], false),
     (&["issuer", "address"], false),
     (&["issuer", "email"], false),
@@ -270,16 +297,39 @@ impl Settings {
             origin: origin.to_string(),
             problem,
         };
-        if self
-            .billing
-            .invoice_prefix
-            .chars()
-            .any(|c| c.is_control() || c == '/')
-        {
+        let prefixes = [
+            ("billing.invoice_prefix", &self.billing.invoice_prefix),
+            (
+                "billing.credit_note_prefix",
+                &self.billing.credit_note_prefix,
+            ),
+        ];
+        for (key, prefix) in prefixes {
+            if prefix
+                .chars()
+                .any(|c| c.is_control() || c == '/' || c == '\\')
+            {
+                return Err(invalid(format!(
+                    "key `{key}`: {prefix:?} may not contain `/`, `\\` or control characters"
+                )));
+            }
+        }
+        if self.billing.credit_note_prefix == self.billing.invoice_prefix {
             return Err(invalid(format!(
-                "key `billing.invoice_prefix`: {:?} may not contain `/` or control characters",
-                self.billing.invoice_prefix
+                "key `billing.credit_note_prefix`: {:?} equals `billing.invoice_prefix`; \
+                 credit notes need a sequence of their own (SPEC §4.9)",
+                self.billing.credit_note_prefix
             )));
+        }
+        if let Some(reminders) = &self.reminders {
+            let days = &reminders.days;
+            let increasing = days.windows(2).all(|w| w[0] < w[1]);
+            if days.is_empty() || days[0] < 1 || !increasing {
+                return Err(invalid(format!(
+                    "key `reminders.days`: {days:?} is not a non-empty list of whole days \
+                     after the due date, each at least 1, strictly increasing (SPEC §5.1)"
+                )));
+            }
         }
         if let Some(country) = &self.issuer.country
             && crate::model::country_code(country).as_deref() != Some(country.as_str())
@@ -289,10 +339,13 @@ impl Settings {
             )));
         }
         if let Some(id) = &self.issuer.peppol_id
-            && crate::model::peppol_id(id).is_none()
+            && crate::model::peppol_id(id)
+                .filter(|id| crate::model::peppol_id_passes_checks(id))
+                .is_none()
         {
             return Err(invalid(format!(
-                "key `issuer.peppol_id`: {id:?} is not a Peppol participant id `scheme:identifier`"
+                "key `issuer.peppol_id`: {id:?} is not a Peppol participant id `scheme:identifier` \
+                 whose check digits pass the official rules (SPEC §6.1)"
             )));
         }
         if let Some(tax) = &self.tax {
@@ -362,6 +415,34 @@ fn apply_env(
         }
         current.insert(last.to_string(), value);
     }
+    apply_reminder_days_env(table, env)
+}
+
+/// `FAKTURA_REMINDERS_DAYS="14,28"`: the list `[reminders] days`.
+fn apply_reminder_days_env(
+    table: &mut toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let name = env_name(&["reminders", "days"]);
+    let Some(raw) = env(&name) else {
+        return Ok(());
+    };
+    let days = raw
+        .split(',')
+        .map(|d| d.trim().parse::<i64>().map(toml::Value::Integer))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ConfigError::Invalid {
+            origin: format!("environment variable {name}"),
+            problem: format!("{raw:?} is not a comma-separated list of whole days"),
+        })?;
+    let section = table
+        .entry("reminders".to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let section = section.as_table_mut().ok_or_else(|| ConfigError::Invalid {
+        origin: format!("environment variable {name}"),
+        problem: "`reminders` is not a section".into(),
+    })?;
+    section.insert("days".into(), toml::Value::Array(days));
     Ok(())
 }
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::ledger::{Delivery, Ledger, LedgerError};
-use crate::model::{Decision, DecisionCode, Invoice, Kind, Locale};
+use crate::ledger::{Delivery, Document, IssuedInvoice, Ledger, LedgerError};
+use crate::model::{CreditNote, Decision, DecisionCode, EinvoiceAddresses, Invoice, Kind, Locale};
 use crate::preferences::ProfilePreferences;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,20 +46,18 @@ pub fn explain(
         .iter()
         .filter_map(|d| d.invoice_number.clone())
         .collect();
-    let payments: std::collections::BTreeMap<String, (Decimal, String)> = ledger
+    let issued: std::collections::BTreeMap<String, IssuedInvoice> = ledger
         .invoice_heads()?
         .into_iter()
-        .filter(|(head, _, _)| numbers.contains(&head.number))
-        .map(|(head, paid, status)| (head.number, (paid, status)))
+        .filter(|i| numbers.contains(&i.head.number))
+        .map(|i| (i.head.number.clone(), i))
         .collect();
-    let invoices: Vec<(Invoice, Decimal, String)> = ledger
-        .invoices_numbered(&numbers)?
+    let credit_notes: Vec<CreditNote> = ledger
+        .credit_notes()?
         .into_iter()
-        .filter_map(|i| {
-            let (paid, status) = payments.get(&i.number)?.clone();
-            Some((i, paid, status))
-        })
+        .filter(|n| n.profile_id == profile)
         .collect();
+    let invoices: Vec<Invoice> = ledger.invoices_numbered(&numbers)?;
     let mut out = String::new();
     if decisions.is_empty() {
         let scope = period.map_or(String::new(), |p| format!(" for {p}"));
@@ -68,8 +66,13 @@ pub fn explain(
     for d in &decisions {
         let invoice = invoices
             .iter()
-            .find(|(i, _, _)| Some(&i.number) == d.invoice_number.as_ref());
-        out += &explain_decision(d, invoice, &deliveries);
+            .find(|i| Some(&i.number) == d.invoice_number.as_ref())
+            .and_then(|i| Some((i, issued.get(&i.number)?)));
+        let history = InvoiceHistory {
+            deliveries: &deliveries,
+            credit_notes: &credit_notes,
+        };
+        out += &explain_decision(d, invoice, &history);
         out.push('\n');
     }
     // The preference is the profile's, not a period's: shown when no
@@ -98,11 +101,17 @@ fn money(value: Decimal, currency: &str) -> String {
     format!("{:.*} {currency}", minor as usize, value)
 }
 
+/// What happened to a profile's invoices after they were issued.
+pub struct InvoiceHistory<'a> {
+    pub deliveries: &'a [Delivery],
+    pub credit_notes: &'a [CreditNote],
+}
+
 /// One decision in plain words.
 pub fn explain_decision(
     d: &Decision,
-    invoice: Option<&(Invoice, Decimal, String)>,
-    deliveries: &[Delivery],
+    invoice: Option<(&Invoice, &IssuedInvoice)>,
+    history: &InvoiceHistory,
 ) -> String {
     let month = Locale::EnUs.month_year(d.period.start);
     let what = match d.kind {
@@ -143,9 +152,7 @@ pub fn explain_decision(
             let head = format!("No invoice for {month}{what} ({span})");
             explain_covered(d, &a, &head)
         }
-        DecisionCode::InvoiceIssued => {
-            explain_invoice(d, invoice, deliveries, &month, &what, &span)
-        }
+        DecisionCode::InvoiceIssued => explain_invoice(d, invoice, history, &month, &what, &span),
     }
 }
 
@@ -213,26 +220,27 @@ fn explain_covered(d: &Decision, a: &crate::model::Amounts, head: &str) -> Strin
 
 fn explain_invoice(
     d: &Decision,
-    invoice: Option<&(Invoice, Decimal, String)>,
-    deliveries: &[Delivery],
+    invoice: Option<(&Invoice, &IssuedInvoice)>,
+    history: &InvoiceHistory,
     month: &str,
     what: &str,
     span: &str,
 ) -> String {
-    let Some((invoice, paid, status)) = invoice else {
+    let Some((invoice, issued)) = invoice else {
         return format!(
             "Invoice for {month}{what} ({span}) is recorded but missing from the ledger.\n"
         );
     };
     let m = |v: Decimal| money(v, &d.currency);
     let mut out = format!(
-        "Invoice {} for {month}{what} ({span}): amount due {}, due {}, status {status}",
+        "Invoice {} for {month}{what} ({span}): amount due {}, due {}, status {}",
         invoice.number,
         m(invoice.amounts.amount_due),
-        invoice.due_date
+        invoice.due_date,
+        issued.status
     );
-    if !paid.is_zero() {
-        out += &format!(" ({} paid)", m(*paid));
+    if !issued.amount_paid.is_zero() {
+        out += &format!(" ({} paid)", m(issued.amount_paid));
     }
     out += ".\n";
     let a = &invoice.amounts;
@@ -256,9 +264,17 @@ fn explain_invoice(
         );
     }
     out += ".\n";
-    let sent: Vec<String> = deliveries
-        .iter()
-        .filter(|x| x.invoice_number == invoice.number)
+    if let EinvoiceAddresses::Skipped(why) = &invoice.einvoice {
+        out += &format!("  No e-invoice: {why}.\n");
+    }
+    out += &explain_credit_notes(invoice, issued, history.credit_notes);
+    let of_invoice = |document: Document| {
+        history
+            .deliveries
+            .iter()
+            .filter(move |x| x.number == invoice.number && x.document == document)
+    };
+    let sent: Vec<String> = of_invoice(Document::Invoice)
         .map(|x| format!("{} ({})", x.recipient, x.status))
         .collect();
     if sent.is_empty() {
@@ -271,7 +287,57 @@ fn explain_invoice(
     } else {
         out += &format!("  E-mailed to {}.\n", sent.join(", "));
     }
+    out += &explain_reminders(history.deliveries, &invoice.number);
     out
+}
+
+/// An invoice's credit notes, and its status after them.
+fn explain_credit_notes(invoice: &Invoice, issued: &IssuedInvoice, notes: &[CreditNote]) -> String {
+    let notes: Vec<&CreditNote> = notes
+        .iter()
+        .filter(|n| n.invoice_number == invoice.number)
+        .collect();
+    if notes.is_empty() {
+        return String::new();
+    }
+    let m = |v: Decimal| money(v, &invoice.currency);
+    let mut out = String::new();
+    for n in &notes {
+        out += &format!(
+            "  Credit note {} of {} (ref {}): net {}, VAT {}, total {}; reason: {}.\n",
+            n.number,
+            n.issue_date,
+            n.credit_note_ref,
+            m(n.net_amount),
+            m(n.vat_amount()),
+            m(n.total()),
+            n.printable_reason()
+        );
+    }
+    out += &format!(
+        "  Credited {} of {}; status after the credit notes: {}.\n",
+        m(issued.credited_total),
+        m(invoice.total()),
+        issued.status
+    );
+    out
+}
+
+/// The reminders of an invoice (SPEC §5.1): which, to whom, delivered or not.
+fn explain_reminders(deliveries: &[Delivery], number: &str) -> String {
+    let mut by_reminder: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for d in deliveries.iter().filter(|d| d.number == number) {
+        if let Document::Reminder(k) = d.document {
+            by_reminder
+                .entry(k)
+                .or_default()
+                .push(format!("{} ({})", d.recipient, d.status));
+        }
+    }
+    by_reminder
+        .into_iter()
+        .map(|(k, to)| format!("  Reminder {k} e-mailed to {}.\n", to.join(", ")))
+        .collect()
 }
 
 fn join_words(items: &[String]) -> String {

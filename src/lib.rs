@@ -19,6 +19,7 @@
 
 pub mod aggregate;
 pub mod config;
+pub mod credit_notes;
 pub mod day_sums;
 pub mod decide;
 pub mod deliver;

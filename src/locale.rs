@@ -48,6 +48,18 @@ pub struct Labels {
     pub email_greeting: &'static str,
     pub email_body: &'static str,
     pub email_attached: &'static str,
+    pub credit_note: &'static str,
+    pub credit_note_number: &'static str,
+    pub credit_note_date: &'static str,
+    pub corrects_invoice: &'static str,
+    pub reason: &'static str,
+    pub credit_email_body: &'static str,
+    pub credit_email_attached: &'static str,
+    pub reminder_subject: &'static str,
+    pub reminder_body: &'static str,
+    pub amount_outstanding: &'static str,
+    pub reminder_attached: &'static str,
+    pub reminder_paid_already: &'static str,
 }
 
 const EN: Labels = Labels {
@@ -89,6 +101,18 @@ const EN: Labels = Labels {
     email_greeting: "Hello,",
     email_body: "your invoice is ready.",
     email_attached: "The invoice is attached as a PDF.",
+    credit_note: "Credit note",
+    credit_note_number: "Credit note number",
+    credit_note_date: "Credit note date",
+    corrects_invoice: "Corrects invoice",
+    reason: "Reason",
+    credit_email_body: "a credit note for your invoice is ready.",
+    credit_email_attached: "The credit note is attached as a PDF.",
+    reminder_subject: "Payment reminder",
+    reminder_body: "this invoice is past due and we have not yet received full payment.",
+    amount_outstanding: "Amount still owed",
+    reminder_attached: "The invoice is attached again as a PDF.",
+    reminder_paid_already: "If you have paid in the last few days, please disregard this reminder.",
 };
 
 const NB: Labels = Labels {
@@ -130,6 +154,18 @@ const NB: Labels = Labels {
     email_greeting: "Hei,",
     email_body: "fakturaen din er klar.",
     email_attached: "Fakturaen er vedlagt som PDF.",
+    credit_note: "Kreditnota",
+    credit_note_number: "Kreditnotanummer",
+    credit_note_date: "Kreditnotadato",
+    corrects_invoice: "Korrigerer faktura",
+    reason: "Årsak",
+    credit_email_body: "en kreditnota for fakturaen din er klar.",
+    credit_email_attached: "Kreditnotaen er vedlagt som PDF.",
+    reminder_subject: "Betalingspåminnelse",
+    reminder_body: "denne fakturaen har forfalt, og vi har ennå ikke mottatt full betaling.",
+    amount_outstanding: "Utestående beløp",
+    reminder_attached: "Fakturaen er vedlagt på nytt som PDF.",
+    reminder_paid_already: "Har du betalt de siste dagene, kan du se bort fra denne påminnelsen.",
 };
 
 const NL: Labels = Labels {
@@ -171,6 +207,18 @@ const NL: Labels = Labels {
     email_greeting: "Beste klant,",
     email_body: "uw factuur staat klaar.",
     email_attached: "De factuur is als pdf bijgevoegd.",
+    credit_note: "Creditnota",
+    credit_note_number: "Creditnotanummer",
+    credit_note_date: "Creditnotadatum",
+    corrects_invoice: "Corrigeert factuur",
+    reason: "Reden",
+    credit_email_body: "er is een creditnota voor uw factuur.",
+    credit_email_attached: "De creditnota is als pdf bijgevoegd.",
+    reminder_subject: "Betalingsherinnering",
+    reminder_body: "de vervaldatum van deze factuur is verstreken en wij hebben nog geen volledige betaling ontvangen.",
+    amount_outstanding: "Openstaand bedrag",
+    reminder_attached: "De factuur is opnieuw als pdf bijgevoegd.",
+    reminder_paid_already: "Heeft u de afgelopen dagen betaald, dan kunt u deze herinnering negeren.",
 };
 
 const SV: Labels = Labels {
@@ -212,6 +260,18 @@ const SV: Labels = Labels {
     email_greeting: "Hej,",
     email_body: "din faktura är klar.",
     email_attached: "Fakturan bifogas som PDF.",
+    credit_note: "Kreditfaktura",
+    credit_note_number: "Kreditfakturanummer",
+    credit_note_date: "Kreditfakturadatum",
+    corrects_invoice: "Korrigerar faktura",
+    reason: "Orsak",
+    credit_email_body: "en kreditfaktura för din faktura är klar.",
+    credit_email_attached: "Kreditfakturan bifogas som PDF.",
+    reminder_subject: "Betalningspåminnelse",
+    reminder_body: "denna faktura har förfallit och vi har ännu inte fått full betalning.",
+    amount_outstanding: "Utestående belopp",
+    reminder_attached: "Fakturan bifogas igen som PDF.",
+    reminder_paid_already: "Om du har betalat de senaste dagarna kan du bortse från denna påminnelse.",
 };
 
 const MONTHS_EN: [&str; 12] = [

@@ -1,4 +1,5 @@
-//! The analysts' tables (SPEC §6): `decisions/`, `lines/` and `invoices/`,
+//! The analysts' tables (SPEC §6): `decisions/`, `lines/`, `invoices/` and
+//! `credit_notes/`,
 //! one parquet file per `period=YYYY-MM` partition, written from the ledger
 //! (a period's lines from memory when this run just decided them: they are
 //! what the ledger holds). The ledger marks a partition dirty in the same
@@ -13,10 +14,12 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::FastMap;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{IssuedInvoice, Ledger, LedgerError, StatusUpdate};
 use std::sync::Arc;
 
-use crate::model::{Decision, DecisionKey, InvoiceStatus, Line, MeterLine};
+use crate::model::{
+    CreditNote, Decision, DecisionKey, InvoiceHead, InvoiceStatus, Line, MeterLine,
+};
 use crate::parse::{USAGE_SCALE, decimal_to_scaled};
 use crate::store::{
     self, date_column, decimal_column, opt_decimal_column, opt_string_column, string_column,
@@ -63,6 +66,7 @@ pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger, at_hand: &LinesAtHand) -
                 continue;
             }
             "invoices" => invoices_frame(ledger, month)?,
+            "credit_notes" => credit_notes_frame(ledger, month)?,
             other => return Err(OutputsError::UnknownFolder(other.to_string())),
         };
         store::write_parquet(&path, &mut df)?;
@@ -272,85 +276,153 @@ impl LineColumns {
 }
 
 fn invoices_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
-    let invoices: Vec<_> = ledger
+    let invoices: Vec<IssuedInvoice> = ledger
         .invoice_heads()?
         .into_iter()
-        .filter(|(i, _, _)| i.period.month_key() == month)
+        .filter(|i| i.head.period.month_key() == month)
         .collect();
-    let text = |f: &dyn Fn(&(crate::model::InvoiceHead, Decimal, String)) -> String| {
-        invoices.iter().map(f).collect::<Vec<_>>()
-    };
-    let dates = |f: &dyn Fn(&crate::model::InvoiceHead) -> NaiveDate| {
-        invoices.iter().map(|r| f(&r.0)).collect()
-    };
-    let money = |f: &dyn Fn(&(crate::model::InvoiceHead, Decimal, String)) -> Decimal| {
+    let text = |f: &dyn Fn(&IssuedInvoice) -> String| invoices.iter().map(f).collect::<Vec<_>>();
+    let dates =
+        |f: &dyn Fn(&InvoiceHead) -> NaiveDate| invoices.iter().map(|r| f(&r.head)).collect();
+    let money = |f: &dyn Fn(&IssuedInvoice) -> Decimal| {
         invoices.iter().map(|r| amount(f(r))).collect::<Vec<_>>()
     };
     let scale = AMOUNT_SCALE as usize;
     let columns = vec![
-        string_column("invoice_number", &text(&|r| r.0.number.clone())),
-        string_column("billing_account_id", &text(&|r| r.0.account_id.clone())),
-        string_column("billing_profile_id", &text(&|r| r.0.profile_id.clone())),
-        string_column("kind", &text(&|r| r.0.kind.as_str().into())),
+        string_column("invoice_number", &text(&|r| r.head.number.clone())),
+        string_column("billing_account_id", &text(&|r| r.head.account_id.clone())),
+        string_column("billing_profile_id", &text(&|r| r.head.profile_id.clone())),
+        string_column("kind", &text(&|r| r.head.kind.as_str().into())),
         date_column("period_start", dates(&|i| i.period.start)),
         date_column("period_end", dates(&|i| i.period.end)),
-        string_column("currency", &text(&|r| r.0.currency.clone())),
+        string_column("currency", &text(&|r| r.head.currency.clone())),
         date_column("invoice_date", dates(&|i| i.invoice_date)),
         date_column("due_date", dates(&|i| i.due_date)),
-        decimal_column("subtotal", money(&|r| r.0.amounts.subtotal), scale)?,
-        decimal_column("credits", money(&|r| r.0.amounts.credits()), scale)?,
-        decimal_column("amount_due", money(&|r| r.0.amounts.amount_due), scale)?,
-        decimal_column("amount_paid", money(&|r| r.1), scale)?,
-        string_column("status", &text(&|r| r.2.clone())),
+        decimal_column("subtotal", money(&|r| r.head.amounts.subtotal), scale)?,
+        decimal_column("credits", money(&|r| r.head.amounts.credits()), scale)?,
+        decimal_column("amount_due", money(&|r| r.head.amounts.amount_due), scale)?,
+        decimal_column("amount_paid", money(&|r| r.amount_paid), scale)?,
+        string_column("status", &text(&|r| r.status.clone())),
         Column::new(
             "recipients".into(),
             invoices
                 .iter()
-                .map(|r| r.0.recipients.len() as i64)
+                .map(|r| r.head.recipients.len() as i64)
                 .collect::<Vec<i64>>(),
         ),
         opt_string_column(
             "vat_category",
             &invoices
                 .iter()
-                .map(|r| r.0.vat.as_ref().map(|v| v.category.as_str().to_string()))
+                .map(|r| r.head.vat.as_ref().map(|v| v.category.as_str().to_string()))
                 .collect::<Vec<_>>(),
         ),
         decimal_column(
             "vat_rate",
-            money(&|r| r.0.vat.as_ref().map_or(Decimal::ZERO, |v| v.rate)),
+            money(&|r| r.head.vat.as_ref().map_or(Decimal::ZERO, |v| v.rate)),
             scale,
         )?,
         decimal_column(
             "vat_amount",
-            money(&|r| r.0.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)),
+            money(&|r| r.head.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)),
             scale,
         )?,
-        decimal_column("total", money(&|r| r.0.total()), scale)?,
+        decimal_column("total", money(&|r| r.head.total()), scale)?,
+        decimal_column("credited_total", money(&|r| r.credited_total), scale)?,
+        Column::new(
+            "reminders_sent".into(),
+            invoices
+                .iter()
+                .map(|r| i64::from(r.reminders_sent))
+                .collect::<Vec<i64>>(),
+        ),
     ];
     Ok(DataFrame::new(invoices.len(), columns)?)
 }
 
-/// Brings each invoice's status up to date for `as_of` and the payments
-/// accepted so far (`paid` per invoice number). Returns changed invoices.
+/// A month's `credit_notes/` (SPEC §6): the notes of invoices whose
+/// period starts in it.
+fn credit_notes_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
+    let notes: Vec<CreditNote> = ledger
+        .credit_notes()?
+        .into_iter()
+        .filter(|n| n.period.month_key() == month)
+        .collect();
+    let text = |f: &dyn Fn(&CreditNote) -> String| notes.iter().map(f).collect::<Vec<_>>();
+    let money =
+        |f: &dyn Fn(&CreditNote) -> Decimal| notes.iter().map(|n| amount(f(n))).collect::<Vec<_>>();
+    let scale = AMOUNT_SCALE as usize;
+    let columns = vec![
+        string_column("credit_note_number", &text(&|n| n.number.clone())),
+        string_column("credit_note_ref", &text(&|n| n.credit_note_ref.clone())),
+        string_column("invoice_number", &text(&|n| n.invoice_number.clone())),
+        string_column("billing_account_id", &text(&|n| n.account_id.clone())),
+        string_column("billing_profile_id", &text(&|n| n.profile_id.clone())),
+        string_column("kind", &text(&|n| n.kind.as_str().into())),
+        date_column(
+            "period_start",
+            notes.iter().map(|n| n.period.start).collect(),
+        ),
+        string_column("currency", &text(&|n| n.currency.clone())),
+        date_column("issue_date", notes.iter().map(|n| n.issue_date).collect()),
+        string_column("reason", &text(&|n| n.reason.clone())),
+        decimal_column("net_amount", money(&|n| n.net_amount), scale)?,
+        opt_string_column(
+            "vat_category",
+            &notes
+                .iter()
+                .map(|n| n.vat.as_ref().map(|v| v.category.as_str().to_string()))
+                .collect::<Vec<_>>(),
+        ),
+        decimal_column(
+            "vat_rate",
+            money(&|n| n.vat.as_ref().map_or(Decimal::ZERO, |v| v.rate)),
+            scale,
+        )?,
+        decimal_column("vat_amount", money(&|n| n.vat_amount()), scale)?,
+        decimal_column("total", money(&|n| n.total()), scale)?,
+    ];
+    Ok(DataFrame::new(notes.len(), columns)?)
+}
+
+/// Brings each invoice's payments, credited total and status up to date
+/// for `as_of` (SPEC §6): `paid` holds the payments accepted so far per
+/// invoice number. Returns how many invoices changed.
 pub fn update_statuses(
     ledger: &mut Ledger,
     as_of: NaiveDate,
     paid: &std::collections::BTreeMap<String, Decimal>,
 ) -> Result<usize> {
+    let mut credited: std::collections::BTreeMap<String, Decimal> = Default::default();
+    for note in ledger.credit_notes()? {
+        *credited.entry(note.invoice_number.clone()).or_default() += note.total();
+    }
     let mut updates = Vec::new();
-    for (invoice, old_paid, old_status) in ledger.invoice_heads()? {
-        let new_paid = paid.get(&invoice.number).copied().unwrap_or_default();
-        let status = InvoiceStatus::of(invoice.total(), new_paid, invoice.due_date, as_of).as_str();
-        if new_paid != old_paid || status != old_status {
-            updates.push((
-                invoice.number.clone(),
-                invoice.period.month_key(),
-                new_paid,
+    for issued in ledger.invoice_heads()? {
+        let invoice = &issued.head;
+        let amount_paid = paid.get(&invoice.number).copied().unwrap_or_default();
+        let credited_total = credited.get(&invoice.number).copied().unwrap_or_default();
+        let status = InvoiceStatus::of(
+            invoice.total(),
+            credited_total,
+            amount_paid,
+            invoice.due_date,
+            as_of,
+        )
+        .as_str();
+        if amount_paid != issued.amount_paid
+            || credited_total != issued.credited_total
+            || status != issued.status
+        {
+            updates.push(StatusUpdate {
+                number: invoice.number.clone(),
+                month: invoice.period.month_key(),
+                amount_paid,
+                credited_total,
                 status,
-            ));
+            });
         }
     }
-    ledger.update_payments(&updates)?;
+    ledger.update_statuses(&updates)?;
     Ok(updates.len())
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 
+use crate::ledger::IssuedInvoice;
 use crate::logfile::{self, LogError, LogRow, RowReject};
 use crate::model::{InvoiceHead, Reference};
 use crate::parse::{parse_email, parse_iso_date, parse_money};
@@ -19,20 +20,18 @@ const REQUIRED: &[&str] = &["invoiceNumber", "amount", "paidDate", "paidBy"];
 pub struct Payments {
     pub paid_by_invoice: BTreeMap<String, Decimal>,
     pub rejects: Vec<RowReject>,
-    /// Invoice numbers whose payments exceed the amount due.
-    pub overpaid: Vec<String>,
 }
 
 /// Reads `DATA/payments.csv` (optional) against the issued invoices.
 pub fn read_payments(
     data_dir: &Path,
-    invoices: &[(InvoiceHead, Decimal, String)],
+    invoices: &[IssuedInvoice],
     reference: &Reference,
 ) -> Result<Payments, LogError> {
     let mut out = Payments::default();
     let by_number: BTreeMap<&str, &InvoiceHead> = invoices
         .iter()
-        .map(|(i, _, _)| (i.number.as_str(), i))
+        .map(|i| (i.head.number.as_str(), &i.head))
         .collect();
     let whole =
         logfile::read_log(
@@ -53,15 +52,17 @@ pub fn read_payments(
             },
         )?;
     out.rejects.extend(whole);
-    for (number, paid) in &out.paid_by_invoice {
-        if by_number
-            .get(number.as_str())
-            .is_some_and(|i| *paid > i.total())
-        {
-            out.overpaid.push(number.clone());
-        }
-    }
     Ok(out)
+}
+
+/// Invoices whose payments exceed what is owed on them: their total less
+/// what credit notes took back.
+pub fn overpaid(invoices: &[IssuedInvoice]) -> Vec<String> {
+    invoices
+        .iter()
+        .filter(|i| i.amount_paid > i.head.total() - i.credited_total)
+        .map(|i| i.head.number.clone())
+        .collect()
 }
 
 fn check_payment(

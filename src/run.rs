@@ -15,8 +15,8 @@ use crate::ledger::{self, Ledger};
 use crate::model::{self, DecisionCode, Reference};
 use crate::summary::RunSummary;
 use crate::{
-    aggregate, decide, deliver, ingest, outputs, payments, preferences, preflight, reference,
-    render, store,
+    aggregate, credit_notes, decide, deliver, ingest, outputs, payments, preferences, preflight,
+    reference, render, store,
 };
 
 /// Exit statuses (SPEC §7).
@@ -400,26 +400,56 @@ fn billed_sums_late_usage_may_touch(
     }
 }
 
-/// Payments matched to the invoices issued so far, statuses brought up to
-/// date, and every parquet partition whose contents changed rewritten.
+/// After the run's invoices are issued: credit notes judged and issued,
+/// payments matched, statuses brought up to date, and every parquet
+/// partition whose contents changed rewritten.
 fn record_payments_and_outputs(
     ctx: &StageContext,
     ledger: &mut Ledger,
     summary: &mut RunSummary,
     decided_lines: &[(model::DecisionKey, Vec<model::Line>)],
 ) -> anyhow::Result<usize> {
-    let payments =
-        payments::read_payments(&ctx.opts.data_dir, &ledger.invoice_heads()?, ctx.reference)
-            .context("failed to read payments")?;
+    let invoices = ledger.invoice_heads()?;
+    issue_credit_notes(ctx, ledger, summary, &invoices)?;
+    let payments = payments::read_payments(&ctx.opts.data_dir, &invoices, ctx.reference)
+        .context("failed to read payments")?;
     payments::write_rejects(&ctx.opts.out_dir, &payments.rejects)?;
     summary.payments_rejected = payments.rejects.len();
-    summary.overpaid = payments.overpaid.clone();
     outputs::update_statuses(ledger, ctx.opts.as_of, &payments.paid_by_invoice)?;
+    summary.overpaid = payments::overpaid(&ledger.invoice_heads()?);
     let at_hand: outputs::LinesAtHand = decided_lines
         .iter()
         .map(|(key, lines)| (key, lines.as_slice()))
         .collect();
     outputs::write_dirty(&ctx.opts.out_dir, ledger, &at_hand).context("failed to write outputs")
+}
+
+/// Judges credit_notes.csv (SPEC §2.4, §4.9) against the issued invoices
+/// and records the credit notes it issues, numbered, with their e-mails.
+fn issue_credit_notes(
+    ctx: &StageContext,
+    ledger: &mut Ledger,
+    summary: &mut RunSummary,
+    invoices: &[ledger::IssuedInvoice],
+) -> anyhow::Result<()> {
+    let issued = ledger.credit_notes()?;
+    let issuing = credit_notes::Issuing {
+        as_of: ctx.opts.as_of,
+        prefix: &ctx.settings.billing.credit_note_prefix,
+        next_seq: ledger.next_credit_note_seq()?,
+        invoices,
+        issued: &issued,
+    };
+    let run = credit_notes::judge_credit_notes(&ctx.opts.data_dir, &issuing)
+        .context("failed to read credit notes")?;
+    credit_notes::write_rejects(&ctx.opts.out_dir, &run.rejects)?;
+    ledger
+        .commit_credit_notes(&run.issued)
+        .context("failed to record credit notes")?;
+    summary.credit_notes_issued = run.issued.iter().map(|(_, n)| n.number.clone()).collect();
+    summary.credit_notes_rejected = run.rejects.len();
+    summary.credit_notes_waiting = run.waiting;
+    Ok(())
 }
 
 /// Reads preferences.csv (SPEC §2.3): rejects written, each profile's
@@ -470,6 +500,11 @@ fn send_stage(
         mail: &ctx.settings.mail,
         render: ctx.render_inputs(),
         resend: ctx.opts.resend.as_deref(),
+        reminder_days: ctx
+            .settings
+            .reminders
+            .as_ref()
+            .map_or(&[][..], |r| r.days.as_slice()),
     };
     let report = deliver::send_pending(&inputs, ledger).context("failed to deliver invoices")?;
     tracing::info!(

@@ -42,6 +42,15 @@ pub struct RunSummary {
     pub render_failed: Vec<String>,
     pub delivery: DeliveryReport,
     pub payments_rejected: usize,
+    /// Credit notes issued this run (SPEC §4.9).
+    pub credit_notes_issued: Vec<String>,
+    /// Rows of credit_notes.csv rejected (SPEC §2.4).
+    pub credit_notes_rejected: usize,
+    /// Rows of credit_notes.csv dated after `as_of`, left for later runs.
+    pub credit_notes_waiting: usize,
+    /// Invoices issued this run that get no e-invoice: their buyer has no
+    /// Peppol address (SPEC §6.1).
+    pub einvoices_skipped: Vec<String>,
     /// Rows of preferences.csv rejected (SPEC §2.3).
     pub preferences_rejected: usize,
     pub overpaid: Vec<String>,
@@ -75,6 +84,10 @@ impl RunSummary {
             render_failed: Vec::new(),
             delivery: DeliveryReport::default(),
             payments_rejected: 0,
+            credit_notes_issued: Vec::new(),
+            credit_notes_rejected: 0,
+            credit_notes_waiting: 0,
+            einvoices_skipped: Vec::new(),
             preferences_rejected: 0,
             overpaid: Vec::new(),
             held: Vec::new(),
@@ -114,6 +127,12 @@ impl RunSummary {
         self.invoices_issued = commit
             .invoices
             .iter()
+            .map(|(_, i)| i.number.clone())
+            .collect();
+        self.einvoices_skipped = commit
+            .invoices
+            .iter()
+            .filter(|(_, i)| matches!(i.einvoice, crate::model::EinvoiceAddresses::Skipped(_)))
             .map(|(_, i)| i.number.clone())
             .collect();
     }
@@ -175,6 +194,12 @@ impl RunSummary {
                 self.payments_rejected
             ));
         }
+        if self.credit_notes_rejected > 0 {
+            attention.push(format!(
+                "{} credit-note rows rejected (see rejects/credit_notes.csv)",
+                self.credit_notes_rejected
+            ));
+        }
         if self.preferences_rejected > 0 {
             attention.push(format!(
                 "{} e-mail preference changes rejected (see rejects/preferences.csv)",
@@ -219,8 +244,16 @@ impl RunSummary {
             self.invoices_issued.len()
         );
         out += &format!(
-            "  render:    {} PDFs written, {} e-invoices\n",
-            self.pdfs_written, self.einvoices_written
+            "  credit:    {} credit notes issued, {} rows rejected, {} waiting\n",
+            self.credit_notes_issued.len(),
+            self.credit_notes_rejected,
+            self.credit_notes_waiting
+        );
+        out += &format!(
+            "  render:    {} PDFs written, {} e-invoices ({} invoices without one)\n",
+            self.pdfs_written,
+            self.einvoices_written,
+            self.einvoices_skipped.len()
         );
         out += &format!(
             "  send:      {} sent, {} failed, {} refused, {} sent earlier\n",

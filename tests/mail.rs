@@ -36,7 +36,8 @@ fn resend(
     faktura_env(&args, &server.env())
 }
 
-/// (invoice number from the subject, recipient) -> how many times received.
+/// (invoice or credit note number from the subject, recipient) -> how many
+/// times received.
 fn deliveries(server: &SmtpServer) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
     for m in server.received() {
@@ -47,7 +48,7 @@ fn deliveries(server: &SmtpServer) -> BTreeMap<(String, String), usize> {
         let subject = parsed.subject().unwrap().to_string();
         let invoice = subject
             .split_whitespace()
-            .find(|w| w.starts_with("INV-"))
+            .find(|w| w.starts_with("INV-") || w.starts_with("CN-"))
             .unwrap()
             .to_string();
         *out.entry((invoice, m.rcpt[0].clone())).or_default() += 1;
@@ -60,6 +61,11 @@ fn deliveries(server: &SmtpServer) -> BTreeMap<(String, String), usize> {
 /// kontor@astrom.example, PRF-POLDER-US's Owner opted in (INV-00000009).
 fn expected() -> Vec<(String, String)> {
     let pairs = [
+        // The sample's credit notes of INV-00000007 and INV-00000003.
+        ("CN-00000001", "kari.larsen@nordlys.example"),
+        ("CN-00000001", "ola.nordmann@nordlys.example"),
+        ("CN-00000002", "kari.larsen@nordlys.example"),
+        ("CN-00000002", "ola.nordmann@nordlys.example"),
         ("INV-00000001", "bjorn.billing@astrom.example"),
         ("INV-00000001", "kontor@astrom.example"),
         ("INV-00000001", "revisor@nordrevision.example"),
@@ -124,7 +130,7 @@ fn every_entitled_recipient_gets_one_message_with_the_pdf() {
             .subject()
             .unwrap()
             .split_whitespace()
-            .find(|w| w.starts_with("INV-"))
+            .find(|w| w.starts_with("INV-") || w.starts_with("CN-"))
             .unwrap()
             .to_string();
         assert_eq!(
@@ -150,10 +156,10 @@ fn every_entitled_recipient_gets_one_message_with_the_pdf() {
     // A re-run sends nothing again.
     let (_, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert!(
-        stderr.contains("0 sent, 0 failed, 0 refused, 15 sent earlier"),
+        stderr.contains("0 sent, 0 failed, 0 refused, 19 sent earlier"),
         "{stderr}"
     );
-    assert_eq!(server.received().len(), 15);
+    assert_eq!(server.received().len(), 19);
 }
 
 #[test]
@@ -165,9 +171,9 @@ fn a_451_is_retried_and_delivered_once() {
     });
     let out = tempfile::tempdir().unwrap();
     let (_, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
-    assert!(stderr.contains("15 sent, 0 failed"), "{stderr}");
+    assert!(stderr.contains("19 sent, 0 failed"), "{stderr}");
     let got = deliveries(&server);
-    assert_eq!(got.len(), 15);
+    assert_eq!(got.len(), 19);
     assert!(got.values().all(|n| *n == 1));
 }
 
@@ -181,13 +187,14 @@ fn a_550_is_recorded_as_permanent_and_the_others_are_delivered() {
     let out = tempfile::tempdir().unwrap();
     let (code, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(code, 3);
-    assert!(stderr.contains("13 sent, 0 failed, 2 refused"), "{stderr}");
-    assert_eq!(server.received().len(), 13);
+    // Kari gets two invoices and the two credit notes.
+    assert!(stderr.contains("15 sent, 0 failed, 4 refused"), "{stderr}");
+    assert_eq!(server.received().len(), 15);
     // Not retried on the next run, and still reported.
     let (code, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(code, 3);
-    assert!(stderr.contains("2 e-mails refused permanently"), "{stderr}");
-    assert_eq!(server.received().len(), 13);
+    assert!(stderr.contains("4 e-mails refused permanently"), "{stderr}");
+    assert_eq!(server.received().len(), 15);
     let explain = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
         .args([
             "explain",
@@ -217,13 +224,13 @@ fn a_dropped_connection_then_a_rerun_leaves_exactly_one_message_each() {
     let out = tempfile::tempdir().unwrap();
     let (code, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(code, 3);
-    assert!(stderr.contains("5 sent, 10 failed"), "{stderr}");
+    assert!(stderr.contains("5 sent, 14 failed"), "{stderr}");
     assert_eq!(server.received().len(), 5);
 
     server.heal();
     let (_, stderr) = run_smtp(data.path(), out.path(), &server, &[]);
     assert!(
-        stderr.contains("10 sent, 0 failed, 0 refused, 5 sent earlier"),
+        stderr.contains("14 sent, 0 failed, 0 refused, 5 sent earlier"),
         "{stderr}"
     );
     let got = deliveries(&server);
@@ -279,7 +286,7 @@ fn resend_sends_an_invoice_again_with_the_same_message_ids() {
         )],
         2
     );
-    assert_eq!(server.received().len(), 17);
+    assert_eq!(server.received().len(), 21);
     let ids: Vec<String> = server
         .received()
         .iter()
@@ -323,7 +330,7 @@ fn names_with_line_breaks_cannot_inject_headers() {
     run_smtp(data.path(), out.path(), &server, &[]);
     assert_eq!(
         server.received().len(),
-        15,
+        19,
         "nobody extra received anything"
     );
     for m in server.received() {

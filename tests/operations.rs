@@ -13,7 +13,9 @@ use crate::common::{faktura_env, read_parquet_dir, run_args, snapshot};
 
 const AS_OF: &str = "2026-11-20";
 
-/// A generated month with VAT, so a kill can also land while e-invoices are written.
+/// A generated month with VAT, so a kill can also land while e-invoices are
+/// written, and credit notes of its first 30 invoices (in full, or 1.00 of
+/// them), so one can land while credit notes are numbered, rendered or sent.
 fn generated_month() -> tempfile::TempDir {
     let data = crate::common::generated(40, 1500, 40, 5);
     std::fs::write(
@@ -21,6 +23,12 @@ fn generated_month() -> tempfile::TempDir {
         "[issuer]\nvat_id = \"NO 123 456 785 MVA\"\ncountry = \"NO\"\n[tax]\nrate = 25\n",
     )
     .unwrap();
+    let mut credit_notes = "creditNoteRef,invoiceNumber,date,amount,reason\n".to_string();
+    for n in 1..=30 {
+        let amount = if n % 2 == 0 { "" } else { "1.00" };
+        credit_notes += &format!("R{n},INV-{n:08},{AS_OF},{amount},Correction {n}\n");
+    }
+    std::fs::write(data.path().join("credit_notes.csv"), credit_notes).unwrap();
     data
 }
 
@@ -50,6 +58,8 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
     assert_eq!(code, 3, "{stderr}");
     let (clean_messages, _) = messages(&clean_server);
     assert!(clean_messages.len() > 50);
+    let credit_notes = read_parquet_dir(&clean.path().join("credit_notes"));
+    assert!(credit_notes.iter().map(|b| b.num_rows()).sum::<usize>() >= 20);
 
     // Kill points in every stage, found by watching what the run has done so far.
     let count = |dir: &Path| crate::common::files_under(dir).len();
@@ -79,6 +89,19 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         (
             "e-invoices half written",
             Box::new(move |o, _| count(&o.join("einvoice")) >= 20),
+        ),
+        (
+            "credit notes recorded",
+            Box::new(|o, _| o.join("credit_notes").exists()),
+        ),
+        (
+            "credit notes rendering",
+            Box::new(|o, _| {
+                crate::common::files_under(&o.join("pdf")).iter().any(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("CN-"))
+                })
+            }),
         ),
         (
             "send began",
@@ -116,7 +139,7 @@ fn a_run_killed_at_any_moment_and_rerun_ends_like_an_uninterrupted_one() {
         assert_eq!(code, 3, "{stderr}");
 
         let at = format!("killed when {moment}");
-        for folder in ["usage", "lines", "decisions", "invoices"] {
+        for folder in ["usage", "lines", "decisions", "invoices", "credit_notes"] {
             assert_eq!(
                 read_parquet_dir(&out.path().join(folder)),
                 read_parquet_dir(&clean.path().join(folder)),

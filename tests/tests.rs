@@ -23,3 +23,5 @@ mod hardening;
 mod preferences;
 // VAT and Peppol e-invoices, read back and checked against the invoices table.
 mod einvoice;
+// Credit notes: the table, PDFs in four languages, Peppol CreditNote, e-mails, edits.
+mod credit_notes;

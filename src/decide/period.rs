@@ -199,6 +199,11 @@ impl Step<'_> {
             lines,
             recipients: recipients_of(input.reference, profile, at.kind, &preference),
             vat: input.tax.map(|rule| rule.vat(profile, amounts.amount_due)),
+            einvoice: input
+                .tax
+                .map_or(crate::model::EinvoiceAddresses::Unrecorded, |rule| {
+                    rule.einvoice_addresses(profile)
+                }),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Deliver (SPEC §5): one e-mail per (invoice, recipient), in the profile's
-//! language, with the PDF attached, through lettre. The outbox in the ledger
+//! Deliver (SPEC §5, §5.1): one e-mail per (invoice, recipient), per
+//! (credit note, recipient) and per (invoice, reminder, recipient), in the
+//! profile's language, with the PDF attached, through lettre. The outbox in the ledger
 //! records every delivery: `pending` until tried, `sent` once a transport
 //! accepted it (never sent again by a re-run), `failed` after a transient
 //! failure (retried on the next run), `bounced` after a permanent one.
@@ -19,7 +20,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::config::{MailSettings, Security, TransportKind};
-use crate::model::{InvoiceHead, Locale};
+use crate::model::{CreditNote, InvoiceHead, Locale};
 use crate::parse::parse_email;
 use crate::store;
 
@@ -128,11 +129,13 @@ impl Mailer {
         }
     }
 
-    /// Hands one message to the transport.
-    pub fn send(&self, message: &Message, invoice_number: &str, recipient: &str) -> Outcome {
+    /// Hands one message to the transport; the file transport writes it
+    /// to `OUT/outbox/{folder}/{recipient}.eml` (`folder`: the document's
+    /// number, or `{invoice}/reminder-{k}`).
+    pub fn send(&self, message: &Message, folder: &str, recipient: &str) -> Outcome {
         match self {
             Mailer::File { outbox } => {
-                let Some(path) = outbox_path(outbox, invoice_number, recipient) else {
+                let Some(path) = outbox_path(outbox, folder, recipient) else {
                     return Outcome::Permanent(format!(
                         "{recipient:?} is not a valid e-mail address (SPEC §2)"
                     ));
@@ -163,15 +166,18 @@ impl Mailer {
     }
 }
 
-/// The file transport's `OUT/outbox/{invoice}/{recipient}.eml`, built only
+/// The file transport's `OUT/outbox/{folder}/{recipient}.eml`, built only
 /// from an address that passes [`parse_email`] (so it is a plain file name)
-/// and an invoice number without a path separator; `None` otherwise.
-pub fn outbox_path(outbox: &Path, invoice_number: &str, recipient: &str) -> Option<PathBuf> {
+/// and a folder of one or two plain names (`INV-1`, `INV-1/reminder-2`);
+/// `None` otherwise.
+pub fn outbox_path(outbox: &Path, folder: &str, recipient: &str) -> Option<PathBuf> {
     let address = parse_email(recipient)?;
     let plain = |name: &str| {
-        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['\\', '\0'])
     };
-    plain(invoice_number).then(|| outbox.join(invoice_number).join(format!("{address}.eml")))
+    let parts: Vec<&str> = folder.split('/').collect();
+    (parts.len() <= 2 && parts.iter().all(|p| plain(p)))
+        .then(|| outbox.join(folder).join(format!("{address}.eml")))
 }
 
 /// SMTP connections (and senders) used at once. Delivery is latency-bound
@@ -188,12 +194,12 @@ impl Mailer {
     pub fn send_with_retry(
         &self,
         message: &Message,
-        invoice_number: &str,
+        folder: &str,
         recipient: &str,
     ) -> (Outcome, u32) {
         let mut tries = 1;
         loop {
-            let outcome = self.send(message, invoice_number, recipient);
+            let outcome = self.send(message, folder, recipient);
             match outcome {
                 Outcome::Transient(_) if (tries as usize) <= RETRY_DELAYS.len() => {
                     std::thread::sleep(RETRY_DELAYS[tries as usize - 1]);
@@ -205,32 +211,38 @@ impl Mailer {
     }
 }
 
-/// Builds the e-mail of `invoice` for `recipient` with the PDF attached.
-pub fn build_message(
-    invoice: &InvoiceHead,
-    recipient: &str,
-    locale: Locale,
-    customer_name: &str,
-    pdf: Vec<u8>,
-    settings: &MailSettings,
-) -> Result<Message, DeliverError> {
+/// What a message is made of besides the addresses of `[mail]`.
+pub struct Email<'a> {
+    /// The document's number, for errors.
+    pub number: &'a str,
+    pub recipient: &'a str,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attachment_name: String,
+    pub pdf: Vec<u8>,
+    pub message_id: String,
+    /// The Date header: midnight UTC of the document's date, the same on a re-send.
+    pub date: chrono::NaiveDate,
+}
+
+/// A message with a plain-text and an HTML body and the PDF attached;
+/// MIME boundaries derived from the Message-ID, so a re-send is the same.
+pub fn build_email(email: Email, settings: &MailSettings) -> Result<Message, DeliverError> {
     let build_error = |detail: String| DeliverError::Build {
-        invoice: invoice.number.clone(),
-        recipient: recipient.to_string(),
+        invoice: email.number.to_string(),
+        recipient: email.recipient.to_string(),
         detail,
     };
-    let labels = locale.labels();
-    let to: Mailbox = recipient
+    let to: Mailbox = email
+        .recipient
         .parse()
         .map_err(|e| build_error(format!("recipient: {e}")))?;
     let from: Mailbox = settings
         .from
         .parse()
         .map_err(|e| build_error(format!("from: {e}")))?;
-    let month = locale.month_year(invoice.period.start);
-    let subject = format!("{} {} – {month}", labels.email_subject, invoice.number);
-    let (text, html) = message_bodies(invoice, locale, customer_name);
-    let id = message_id(&invoice.number, recipient);
+    let id = &email.message_id;
     let boundary = |part: &str| {
         format!(
             "faktura-{part}-{}",
@@ -242,19 +254,19 @@ pub fn build_message(
         .multipart(
             MultiPart::alternative()
                 .boundary(boundary("alt"))
-                .singlepart(SinglePart::plain(text))
-                .singlepart(SinglePart::html(html)),
+                .singlepart(SinglePart::plain(email.text))
+                .singlepart(SinglePart::html(email.html)),
         )
-        .singlepart(Attachment::new(format!("{}.pdf", invoice.number)).body(
-            pdf,
+        .singlepart(Attachment::new(email.attachment_name).body(
+            email.pdf,
             ContentType::parse("application/pdf").expect("valid content type"),
         ));
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(subject)
-        .message_id(Some(id))
-        .date(invoice_time(invoice));
+        .subject(email.subject)
+        .message_id(Some(id.clone()))
+        .date(midnight(email.date));
     if let Some(reply_to) = &settings.reply_to {
         let reply_to: Mailbox = reply_to
             .parse()
@@ -266,52 +278,173 @@ pub fn build_message(
         .map_err(|e| build_error(e.to_string()))
 }
 
-/// The plain-text and HTML bodies of an invoice's e-mail, in `locale`.
-fn message_bodies(invoice: &InvoiceHead, locale: Locale, customer_name: &str) -> (String, String) {
+/// Builds the e-mail of `invoice` for `recipient` with the PDF attached.
+pub fn build_message(
+    invoice: &InvoiceHead,
+    recipient: &str,
+    locale: Locale,
+    customer_name: &str,
+    pdf: Vec<u8>,
+    settings: &MailSettings,
+) -> Result<Message, DeliverError> {
     let labels = locale.labels();
-    let amount = locale.money(invoice.total(), &invoice.currency);
-    let due = locale.date(invoice.due_date);
-    let period = locale.period(invoice.period);
-    let text = format!(
-        "{greeting}\n\n{customer}: {body}\n\n{num_l}: {num}\n{period_l}: {period}\n{amount_l}: {amount}\n{due_l}: {due}\n\n{attached}\n",
-        greeting = labels.email_greeting,
-        customer = customer_name,
-        body = labels.email_body,
-        num_l = labels.invoice_number,
-        num = invoice.number,
-        period_l = labels.billing_period,
-        amount_l = labels.amount_due,
-        due_l = labels.due_date,
-        attached = labels.email_attached,
+    let month = locale.month_year(invoice.period.start);
+    let rows = [
+        (labels.invoice_number, invoice.number.clone()),
+        (labels.billing_period, locale.period(invoice.period)),
+        (
+            labels.amount_due,
+            locale.money(invoice.total(), &invoice.currency),
+        ),
+        (labels.due_date, locale.date(invoice.due_date)),
+    ];
+    let (text, html) = bodies(
+        labels.email_greeting,
+        &format!("{customer_name}: {}", labels.email_body),
+        &rows,
+        &[labels.email_attached],
     );
-    let html = format!(
-        "<!DOCTYPE html><html><body><p>{greeting}</p><p>{customer}: {body}</p><table>\
-         <tr><td>{num_l}</td><td><b>{num}</b></td></tr><tr><td>{period_l}</td><td>{period}</td></tr>\
-         <tr><td>{amount_l}</td><td><b>{amount}</b></td></tr><tr><td>{due_l}</td><td>{due}</td></tr>\
-         </table><p>{attached}</p></body></html>",
-        greeting = escape_html(labels.email_greeting),
-        customer = escape_html(customer_name),
-        body = escape_html(labels.email_body),
-        num_l = escape_html(labels.invoice_number),
-        num = escape_html(&invoice.number),
-        period_l = escape_html(labels.billing_period),
-        period = escape_html(&period),
-        amount_l = escape_html(labels.amount_due),
-        amount = escape_html(&amount),
-        due_l = escape_html(labels.due_date),
-        due = escape_html(&due),
-        attached = escape_html(labels.email_attached),
+    let email = Email {
+        number: &invoice.number,
+        recipient,
+        subject: format!("{} {} – {month}", labels.email_subject, invoice.number),
+        text,
+        html,
+        attachment_name: format!("{}.pdf", invoice.number),
+        pdf,
+        message_id: message_id(&invoice.number, recipient),
+        date: invoice.invoice_date,
+    };
+    build_email(email, settings)
+}
+
+/// Builds the e-mail of credit note `note` for `recipient`, its PDF attached.
+pub fn build_credit_note_message(
+    note: &CreditNote,
+    recipient: &str,
+    locale: Locale,
+    customer_name: &str,
+    pdf: Vec<u8>,
+    settings: &MailSettings,
+) -> Result<Message, DeliverError> {
+    let labels = locale.labels();
+    let rows = [
+        (labels.credit_note_number, note.number.clone()),
+        (labels.corrects_invoice, note.invoice_number.clone()),
+        (labels.reason, note.printable_reason()),
+        (labels.total, locale.money(note.total(), &note.currency)),
+    ];
+    let (text, html) = bodies(
+        labels.email_greeting,
+        &format!("{customer_name}: {}", labels.credit_email_body),
+        &rows,
+        &[labels.credit_email_attached],
     );
+    let email = Email {
+        number: &note.number,
+        recipient,
+        subject: format!(
+            "{} {} – {} {}",
+            labels.credit_note, note.number, labels.invoice, note.invoice_number
+        ),
+        text,
+        html,
+        attachment_name: format!("{}.pdf", note.number),
+        pdf,
+        message_id: message_id(&note.number, recipient),
+        date: note.issue_date,
+    };
+    build_email(email, settings)
+}
+
+/// What a reminder says besides its invoice (SPEC §5.1).
+pub struct ReminderFacts {
+    /// *k*, counted from 1.
+    pub reminder: u32,
+    /// The day reminder *k* fell due: the message's date.
+    pub date: chrono::NaiveDate,
+    /// `total - amount_paid - credited_total`.
+    pub still_owed: rust_decimal::Decimal,
+}
+
+/// Builds reminder *k* of `invoice` for `recipient`, the invoice PDF attached.
+pub fn build_reminder_message(
+    invoice: &InvoiceHead,
+    facts: &ReminderFacts,
+    recipient: &str,
+    locale: Locale,
+    customer_name: &str,
+    pdf: Vec<u8>,
+    settings: &MailSettings,
+) -> Result<Message, DeliverError> {
+    let labels = locale.labels();
+    let rows = [
+        (labels.invoice_number, invoice.number.clone()),
+        (labels.invoice_date, locale.date(invoice.invoice_date)),
+        (labels.due_date, locale.date(invoice.due_date)),
+        (
+            labels.amount_outstanding,
+            locale.money(facts.still_owed, &invoice.currency),
+        ),
+    ];
+    let (text, html) = bodies(
+        labels.email_greeting,
+        &format!("{customer_name}: {}", labels.reminder_body),
+        &rows,
+        &[labels.reminder_attached, labels.reminder_paid_already],
+    );
+    let email = Email {
+        number: &invoice.number,
+        recipient,
+        subject: format!(
+            "{} {}: {} {}",
+            labels.reminder_subject, facts.reminder, labels.invoice, invoice.number
+        ),
+        text,
+        html,
+        attachment_name: format!("{}.pdf", invoice.number),
+        pdf,
+        message_id: crate::model::reminder_message_id(&invoice.number, facts.reminder, recipient),
+        date: facts.date,
+    };
+    build_email(email, settings)
+}
+
+/// The plain-text and HTML bodies: a greeting, an opening line, a table of
+/// (label, value) rows (values in bold) and closing lines.
+fn bodies(
+    greeting: &str,
+    opening: &str,
+    rows: &[(&str, String)],
+    closing: &[&str],
+) -> (String, String) {
+    let mut text = format!("{greeting}\n\n{opening}\n\n");
+    let mut html = format!(
+        "<!DOCTYPE html><html><body><p>{}</p><p>{}</p><table>",
+        escape_html(greeting),
+        escape_html(opening)
+    );
+    for (label, value) in rows {
+        text += &format!("{label}: {value}\n");
+        html += &format!(
+            "<tr><td>{}</td><td><b>{}</b></td></tr>",
+            escape_html(label),
+            escape_html(value)
+        );
+    }
+    html += "</table>";
+    text.push('\n');
+    for line in closing {
+        text += &format!("{line}\n");
+        html += &format!("<p>{}</p>", escape_html(line));
+    }
+    html += "</body></html>";
     (text, html)
 }
 
-/// Midnight UTC of the invoice date: a Date header that is the same on a re-send.
-fn invoice_time(invoice: &InvoiceHead) -> SystemTime {
-    let secs = invoice
-        .invoice_date
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc()
-        .timestamp();
+/// Midnight UTC of `date`: a Date header that is the same on a re-send.
+fn midnight(date: chrono::NaiveDate) -> SystemTime {
+    let secs = date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp();
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
 
@@ -342,7 +475,12 @@ mod tests {
             assert_eq!(outbox_path(outbox, "INV-1", recipient), None, "{recipient}");
         }
         assert_eq!(outbox_path(outbox, "..", "a@b.de"), None);
-        assert_eq!(outbox_path(outbox, "a/b", "a@b.de"), None);
+        assert_eq!(outbox_path(outbox, "a/../b", "a@b.de"), None);
+        assert_eq!(outbox_path(outbox, "/a", "a@b.de"), None);
+        assert_eq!(
+            outbox_path(outbox, "INV-1/reminder-2", "a@b.de"),
+            Some(PathBuf::from("/o/outbox/INV-1/reminder-2/a@b.de.eml"))
+        );
     }
 
     #[test]

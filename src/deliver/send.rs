@@ -1,16 +1,21 @@
 //! The send stage: every outbox message not yet sent (pending, or failed
 //! transiently) goes to the transport through the sender pool, and each
-//! outcome is recorded in the ledger as it arrives. `--resend INVOICE`
-//! marks an invoice's deliveries pending again first.
+//! outcome is recorded in the ledger as it arrives. A reminder whose
+//! invoice is no longer past due, or has a later reminder, is cancelled
+//! instead (SPEC §5.1). `--resend INVOICE` marks an invoice's deliveries
+//! pending again first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::MailSettings;
-use crate::ledger::{Delivery, Ledger};
-use crate::model::{Invoice, InvoiceHead};
+use crate::ledger::{Delivery, DeliveryOutcome, Document, IssuedInvoice, Ledger};
+use crate::model::{CreditNote, Invoice, InvoiceStatus};
 use crate::render;
 
-use super::{DeliverError, Mailer, Outcome, SMTP_CONNECTIONS, build_message, pool};
+use super::{
+    DeliverError, Mailer, Outcome, ReminderFacts, SMTP_CONNECTIONS, build_credit_note_message,
+    build_message, build_reminder_message, pool,
+};
 
 /// What the send stage did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -19,6 +24,11 @@ pub struct DeliveryReport {
     pub failed: usize,
     pub bounced: usize,
     pub already_sent: usize,
+    /// Reminder messages sent this run (SPEC §5.1), also counted in `sent`.
+    pub reminders_sent: usize,
+    /// Reminder messages cancelled this run: their invoice was paid or
+    /// credited, or a later reminder was issued.
+    pub reminders_cancelled: usize,
 }
 
 /// What sending needs besides the ledger.
@@ -28,6 +38,9 @@ pub struct Inputs<'a> {
     pub render: render::Inputs<'a>,
     /// `faktura send --resend INVOICE`.
     pub resend: Option<&'a str>,
+    /// `[reminders] days` (SPEC §5.1): reminder *k* is due `days[k-1]`
+    /// days after the due date, the date its message carries.
+    pub reminder_days: &'a [i64],
 }
 
 /// Sends every outbox message not yet sent.
@@ -41,14 +54,19 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
         let n = ledger.reset_deliveries(number)?;
         tracing::info!(invoice = %number, recipients = n, "re-sending on request");
     }
+    let documents = Documents::read(ledger)?;
     let mut todo = Vec::new();
+    let mut cancelled = Vec::new();
     for delivery in ledger.deliveries()? {
         match delivery.status.as_str() {
             "sent" => report.already_sent += 1,
             "bounced" => report.bounced += 1,
+            "cancelled" => {}
+            _ if documents.reminder_is_void(&delivery) => cancelled.push(delivery),
             _ => todo.push(delivery),
         }
     }
+    cancel(ledger, &cancelled, &mut report)?;
     if todo.is_empty() {
         return Ok(report);
     }
@@ -61,29 +79,28 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
         Mailer::File { .. } => FILE_WRITERS,
         Mailer::Smtp { .. } => SMTP_CONNECTIONS,
     };
-    // A batch of deliveries at a time, with only their invoices in memory.
+    // A batch of deliveries at a time, with only their invoices' lines in memory.
     for batch in todo.chunks(DELIVERIES_PER_BATCH) {
-        let numbers: BTreeSet<String> = batch.iter().map(|d| d.invoice_number.clone()).collect();
-        let invoices =
-            BatchInvoices::read(ledger, inputs, &numbers.into_iter().collect::<Vec<_>>())?;
+        let to_render = InvoicesToRender::read(ledger, inputs, &documents, batch)?;
         // Outcomes of the file transport wait for the batch's files to be
         // on disk; SMTP outcomes are recorded as they arrive.
         let mut written = Vec::new();
         pool::send_all(
             batch.to_vec(),
             senders,
-            |delivery| deliver_one(inputs, &mailer, &invoices, delivery),
+            |delivery| deliver_one(inputs, &mailer, &documents, &to_render, delivery),
             |done| {
                 progress.inc_by(done.len() as u64);
                 let records = done.into_iter().map(|(delivery, (outcome, tries))| {
                     let (status, reply) = report.count(&delivery, outcome);
-                    (
-                        delivery.invoice_number,
-                        delivery.recipient,
+                    DeliveryOutcome {
+                        document: delivery.document,
+                        number: delivery.number,
+                        recipient: delivery.recipient,
                         status,
                         reply,
                         tries,
-                    )
+                    }
                 });
                 match mailer {
                     Mailer::File { .. } => {
@@ -102,59 +119,118 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
     Ok(report)
 }
 
-/// Deliveries sent per batch: their invoices are read for the batch only.
+/// Records reminders that will never be sent as `cancelled`.
+fn cancel(
+    ledger: &mut Ledger,
+    cancelled: &[Delivery],
+    report: &mut DeliveryReport,
+) -> Result<(), DeliverError> {
+    let outcomes: Vec<DeliveryOutcome> = cancelled
+        .iter()
+        .map(|d| DeliveryOutcome {
+            document: d.document,
+            number: d.number.clone(),
+            recipient: d.recipient.clone(),
+            status: "cancelled",
+            reply: d.last_reply.clone(),
+            tries: 0,
+        })
+        .collect();
+    ledger.record_deliveries(&outcomes)?;
+    report.reminders_cancelled += outcomes.len();
+    Ok(())
+}
+
+/// Deliveries sent per batch: their invoices are read whole for the batch only.
 const DELIVERIES_PER_BATCH: usize = 512;
 
 /// Messages the file transport writes at once.
 const FILE_WRITERS: usize = 4;
 
-/// A batch's invoices: every head (all an e-mail needs), and whole invoices
-/// (with their lines) only where the PDF is missing from disk and has to
-/// be rendered again.
-struct BatchInvoices {
-    heads: BTreeMap<String, InvoiceHead>,
-    to_render: BTreeMap<String, Invoice>,
+/// Every issued invoice (without lines) and credit note: all a message needs.
+struct Documents {
+    invoices: BTreeMap<String, IssuedInvoice>,
+    credit_notes: BTreeMap<String, CreditNote>,
 }
 
-impl BatchInvoices {
-    fn read(ledger: &Ledger, inputs: &Inputs, numbers: &[String]) -> Result<Self, DeliverError> {
-        let heads: BTreeMap<String, InvoiceHead> = ledger
-            .invoice_heads_numbered(numbers)?
-            .into_iter()
-            .map(|head| (head.number.clone(), head))
-            .collect();
+impl Documents {
+    fn read(ledger: &Ledger) -> Result<Self, DeliverError> {
+        Ok(Documents {
+            invoices: ledger
+                .invoice_heads()?
+                .into_iter()
+                .map(|i| (i.head.number.clone(), i))
+                .collect(),
+            credit_notes: ledger
+                .credit_notes()?
+                .into_iter()
+                .map(|n| (n.number.clone(), n))
+                .collect(),
+        })
+    }
+
+    /// A reminder that failed or was never tried is sent only while its
+    /// invoice is past due and no later reminder has been issued.
+    fn reminder_is_void(&self, delivery: &Delivery) -> bool {
+        let Document::Reminder(k) = delivery.document else {
+            return false;
+        };
+        self.invoices
+            .get(&delivery.number)
+            .is_none_or(|i| i.status != InvoiceStatus::PastDue.as_str() || i.reminders_sent > k)
+    }
+}
+
+/// Whole invoices (with their lines) of a batch whose PDF is missing from
+/// disk and has to be rendered again.
+struct InvoicesToRender(BTreeMap<String, Invoice>);
+
+impl InvoicesToRender {
+    fn read(
+        ledger: &Ledger,
+        inputs: &Inputs,
+        documents: &Documents,
+        batch: &[Delivery],
+    ) -> Result<Self, DeliverError> {
         let out = inputs.render.out_dir;
-        let missing: Vec<String> = heads
-            .values()
-            .filter(|head| !render::pdf_path(out, head.period, &head.number).exists())
-            .map(|head| head.number.clone())
+        let missing: BTreeSet<String> = batch
+            .iter()
+            .filter(|d| d.document != Document::CreditNote)
+            .filter_map(|d| documents.invoices.get(&d.number))
+            .filter(|i| !render::pdf_path(out, i.head.period, &i.head.number).exists())
+            .map(|i| i.head.number.clone())
             .collect();
-        let to_render = ledger
-            .invoices_numbered(&missing)?
-            .into_iter()
-            .map(|invoice| (invoice.number.clone(), invoice))
-            .collect();
-        Ok(BatchInvoices { heads, to_render })
+        let missing: Vec<String> = missing.into_iter().collect();
+        Ok(InvoicesToRender(
+            ledger
+                .invoices_numbered(&missing)?
+                .into_iter()
+                .map(|invoice| (invoice.number.clone(), invoice))
+                .collect(),
+        ))
     }
 }
 
 impl DeliveryReport {
     /// Counts one outcome; returns the outbox status and reply to record.
     fn count(&mut self, delivery: &Delivery, outcome: Outcome) -> (&'static str, Option<String>) {
-        let (invoice, recipient) = (&delivery.invoice_number, &delivery.recipient);
+        let (number, recipient) = (&delivery.number, &delivery.recipient);
         match outcome {
             Outcome::Sent => {
                 self.sent += 1;
+                if matches!(delivery.document, Document::Reminder(_)) {
+                    self.reminders_sent += 1;
+                }
                 ("sent", None)
             }
             Outcome::Transient(reply) => {
                 self.failed += 1;
-                tracing::warn!(%invoice, %recipient, %reply, "delivery failed; retried next run");
+                tracing::warn!(%number, %recipient, %reply, "delivery failed; retried next run");
                 ("failed", Some(reply))
             }
             Outcome::Permanent(reply) => {
                 self.bounced += 1;
-                tracing::warn!(%invoice, %recipient, %reply, "delivery refused");
+                tracing::warn!(%number, %recipient, %reply, "delivery refused");
                 ("bounced", Some(reply))
             }
         }
@@ -164,49 +240,106 @@ impl DeliveryReport {
 /// Builds one outbox message (PDF from disk, rendered again if missing) and
 /// hands it to the transport, with retries. Never fails: a message that
 /// cannot be built for its recipient is refused (`bounced`, with the
-/// reason); one whose invoice or PDF cannot be had now is `failed`, and
+/// reason); one whose document or PDF cannot be had now is `failed`, and
 /// tried again on the next run.
 fn deliver_one(
     inputs: &Inputs,
     mailer: &Mailer,
-    invoices: &BatchInvoices,
+    documents: &Documents,
+    to_render: &InvoicesToRender,
     delivery: &Delivery,
 ) -> (Outcome, u32) {
-    let Some(invoice) = invoices.heads.get(&delivery.invoice_number) else {
-        let reason = format!("outbox names unknown invoice {}", delivery.invoice_number);
-        return (Outcome::Transient(reason), 1);
-    };
-    let path = render::pdf_path(inputs.render.out_dir, invoice.period, &invoice.number);
-    let pdf = match (
-        std::fs::read(&path),
-        invoices.to_render.get(&invoice.number),
-    ) {
-        (Ok(bytes), _) => bytes,
-        (Err(_), Some(whole)) => match render::render_pdf(&inputs.render, whole) {
-            Ok(bytes) => bytes,
-            Err(e) => return (Outcome::Transient(e.to_string()), 1),
-        },
-        (Err(e), None) => {
-            return (
-                Outcome::Transient(format!("cannot read {}: {e}", path.display())),
-                1,
-            );
+    match build(inputs, documents, to_render, delivery) {
+        Ok((message, folder)) => mailer.send_with_retry(&message, &folder, &delivery.recipient),
+        Err(outcome) => (outcome, 1),
+    }
+}
+
+/// The message of `delivery` and its outbox folder, or the outcome that
+/// stands for it when it cannot be built.
+fn build(
+    inputs: &Inputs,
+    documents: &Documents,
+    to_render: &InvoicesToRender,
+    delivery: &Delivery,
+) -> Result<(lettre::Message, String), Outcome> {
+    let number = &delivery.number;
+    let unknown = || Outcome::Transient(format!("outbox names unknown document {number}"));
+    let (profile_id, period) = match delivery.document {
+        Document::CreditNote => {
+            let note = documents.credit_notes.get(number).ok_or_else(unknown)?;
+            (&note.profile_id, note.period)
+        }
+        _ => {
+            let invoice = documents.invoices.get(number).ok_or_else(unknown)?;
+            (&invoice.head.profile_id, invoice.head.period)
         }
     };
-    let Some(profile) = inputs.render.reference.profiles.get(&invoice.profile_id) else {
-        let reason = format!("profile {} is not in profiles.csv", invoice.profile_id);
-        return (Outcome::Transient(reason), 1);
+    let Some(profile) = inputs.render.reference.profiles.get(profile_id) else {
+        let reason = format!("profile {profile_id} is not in profiles.csv");
+        return Err(Outcome::Transient(reason));
     };
-    let message = build_message(
-        invoice,
-        &delivery.recipient,
-        profile.locale,
-        &profile.name,
-        pdf,
-        inputs.mail,
-    );
-    match message {
-        Ok(message) => mailer.send_with_retry(&message, &invoice.number, &delivery.recipient),
-        Err(e) => (Outcome::Permanent(e.to_string()), 1),
+    let path = render::pdf_path(inputs.render.out_dir, period, number);
+    let pdf = std::fs::read(&path).or_else(|e| {
+        let rendered = match delivery.document {
+            Document::CreditNote => documents
+                .credit_notes
+                .get(number)
+                .map(|note| render::render_credit_note_pdf(&inputs.render, note)),
+            _ => to_render
+                .0
+                .get(number)
+                .map(|whole| render::render_pdf(&inputs.render, whole)),
+        };
+        match rendered {
+            Some(Ok(bytes)) => Ok(bytes),
+            Some(Err(e)) => Err(Outcome::Transient(e.to_string())),
+            None => Err(Outcome::Transient(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    })?;
+    let (locale, name, recipient) = (profile.locale, &profile.name, &delivery.recipient);
+    let built = match delivery.document {
+        Document::Invoice => {
+            let head = &documents.invoices[number].head;
+            build_message(head, recipient, locale, name, pdf, inputs.mail)
+                .map(|m| (m, number.clone()))
+        }
+        Document::CreditNote => {
+            let note = &documents.credit_notes[number];
+            build_credit_note_message(note, recipient, locale, name, pdf, inputs.mail)
+                .map(|m| (m, number.clone()))
+        }
+        Document::Reminder(k) => {
+            let invoice = &documents.invoices[number];
+            let facts = reminder_facts(inputs, invoice, k);
+            build_reminder_message(
+                &invoice.head,
+                &facts,
+                recipient,
+                locale,
+                name,
+                pdf,
+                inputs.mail,
+            )
+            .map(|m| (m, format!("{number}/reminder-{k}")))
+        }
+    };
+    built.map_err(|e| Outcome::Permanent(e.to_string()))
+}
+
+/// Reminder `k` of `invoice`: the day it fell due and what is still owed.
+fn reminder_facts(inputs: &Inputs, invoice: &IssuedInvoice, k: u32) -> ReminderFacts {
+    let days = inputs
+        .reminder_days
+        .get(k as usize - 1)
+        .copied()
+        .unwrap_or_default();
+    ReminderFacts {
+        reminder: k,
+        date: invoice.head.due_date + chrono::Days::new(days.max(0) as u64),
+        still_owed: invoice.head.total() - invoice.amount_paid - invoice.credited_total,
     }
 }

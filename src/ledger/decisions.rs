@@ -274,12 +274,8 @@ impl Ledger {
             .map_err(wrap)?;
             mark_dirty(&tx, "invoices", &invoice.period.month_key()).map_err(wrap)?;
             for recipient in &invoice.recipients {
-                tx.execute(
-                    "INSERT OR IGNORE INTO outbox (invoice_number, recipient, message_id, status, attempts)
-                     VALUES (?1, ?2, ?3, 'pending', 0)",
-                    params![invoice.number, recipient, crate::model::message_id(&invoice.number, recipient)],
-                )
-                .map_err(wrap)?;
+                super::outbox::add_delivery(&tx, Document::Invoice, &invoice.number, recipient)
+                    .map_err(wrap)?;
             }
         }
         for (id, state) in &commit.profile_states {

@@ -8,6 +8,8 @@ use rust_decimal::Decimal;
 
 use crate::model::{Invoice, InvoiceHead};
 
+use super::outputs::mark_dirty;
+
 use super::*;
 
 impl Ledger {
@@ -17,28 +19,29 @@ impl Ledger {
         Ok(head.with_lines(lines))
     }
 
-    /// Every issued invoice without its lines, with what has been paid
-    /// and its stored status.
-    pub fn invoice_heads(&self) -> Result<Vec<(InvoiceHead, Decimal, String)>> {
-        self.invoice_rows()
-    }
-
-    fn invoice_rows<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(T, Decimal, String)>> {
+    /// Every issued invoice without its lines, with what has been paid and
+    /// credited, the reminders sent and its stored status, in number order.
+    pub fn invoice_heads(&self) -> Result<Vec<IssuedInvoice>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT data, amount_paid, status, credited_total, reminders_sent
+                 FROM invoices ORDER BY seq",
+            )
+            .map_err(self.err())?;
+        let mut rows = stmt.query([]).map_err(self.err())?;
         let mut out = Vec::new();
-        self.for_text_rows(
-            "SELECT data, amount_paid, status FROM invoices ORDER BY seq",
-            [],
-            |[data, paid, status]| {
-                let paid = paid
-                    .parse()
-                    .map_err(|e: rust_decimal::Error| LedgerError::Corrupt {
-                        what: "invoices.amount_paid",
-                        detail: e.to_string(),
-                    })?;
-                out.push((from_json("invoices.data", &data)?, paid, status));
-                Ok(())
-            },
-        )?;
+        while let Some(row) = rows.next().map_err(self.err())? {
+            let [data, paid, status, credited] = text_cells(row).map_err(self.err())?;
+            let reminders_sent: i64 = row.get(4).map_err(self.err())?;
+            out.push(IssuedInvoice {
+                head: from_json("invoices.data", &data)?,
+                amount_paid: decimal("invoices.amount_paid", &paid)?,
+                credited_total: decimal("invoices.credited_total", &credited)?,
+                reminders_sent: reminders_sent as u32,
+                status,
+            });
+        }
         Ok(out)
     }
 
@@ -72,22 +75,56 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Stores new payment totals and statuses; marks changed months dirty.
-    pub fn update_payments(
-        &mut self,
-        updates: &[(String, String, Decimal, &'static str)],
-    ) -> Result<()> {
+    /// Stores new payment totals, credited totals and statuses; marks
+    /// changed months dirty.
+    pub fn update_statuses(&mut self, updates: &[StatusUpdate]) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| sqlite_error(path.clone(), source);
         let tx = self.write()?;
-        for (number, month, paid, status) in updates {
+        for u in updates {
             tx.execute(
-                "UPDATE invoices SET amount_paid = ?2, status = ?3 WHERE number = ?1",
-                params![number, paid.to_string(), status],
+                "UPDATE invoices SET amount_paid = ?2, status = ?3, credited_total = ?4
+                 WHERE number = ?1",
+                params![
+                    u.number,
+                    u.amount_paid.to_string(),
+                    u.status,
+                    u.credited_total.to_string()
+                ],
             )
             .map_err(wrap)?;
-            mark_dirty(&tx, "invoices", month).map_err(wrap)?;
+            mark_dirty(&tx, "invoices", &u.month).map_err(wrap)?;
         }
         tx.commit().map_err(wrap)
     }
+}
+
+/// An issued invoice as the ledger holds it: the head fixed at issue and
+/// what changes after (SPEC §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedInvoice {
+    pub head: InvoiceHead,
+    pub amount_paid: Decimal,
+    pub credited_total: Decimal,
+    pub reminders_sent: u32,
+    pub status: String,
+}
+
+/// New payment and credit totals and status of one invoice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub number: String,
+    /// `YYYY-MM` of its period: the `invoices/` partition to rewrite.
+    pub month: String,
+    pub amount_paid: Decimal,
+    pub credited_total: Decimal,
+    pub status: &'static str,
+}
+
+fn decimal(what: &'static str, text: &str) -> Result<Decimal> {
+    text.parse()
+        .map_err(|e: rust_decimal::Error| LedgerError::Corrupt {
+            what,
+            detail: e.to_string(),
+        })
 }

@@ -66,8 +66,11 @@ fn sqlite_error(path: String, source: rusqlite::Error) -> LedgerError {
 /// `lines.data` in a compact form (`stored_lines`) and reads all three.
 /// Version 4 names the file hash columns `content_hash` (they were
 /// `sha256`): BLAKE3 for files hashed since, the SHA-256 hashes of older
-/// versions kept as they are (`ingest::listing`).
-const SCHEMA_VERSION: i64 = 4;
+/// versions kept as they are (`ingest::listing`). Version 5 adds credit
+/// notes (`credit_notes`), the invoices' `credited_total` and
+/// `reminders_sent`, the outbox's `document` (an invoice or a credit
+/// note) and the reminders' outbox (`reminder_outbox`).
+const SCHEMA_VERSION: i64 = 5;
 
 /// The tables (every statement is idempotent).
 const SCHEMA: &str = "
@@ -92,11 +95,20 @@ CREATE TABLE IF NOT EXISTS lines (
     data TEXT NOT NULL, PRIMARY KEY (profile_id, kind, period_start));
 CREATE TABLE IF NOT EXISTS invoices (
     seq INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, period_start TEXT NOT NULL,
-    data TEXT NOT NULL, amount_paid TEXT NOT NULL, status TEXT NOT NULL);
+    data TEXT NOT NULL, amount_paid TEXT NOT NULL, status TEXT NOT NULL,
+    credited_total TEXT NOT NULL DEFAULT '0', reminders_sent INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS outbox (
     invoice_number TEXT NOT NULL, recipient TEXT NOT NULL, message_id TEXT NOT NULL,
     status TEXT NOT NULL, attempts INTEGER NOT NULL, last_reply TEXT,
+    document TEXT NOT NULL DEFAULT 'invoice',
     PRIMARY KEY (invoice_number, recipient));
+CREATE TABLE IF NOT EXISTS credit_notes (
+    seq INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, ref TEXT NOT NULL UNIQUE,
+    invoice_number TEXT NOT NULL, period_start TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reminder_outbox (
+    invoice_number TEXT NOT NULL, reminder INTEGER NOT NULL, recipient TEXT NOT NULL,
+    message_id TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+    last_reply TEXT, PRIMARY KEY (invoice_number, reminder, recipient));
 CREATE TABLE IF NOT EXISTS dirty (folder TEXT NOT NULL, month TEXT NOT NULL,
     PRIMARY KEY (folder, month));
 CREATE TABLE IF NOT EXISTS fresh_days (day TEXT PRIMARY KEY);
@@ -117,6 +129,7 @@ pub struct Ledger {
     path: String,
 }
 
+mod credit_notes;
 mod decisions;
 mod ingest;
 mod invoices;
@@ -128,7 +141,8 @@ mod stored_lines;
 
 pub use crate::model::{Billed, DecideCommit, DecisionKey, ProfileState};
 pub use ingest::{DayStats, FileFingerprint};
-pub use outbox::Delivery;
+pub use invoices::{IssuedInvoice, StatusUpdate};
+pub use outbox::{Delivery, DeliveryOutcome, Document};
 use outputs::mark_dirty;
 
 /// A row's first `N` columns as text.
@@ -221,6 +235,19 @@ impl Ledger {
             }
         }
         tx.execute_batch(SCHEMA).map_err(wrap)?;
+        // 4 -> 5: columns the existing tables lack.
+        for (table, column, definition) in [
+            ("invoices", "credited_total", "TEXT NOT NULL DEFAULT '0'"),
+            ("invoices", "reminders_sent", "INTEGER NOT NULL DEFAULT 0"),
+            ("outbox", "document", "TEXT NOT NULL DEFAULT 'invoice'"),
+        ] {
+            if !has_column(&tx, table, column).map_err(wrap)? {
+                tx.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ))
+                .map_err(wrap)?;
+            }
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(wrap)?;
         tx.commit().map_err(wrap)

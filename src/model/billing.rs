@@ -259,12 +259,13 @@ pub struct Decision {
     pub credits_used: Vec<(String, Decimal)>,
 }
 
-/// Invoice payment status (SPEC §1).
+/// Invoice status (SPEC §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InvoiceStatus {
     Due,
     PastDue,
     Paid,
+    Credited,
 }
 
 impl InvoiceStatus {
@@ -273,12 +274,23 @@ impl InvoiceStatus {
             InvoiceStatus::Due => "due",
             InvoiceStatus::PastDue => "past_due",
             InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Credited => "credited",
         }
     }
 
-    /// `paid` once payments reach the invoice's total (SPEC §4.8).
-    pub fn of(total: Decimal, amount_paid: Decimal, due: NaiveDate, as_of: NaiveDate) -> Self {
-        if amount_paid >= total {
+    /// SPEC §6: `credited` when credit notes took back the whole total;
+    /// else `paid` once payments reach what is still owed (`total -
+    /// credited_total`); else `past_due` after the due date, `due` until then.
+    pub fn of(
+        total: Decimal,
+        credited_total: Decimal,
+        amount_paid: Decimal,
+        due: NaiveDate,
+        as_of: NaiveDate,
+    ) -> Self {
+        if credited_total == total {
+            InvoiceStatus::Credited
+        } else if amount_paid >= total - credited_total {
             InvoiceStatus::Paid
         } else if as_of > due {
             InvoiceStatus::PastDue
@@ -306,6 +318,9 @@ pub struct Invoice {
     /// None without `[tax]` (SPEC §4.8); fixed when issued.
     #[serde(default)]
     pub vat: Option<Vat>,
+    /// Whether it has an e-invoice (SPEC §6.1); fixed when issued.
+    #[serde(default)]
+    pub einvoice: EinvoiceAddresses,
 }
 
 impl Invoice {
@@ -332,6 +347,7 @@ impl Invoice {
             amounts: self.amounts,
             recipients: self.recipients.clone(),
             vat: self.vat.clone(),
+            einvoice: self.einvoice.clone(),
         }
     }
 }
@@ -352,6 +368,8 @@ pub struct InvoiceHead {
     pub recipients: Vec<String>,
     #[serde(default)]
     pub vat: Option<Vat>,
+    #[serde(default)]
+    pub einvoice: EinvoiceAddresses,
 }
 
 impl InvoiceHead {
@@ -375,6 +393,7 @@ impl InvoiceHead {
             lines,
             recipients: self.recipients,
             vat: self.vat,
+            einvoice: self.einvoice,
         }
     }
 }

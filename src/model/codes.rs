@@ -44,6 +44,87 @@ pub fn peppol_id(s: &str) -> Option<String> {
     (scheme_ok && identifier_ok).then(|| format!("{scheme}:{identifier}"))
 }
 
+/// Whether a Peppol participant id passes the check the official rules
+/// make of its scheme (PEPPOL-COMMON-R041, R049, R042): a Norwegian
+/// organisation number (`0192`, 9 digits, mod-11), a Swedish one (`0007`,
+/// 10 digits, Luhn), a Danish CVR (`0184`, 8 digits); other schemes are
+/// not checked.
+pub fn peppol_id_passes_checks(id: &str) -> bool {
+    let Some((scheme, identifier)) = id.split_once(':') else {
+        return false;
+    };
+    match scheme {
+        "0192" => norwegian_org_number_valid(identifier),
+        "0007" => swedish_org_number_valid(identifier),
+        "0184" => all_digits(identifier, 8),
+        _ => true,
+    }
+}
+
+/// The Peppol participant id a VAT number stands for (SPEC §6.1): the
+/// number upper-cased without spaces, dots and hyphens, matched whole
+/// against `NO(\d{9})(MVA)?` (scheme 0192), `SE(\d{10})01` (0007) or
+/// `DK(\d{8})` (0184); `None` when it matches none or its check digit fails.
+pub fn peppol_id_of_vat_id(vat_id: &str) -> Option<String> {
+    let vat: String = vat_id
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '.' | '-'))
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let id = if let Some(rest) = vat.strip_prefix("NO") {
+        let digits = rest.strip_suffix("MVA").unwrap_or(rest);
+        all_digits(digits, 9).then(|| format!("0192:{digits}"))
+    } else if let Some(rest) = vat.strip_prefix("SE") {
+        let digits = rest.strip_suffix("01")?;
+        all_digits(digits, 10).then(|| format!("0007:{digits}"))
+    } else if let Some(rest) = vat.strip_prefix("DK") {
+        all_digits(rest, 8).then(|| format!("0184:{rest}"))
+    } else {
+        None
+    }?;
+    peppol_id_passes_checks(&id).then_some(id)
+}
+
+fn all_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A Norwegian organisation number: 9 digits, the last a mod-11 check
+/// digit over weights 3 2 7 6 5 4 3 2 (as PEPPOL-COMMON-R041 checks it).
+pub fn norwegian_org_number_valid(s: &str) -> bool {
+    if !all_digits(s, 9) || s.bytes().all(|b| b == b'0') {
+        return false;
+    }
+    let digits: Vec<u32> = s.bytes().map(|b| u32::from(b - b'0')).collect();
+    let sum: u32 = digits[..8]
+        .iter()
+        .zip([3, 2, 7, 6, 5, 4, 3, 2])
+        .map(|(d, w)| d * w)
+        .sum();
+    (11 - sum % 11) % 11 == digits[8]
+}
+
+/// A Swedish organisation number: 10 digits, the last a Luhn check digit
+/// over the first nine (as PEPPOL-COMMON-R049 checks it).
+pub fn swedish_org_number_valid(s: &str) -> bool {
+    if !all_digits(s, 10) {
+        return false;
+    }
+    let digits: Vec<u32> = s.bytes().map(|b| u32::from(b - b'0')).collect();
+    let sum: u32 = digits[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                (d * 2) / 10 + (d * 2) % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    (10 - sum % 10) % 10 == digits[9]
+}
+
 /// An ISO 4217 currency with its minor unit (the number of decimals an
 /// amount is rounded to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,6 +200,31 @@ impl fmt::Display for Currency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peppol_ids_derived_from_vat_numbers_by_spec_6_1() {
+        let id = |vat: &str| peppol_id_of_vat_id(vat);
+        assert_eq!(id("NO 123 456 785 MVA").as_deref(), Some("0192:123456785"));
+        assert_eq!(id("no123456785").as_deref(), Some("0192:123456785"));
+        assert_eq!(id("NO 123.456.785-MVA").as_deref(), Some("0192:123456785"));
+        // A wrong check digit is no address.
+        assert_eq!(id("NO123456786MVA"), None);
+        assert_eq!(id("SE556677889901").as_deref(), Some("0007:5566778899"));
+        assert_eq!(id("SE556677889801"), None);
+        assert_eq!(id("SE5566778899"), None);
+        assert_eq!(id("DK12345678").as_deref(), Some("0184:12345678"));
+        assert_eq!(id("DK1234567"), None);
+        assert_eq!(id("NL123456789B01"), None);
+        assert_eq!(id("GB123456789"), None);
+        assert_eq!(id("NO123456785MVAX"), None);
+        assert!(peppol_id_passes_checks("0192:987654325"));
+        assert!(!peppol_id_passes_checks("0192:987654324"));
+        assert!(
+            peppol_id_passes_checks("0007:5560123456") == swedish_org_number_valid("5560123456")
+        );
+        assert!(peppol_id_passes_checks("0106:12345678"));
+        assert!(!peppol_id_passes_checks("0192:000000000"));
+    }
 
     #[test]
     fn currency_rounding_and_minor_units() {

@@ -6,10 +6,11 @@
 //! One file per group: `reference` (accounts, profiles, subscriptions,
 //! roles), `preference` (e-mail invoice preferences), `codes` (countries,
 //! currencies, Peppol ids), `period`, `billing` (lines, decisions,
-//! invoices), `vat`.
+//! invoices), `credit_note`, `vat`.
 
 mod billing;
 mod codes;
+mod credit_note;
 mod period;
 mod preference;
 mod reference;
@@ -17,6 +18,7 @@ mod vat;
 
 pub use billing::*;
 pub use codes::*;
+pub use credit_note::*;
 pub use period::*;
 pub use preference::*;
 pub use reference::*;

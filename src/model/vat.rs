@@ -81,6 +81,50 @@ pub struct TaxRule {
     /// The issuer's country: a customer elsewhere with a VAT number is
     /// reverse-charged (`AE`).
     pub issuer_country: String,
+    /// The seller's Peppol address (SPEC §6.1): `issuer.peppol_id`, else
+    /// the id its VAT number stands for; without one, no e-invoices.
+    pub seller_peppol_id: Option<String>,
+}
+
+/// Whether an issued invoice has an e-invoice and between which Peppol
+/// addresses (SPEC §6.1), fixed when it is issued.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EinvoiceAddresses {
+    /// Not recorded (issued without `[tax]`, or by a faktura from before
+    /// addresses were recorded: derived when rendered).
+    #[default]
+    Unrecorded,
+    /// No e-invoice, and why.
+    Skipped(String),
+    /// Seller's and buyer's Peppol participant ids.
+    To { seller: String, buyer: String },
+}
+
+impl EinvoiceAddresses {
+    /// SPEC §6.1: the buyer's `peppolId`, else the id its `vatId` stands
+    /// for; the seller's `seller_peppol_id`. Either missing: no e-invoice.
+    pub fn between(seller: Option<&str>, profile: &Profile) -> EinvoiceAddresses {
+        let Some(seller) = seller else {
+            return EinvoiceAddresses::Skipped(
+                "the issuer has no Peppol address (issuer.peppol_id, or a NO, SE or DK vat_id)"
+                    .into(),
+            );
+        };
+        let buyer = profile
+            .peppol_id
+            .clone()
+            .or_else(|| profile.vat_id.as_deref().and_then(peppol_id_of_vat_id));
+        match buyer {
+            Some(buyer) => EinvoiceAddresses::To {
+                seller: seller.to_string(),
+                buyer,
+            },
+            None => EinvoiceAddresses::Skipped(format!(
+                "profile {} has no Peppol address (no peppolId, and no NO, SE or DK vatId that stands for one)",
+                profile.id
+            )),
+        }
+    }
 }
 
 impl TaxRule {
@@ -99,6 +143,11 @@ impl TaxRule {
         } else {
             VatCategory::S
         }
+    }
+
+    /// Whether an invoice of `profile` gets an e-invoice (SPEC §6.1).
+    pub fn einvoice_addresses(&self, profile: &Profile) -> EinvoiceAddresses {
+        EinvoiceAddresses::between(self.seller_peppol_id.as_deref(), profile)
     }
 
     /// The VAT of an invoice of `profile` owing `amount_due`.
@@ -136,6 +185,7 @@ mod tests {
         let rule = TaxRule {
             rate: Decimal::new(25, 0),
             issuer_country: "NO".into(),
+            seller_peppol_id: None,
         };
         let cases = [
             // (country, vatId, vatCategory, expected)

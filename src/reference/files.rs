@@ -172,8 +172,8 @@ pub(super) fn read_tax_columns(row: &Row, p: &mut Problems) -> Option<TaxColumns
             .check(
                 row,
                 "peppolId",
-                crate::model::peppol_id(v),
-                "a Peppol participant id `scheme:identifier`",
+                crate::model::peppol_id(v).filter(|id| crate::model::peppol_id_passes_checks(id)),
+                "a Peppol participant id `scheme:identifier` whose check digits pass the official rules (SPEC §6.1)",
             )
             .map(Some),
     };

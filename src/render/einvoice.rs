@@ -19,7 +19,9 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use rust_decimal::Decimal;
 
 use crate::config::IssuerSettings;
-use crate::model::{Account, CoveredBy, Invoice, Line, Period, Profile, Vat, VatCategory};
+use crate::model::{
+    Account, CoveredBy, CreditNote, Invoice, Line, Period, Profile, Vat, VatCategory,
+};
 
 const CUSTOMIZATION_ID: &str =
     "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0";
@@ -37,6 +39,9 @@ pub struct Parties<'a> {
     pub account: &'a Account,
     /// Subscription id -> display name, for the item descriptions.
     pub subscription_name: &'a dyn Fn(&str) -> Option<&'a str>,
+    /// The seller's and buyer's Peppol participant ids (SPEC §6.1).
+    pub seller_endpoint: &'a str,
+    pub buyer_endpoint: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +63,31 @@ pub fn ubl_invoice(invoice: &Invoice, parties: &Parties) -> Result<Vec<u8>, Einv
         .ok_or_else(|| EinvoiceError::NoVat(invoice.number.clone()))?;
     let doc = Document {
         invoice,
-        parties,
-        vat,
-        minor_unit: crate::model::Currency::parse(&invoice.currency).map_or(2, |c| c.minor_unit),
+        c: Common::new(parties, vat, &invoice.currency),
     };
+    xml_bytes(&invoice.number, |w| doc.write(w))
+}
+
+/// The UBL `CreditNote` of `note` (SPEC §6.2), correcting its invoice.
+pub fn ubl_credit_note(note: &CreditNote, parties: &Parties) -> Result<Vec<u8>, EinvoiceError> {
+    let vat = note
+        .vat
+        .as_ref()
+        .ok_or_else(|| EinvoiceError::NoVat(note.number.clone()))?;
+    let doc = CreditDocument {
+        note,
+        c: Common::new(parties, vat, &note.currency),
+    };
+    xml_bytes(&note.number, |w| doc.write(w))
+}
+
+/// The document `write` writes, indented, with a final line feed.
+fn xml_bytes(number: &str, write: impl FnOnce(&mut W) -> Io) -> Result<Vec<u8>, EinvoiceError> {
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-    doc.write(&mut writer)
-        .map_err(|source| EinvoiceError::Xml {
-            invoice: invoice.number.clone(),
-            source,
-        })?;
+    write(&mut writer).map_err(|source| EinvoiceError::Xml {
+        invoice: number.to_string(),
+        source,
+    })?;
     let mut bytes = writer.into_inner();
     bytes.push(b'\n');
     Ok(bytes)
@@ -76,11 +96,34 @@ pub fn ubl_invoice(invoice: &Invoice, parties: &Parties) -> Result<Vec<u8>, Einv
 type W = Writer<Vec<u8>>;
 type Io = std::io::Result<()>;
 
-struct Document<'a, 'p> {
-    invoice: &'a Invoice,
+/// What an invoice and a credit note write the same way: the parties,
+/// VAT categories and amounts.
+struct Common<'a, 'p> {
     parties: &'a Parties<'p>,
     vat: &'a Vat,
+    currency: &'a str,
     minor_unit: u32,
+}
+
+impl<'a, 'p> Common<'a, 'p> {
+    fn new(parties: &'a Parties<'p>, vat: &'a Vat, currency: &'a str) -> Self {
+        Common {
+            parties,
+            vat,
+            currency,
+            minor_unit: crate::model::Currency::parse(currency).map_or(2, |c| c.minor_unit),
+        }
+    }
+}
+
+struct Document<'a, 'p> {
+    invoice: &'a Invoice,
+    c: Common<'a, 'p>,
+}
+
+struct CreditDocument<'a, 'p> {
+    note: &'a CreditNote,
+    c: Common<'a, 'p>,
 }
 
 /// A document-level allowance (`false`) or charge (`true`).
@@ -88,6 +131,115 @@ struct AllowanceCharge {
     charge: bool,
     reason: &'static str,
     amount: Decimal,
+}
+
+impl Common<'_, '_> {
+    /// The seller: the issuer of `[issuer]`.
+    fn supplier(&self, w: &mut W) -> Io {
+        let issuer = self.parties.issuer;
+        let country = issuer.country.as_deref().unwrap_or_default();
+        w.create_element("cac:AccountingSupplierParty")
+            .write_inner_content(|w| {
+                w.create_element("cac:Party").write_inner_content(|w| {
+                    endpoint(w, self.parties.seller_endpoint)?;
+                    // BT-29, so the buyer can identify the seller even where
+                    // its VAT number may not be given (category O, BR-CO-26).
+                    party_identification(w, self.parties.seller_endpoint)?;
+                    party_name(w, &issuer.name)?;
+                    postal_address(w, &issuer.address, country)?;
+                    if let Some(vat_id) = issuer.vat_id.as_deref()
+                        && self.vat.category != VatCategory::O
+                    {
+                        party_tax_scheme(w, &compact(vat_id), "VAT")?;
+                    }
+                    if country == "NO" {
+                        // Norwegian companies state their registration (NO-R-002).
+                        party_tax_scheme(w, "Foretaksregisteret", "TAX")?;
+                    }
+                    legal_entity(w, &issuer.name)?;
+                    w.create_element("cac:Contact")
+                        .write_inner_content(|w| text(w, "cbc:ElectronicMail", &issuer.email))?;
+                    Ok(())
+                })?;
+                Ok(())
+            })?;
+        Ok(())
+    }
+
+    /// The buyer: the billing profile.
+    fn customer(&self, w: &mut W) -> Io {
+        let profile = self.parties.profile;
+        let account = self.parties.account;
+        let issuer_country = self.parties.issuer.country.as_deref().unwrap_or_default();
+        let country = profile.country.as_deref().unwrap_or(issuer_country);
+        let name = if profile.name.is_empty() {
+            &account.name
+        } else {
+            &profile.name
+        };
+        w.create_element("cac:AccountingCustomerParty")
+            .write_inner_content(|w| {
+                w.create_element("cac:Party").write_inner_content(|w| {
+                    endpoint(w, self.parties.buyer_endpoint)?;
+                    party_name(w, name)?;
+                    postal_address(w, &profile.address, country)?;
+                    if let Some(vat_id) = profile.vat_id.as_deref()
+                        && self.vat.category != VatCategory::O
+                    {
+                        party_tax_scheme(w, &compact(vat_id), "VAT")?;
+                    }
+                    legal_entity(w, &account.name)
+                })?;
+                Ok(())
+            })?;
+        Ok(())
+    }
+
+    /// The VAT breakdown: one category, `taxable` at the document's rate.
+    fn tax_total(&self, w: &mut W, taxable: Decimal) -> Io {
+        w.create_element("cac:TaxTotal").write_inner_content(|w| {
+            self.money(w, "cbc:TaxAmount", self.vat.amount)?;
+            w.create_element("cac:TaxSubtotal")
+                .write_inner_content(|w| {
+                    self.money(w, "cbc:TaxableAmount", taxable)?;
+                    self.money(w, "cbc:TaxAmount", self.vat.amount)?;
+                    self.tax_category(w, "cac:TaxCategory", true)
+                })?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// A VAT category: `ClassifiedTaxCategory` of a line, `TaxCategory` of
+    /// an allowance or charge, or (`breakdown`) of the VAT breakdown, which
+    /// also carries the exemption reason of AE, E and O.
+    fn tax_category(&self, w: &mut W, element: &str, breakdown: bool) -> Io {
+        let category = self.vat.category;
+        w.create_element(element).write_inner_content(|w| {
+            text(w, "cbc:ID", category.as_str())?;
+            if category != VatCategory::O {
+                // Outside the scope of VAT has no rate (BR-O-05).
+                text(w, "cbc:Percent", &self.vat.rate.normalize().to_string())?;
+            }
+            if breakdown && let Some((code, reason)) = exemption(category) {
+                text(w, "cbc:TaxExemptionReasonCode", code)?;
+                text(w, "cbc:TaxExemptionReason", reason)?;
+            }
+            w.create_element("cac:TaxScheme")
+                .write_inner_content(|w| text(w, "cbc:ID", "VAT"))?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// An amount with `currencyID`, written with the currency's decimals.
+    fn money(&self, w: &mut W, element: &str, value: Decimal) -> Io {
+        let digits = self.minor_unit as usize;
+        w.create_element(element)
+            .with_attribute(("currencyID", self.currency))
+            .write_text_content(BytesText::new(&format!("{value:.digits$}")))?;
+        Ok(())
+    }
 }
 
 impl Document<'_, '_> {
@@ -120,7 +272,7 @@ impl Document<'_, '_> {
         text(w, "cbc:IssueDate", &i.invoice_date.to_string())?;
         text(w, "cbc:DueDate", &i.due_date.to_string())?;
         text(w, "cbc:InvoiceTypeCode", "380")?;
-        if self.vat.category == VatCategory::AE {
+        if self.c.vat.category == VatCategory::AE {
             text(w, "cbc:Note", "Reverse charge")?;
         }
         text(w, "cbc:DocumentCurrencyCode", &i.currency)?;
@@ -130,19 +282,19 @@ impl Document<'_, '_> {
                 text(w, "cbc:StartDate", &i.period.start.to_string())?;
                 text(w, "cbc:EndDate", &i.period.end.to_string())
             })?;
-        self.supplier(w)?;
-        self.customer(w)?;
+        self.c.supplier(w)?;
+        self.c.customer(w)?;
         self.payment(w)?;
         for ac in self.allowances_and_charges() {
             w.create_element("cac:AllowanceCharge")
                 .write_inner_content(|w| {
                     text(w, "cbc:ChargeIndicator", &ac.charge.to_string())?;
                     text(w, "cbc:AllowanceChargeReason", ac.reason)?;
-                    self.money(w, "cbc:Amount", ac.amount)?;
-                    self.tax_category(w, "cac:TaxCategory", false)
+                    self.c.money(w, "cbc:Amount", ac.amount)?;
+                    self.c.tax_category(w, "cac:TaxCategory", false)
                 })?;
         }
-        self.tax_total(w)?;
+        self.c.tax_total(w, self.invoice.amounts.amount_due)?;
         self.totals(w)?;
         let lines = &self.invoice.lines;
         if lines.is_empty() {
@@ -155,76 +307,10 @@ impl Document<'_, '_> {
         Ok(())
     }
 
-    /// The seller: the issuer of `[issuer]`.
-    fn supplier(&self, w: &mut W) -> Io {
-        let issuer = self.parties.issuer;
-        let country = issuer.country.as_deref().unwrap_or_default();
-        w.create_element("cac:AccountingSupplierParty")
-            .write_inner_content(|w| {
-                w.create_element("cac:Party").write_inner_content(|w| {
-                    let peppol_id = seller_peppol_id(issuer);
-                    endpoint(w, peppol_id.as_deref(), &issuer.email)?;
-                    // BT-29, so the buyer can identify the seller even where
-                    // its VAT number may not be given (category O, BR-CO-26).
-                    party_identification(w, peppol_id.as_deref(), issuer.vat_id.as_deref())?;
-                    party_name(w, &issuer.name)?;
-                    postal_address(w, &issuer.address, country)?;
-                    if let Some(vat_id) = issuer.vat_id.as_deref()
-                        && self.vat.category != VatCategory::O
-                    {
-                        party_tax_scheme(w, &compact(vat_id), "VAT")?;
-                    }
-                    if country == "NO" {
-                        // Norwegian companies state their registration (NO-R-002).
-                        party_tax_scheme(w, "Foretaksregisteret", "TAX")?;
-                    }
-                    legal_entity(w, &issuer.name)?;
-                    w.create_element("cac:Contact")
-                        .write_inner_content(|w| text(w, "cbc:ElectronicMail", &issuer.email))?;
-                    Ok(())
-                })?;
-                Ok(())
-            })?;
-        Ok(())
-    }
-
-    /// The buyer: the billing profile.
-    fn customer(&self, w: &mut W) -> Io {
-        let profile = self.parties.profile;
-        let account = self.parties.account;
-        let issuer_country = self.parties.issuer.country.as_deref().unwrap_or_default();
-        let country = profile.country.as_deref().unwrap_or(issuer_country);
-        let email = profile
-            .invoice_email
-            .as_deref()
-            .unwrap_or(&account.admin_email);
-        let name = if profile.name.is_empty() {
-            &account.name
-        } else {
-            &profile.name
-        };
-        w.create_element("cac:AccountingCustomerParty")
-            .write_inner_content(|w| {
-                w.create_element("cac:Party").write_inner_content(|w| {
-                    endpoint(w, profile.peppol_id.as_deref(), email)?;
-                    party_name(w, name)?;
-                    postal_address(w, &profile.address, country)?;
-                    if let Some(vat_id) = profile.vat_id.as_deref()
-                        && self.vat.category != VatCategory::O
-                    {
-                        party_tax_scheme(w, &compact(vat_id), "VAT")?;
-                    }
-                    legal_entity(w, &account.name)
-                })?;
-                Ok(())
-            })?;
-        Ok(())
-    }
-
     /// Credit transfer to the issuer's account, when its payment details
     /// hold an account number (an IBAN); the due date as payment terms.
     fn payment(&self, w: &mut W) -> Io {
-        if let Some(account) = account_number(&self.parties.issuer.payment_details) {
+        if let Some(account) = account_number(&self.c.parties.issuer.payment_details) {
             w.create_element("cac:PaymentMeans")
                 .write_inner_content(|w| {
                     text(w, "cbc:PaymentMeansCode", "30")?;
@@ -268,20 +354,6 @@ impl Document<'_, '_> {
         out
     }
 
-    fn tax_total(&self, w: &mut W) -> Io {
-        w.create_element("cac:TaxTotal").write_inner_content(|w| {
-            self.money(w, "cbc:TaxAmount", self.vat.amount)?;
-            w.create_element("cac:TaxSubtotal")
-                .write_inner_content(|w| {
-                    self.money(w, "cbc:TaxableAmount", self.invoice.amounts.amount_due)?;
-                    self.money(w, "cbc:TaxAmount", self.vat.amount)?;
-                    self.tax_category(w, "cac:TaxCategory", true)
-                })?;
-            Ok(())
-        })?;
-        Ok(())
-    }
-
     fn totals(&self, w: &mut W) -> Io {
         let a = &self.invoice.amounts;
         let all = self.allowances_and_charges();
@@ -294,16 +366,17 @@ impl Document<'_, '_> {
         let (allowances, charges) = (sum(false), sum(true));
         w.create_element("cac:LegalMonetaryTotal")
             .write_inner_content(|w| {
-                self.money(w, "cbc:LineExtensionAmount", a.subtotal)?;
-                self.money(w, "cbc:TaxExclusiveAmount", a.amount_due)?;
-                self.money(w, "cbc:TaxInclusiveAmount", self.invoice.total())?;
+                self.c.money(w, "cbc:LineExtensionAmount", a.subtotal)?;
+                self.c.money(w, "cbc:TaxExclusiveAmount", a.amount_due)?;
+                self.c
+                    .money(w, "cbc:TaxInclusiveAmount", self.invoice.total())?;
                 if !allowances.is_zero() {
-                    self.money(w, "cbc:AllowanceTotalAmount", allowances)?;
+                    self.c.money(w, "cbc:AllowanceTotalAmount", allowances)?;
                 }
                 if !charges.is_zero() {
-                    self.money(w, "cbc:ChargeTotalAmount", charges)?;
+                    self.c.money(w, "cbc:ChargeTotalAmount", charges)?;
                 }
-                self.money(w, "cbc:PayableAmount", self.invoice.total())
+                self.c.money(w, "cbc:PayableAmount", self.invoice.total())
             })?;
         Ok(())
     }
@@ -322,16 +395,16 @@ impl Document<'_, '_> {
                 w.create_element("cbc:InvoicedQuantity")
                     .with_attribute(("unitCode", "C62"))
                     .write_text_content(BytesText::new(quantity))?;
-                self.money(w, "cbc:LineExtensionAmount", amount)?;
+                self.c.money(w, "cbc:LineExtensionAmount", amount)?;
                 w.create_element("cac:Item").write_inner_content(|w| {
                     if !description.is_empty() {
                         text(w, "cbc:Description", &description)?;
                     }
                     text(w, "cbc:Name", &name)?;
-                    self.tax_category(w, "cac:ClassifiedTaxCategory", false)
+                    self.c.tax_category(w, "cac:ClassifiedTaxCategory", false)
                 })?;
                 w.create_element("cac:Price")
-                    .write_inner_content(|w| self.money(w, "cbc:PriceAmount", amount.abs()))?;
+                    .write_inner_content(|w| self.c.money(w, "cbc:PriceAmount", amount.abs()))?;
                 Ok(())
             })?;
         Ok(())
@@ -342,7 +415,7 @@ impl Document<'_, '_> {
     fn item_description(&self, line: &Line) -> String {
         let k = &line.key;
         let subscription =
-            (self.parties.subscription_name)(&k.subscription_id).unwrap_or(&k.subscription_id);
+            (self.c.parties.subscription_name)(&k.subscription_id).unwrap_or(&k.subscription_id);
         let quantity = line.sums.quantity.normalize();
         let mut parts = vec![
             format!("Subscription {subscription}"),
@@ -359,60 +432,90 @@ impl Document<'_, '_> {
         }
         parts.join("; ")
     }
-
-    /// A VAT category: `ClassifiedTaxCategory` of a line, `TaxCategory` of
-    /// an allowance or charge, or (`breakdown`) of the VAT breakdown, which
-    /// also carries the exemption reason of AE, E and O.
-    fn tax_category(&self, w: &mut W, element: &str, breakdown: bool) -> Io {
-        let category = self.vat.category;
-        w.create_element(element).write_inner_content(|w| {
-            text(w, "cbc:ID", category.as_str())?;
-            if category != VatCategory::O {
-                // Outside the scope of VAT has no rate (BR-O-05).
-                text(w, "cbc:Percent", &self.vat.rate.normalize().to_string())?;
-            }
-            if breakdown && let Some((code, reason)) = exemption(category) {
-                text(w, "cbc:TaxExemptionReasonCode", code)?;
-                text(w, "cbc:TaxExemptionReason", reason)?;
-            }
-            w.create_element("cac:TaxScheme")
-                .write_inner_content(|w| text(w, "cbc:ID", "VAT"))?;
-            Ok(())
-        })?;
-        Ok(())
-    }
-
-    /// An amount with `currencyID`, written with the currency's decimals.
-    fn money(&self, w: &mut W, element: &str, value: Decimal) -> Io {
-        let digits = self.minor_unit as usize;
-        w.create_element(element)
-            .with_attribute(("currencyID", self.invoice.currency.as_str()))
-            .write_text_content(BytesText::new(&format!("{value:.digits$}")))?;
-        Ok(())
-    }
 }
 
-/// The seller's Peppol id: `issuer.peppol_id`, else one read from its VAT
-/// number where a Peppol scheme is that number (a Norwegian `NO…MVA` is the
-/// organisation number of scheme 0192, a Swedish `SE…01` that of 0007, a
-/// Danish `DK…` that of 0184, a Belgian `BE…` that of 0208, a Dutch VAT
-/// number scheme 9944); `None` leaves the e-mail address (scheme `EM`).
-fn seller_peppol_id(issuer: &IssuerSettings) -> Option<String> {
-    if let Some(id) = &issuer.peppol_id {
-        return Some(id.clone());
+impl CreditDocument<'_, '_> {
+    fn write(&self, w: &mut W) -> Io {
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        w.create_element("CreditNote")
+            .with_attributes([
+                (
+                    "xmlns",
+                    "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+                ),
+                (
+                    "xmlns:cac",
+                    "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+                ),
+                (
+                    "xmlns:cbc",
+                    "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+                ),
+            ])
+            .write_inner_content(|w| self.body(w))?;
+        Ok(())
     }
-    let vat = compact(issuer.vat_id.as_deref()?);
-    let digits = |s: &str, n: usize| {
-        (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.to_string())
-    };
-    let (country, rest) = vat.split_at_checked(2)?;
-    match country {
-        "NO" => digits(rest.strip_suffix("MVA")?, 9).map(|n| format!("0192:{n}")),
-        "SE" => digits(rest.strip_suffix("01")?, 10).map(|n| format!("0007:{n}")),
-        "DK" => digits(rest, 8).map(|n| format!("0184:{n}")),
-        "BE" => digits(rest, 10).map(|n| format!("0208:{n}")),
-        "NL" => (rest.len() == 12).then(|| format!("9944:{vat}")),
-        _ => None,
+
+    /// SPEC §6.2: the invoice it corrects as `BillingReference`, its
+    /// buyer reference and parties, the reason as its one line
+    /// (quantity 1 at `net_amount`), one VAT breakdown, payable = total.
+    fn body(&self, w: &mut W) -> Io {
+        let n = self.note;
+        text(w, "cbc:CustomizationID", CUSTOMIZATION_ID)?;
+        text(w, "cbc:ProfileID", PROFILE_ID)?;
+        text(w, "cbc:ID", &n.number)?;
+        text(w, "cbc:IssueDate", &n.issue_date.to_string())?;
+        text(w, "cbc:CreditNoteTypeCode", "381")?;
+        if self.c.vat.category == VatCategory::AE {
+            text(w, "cbc:Note", "Reverse charge")?;
+        }
+        text(w, "cbc:DocumentCurrencyCode", &n.currency)?;
+        text(w, "cbc:BuyerReference", &n.profile_id)?;
+        w.create_element("cac:InvoicePeriod")
+            .write_inner_content(|w| {
+                text(w, "cbc:StartDate", &n.period.start.to_string())?;
+                text(w, "cbc:EndDate", &n.period.end.to_string())
+            })?;
+        w.create_element("cac:BillingReference")
+            .write_inner_content(|w| {
+                w.create_element("cac:InvoiceDocumentReference")
+                    .write_inner_content(|w| {
+                        text(w, "cbc:ID", &n.invoice_number)?;
+                        text(w, "cbc:IssueDate", &n.invoice_date.to_string())
+                    })?;
+                Ok(())
+            })?;
+        self.c.supplier(w)?;
+        self.c.customer(w)?;
+        self.c.tax_total(w, n.net_amount)?;
+        w.create_element("cac:LegalMonetaryTotal")
+            .write_inner_content(|w| {
+                self.c.money(w, "cbc:LineExtensionAmount", n.net_amount)?;
+                self.c.money(w, "cbc:TaxExclusiveAmount", n.net_amount)?;
+                self.c.money(w, "cbc:TaxInclusiveAmount", n.total())?;
+                self.c.money(w, "cbc:PayableAmount", n.total())
+            })?;
+        w.create_element("cac:CreditNoteLine")
+            .write_inner_content(|w| {
+                text(w, "cbc:ID", "1")?;
+                w.create_element("cbc:CreditedQuantity")
+                    .with_attribute(("unitCode", "C62"))
+                    .write_text_content(BytesText::new("1"))?;
+                self.c.money(w, "cbc:LineExtensionAmount", n.net_amount)?;
+                w.create_element("cac:Item").write_inner_content(|w| {
+                    text(w, "cbc:Description", &n.printable_reason())?;
+                    text(
+                        w,
+                        "cbc:Name",
+                        &format!("Correction of invoice {}", n.invoice_number),
+                    )?;
+                    self.c.tax_category(w, "cac:ClassifiedTaxCategory", false)
+                })?;
+                w.create_element("cac:Price")
+                    .write_inner_content(|w| self.c.money(w, "cbc:PriceAmount", n.net_amount))?;
+                Ok(())
+            })?;
+        Ok(())
     }
 }
 
@@ -489,34 +592,23 @@ fn xml_chars(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `EndpointID`: a Peppol id `scheme:identifier`, else the e-mail address
-/// with scheme `EM`.
-fn endpoint(w: &mut W, peppol_id: Option<&str>, email: &str) -> Io {
-    let (scheme, id) = peppol_id
-        .and_then(|p| p.split_once(':'))
-        .unwrap_or(("EM", email));
+/// `EndpointID`: a Peppol participant id `scheme:identifier` (SPEC §6.1).
+fn endpoint(w: &mut W, peppol_id: &str) -> Io {
+    let (scheme, id) = peppol_id.split_once(':').unwrap_or(("", peppol_id));
     w.create_element("cbc:EndpointID")
         .with_attribute(("schemeID", scheme))
         .write_text_content(BytesText::new(&xml_chars(id)))?;
     Ok(())
 }
 
-/// `PartyIdentification`: the Peppol id (with its scheme), else the VAT
-/// number; nothing when there is neither.
-fn party_identification(w: &mut W, peppol_id: Option<&str>, vat_id: Option<&str>) -> Io {
-    let (scheme, id) = match (peppol_id.and_then(|p| p.split_once(':')), vat_id) {
-        (Some((scheme, id)), _) => (Some(scheme), id.to_string()),
-        (None, Some(vat_id)) => (None, compact(vat_id)),
-        (None, None) => return Ok(()),
-    };
+/// `PartyIdentification`: the Peppol id with its scheme.
+fn party_identification(w: &mut W, peppol_id: &str) -> Io {
+    let (scheme, id) = peppol_id.split_once(':').unwrap_or(("", peppol_id));
     w.create_element("cac:PartyIdentification")
         .write_inner_content(|w| {
-            let element = w.create_element("cbc:ID");
-            let element = match scheme {
-                Some(scheme) => element.with_attribute(("schemeID", scheme)),
-                None => element,
-            };
-            element.write_text_content(BytesText::new(&xml_chars(&id)))?;
+            w.create_element("cbc:ID")
+                .with_attribute(("schemeID", scheme))
+                .write_text_content(BytesText::new(&xml_chars(id)))?;
             Ok(())
         })?;
     Ok(())
@@ -562,34 +654,6 @@ fn legal_entity(w: &mut W, name: &str) -> Io {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_seller_without_a_peppol_id_is_addressed_by_its_vat_number() {
-        let issuer = |vat: Option<&str>, peppol: Option<&str>| IssuerSettings {
-            vat_id: vat.map(str::to_string),
-            peppol_id: peppol.map(str::to_string),
-            ..IssuerSettings::default()
-        };
-        let id = |vat, peppol| seller_peppol_id(&issuer(vat, peppol));
-        assert_eq!(
-            id(Some("NO 123 456 785 MVA"), None).as_deref(),
-            Some("0192:123456785")
-        );
-        assert_eq!(
-            id(Some("SE556677889901"), None).as_deref(),
-            Some("0007:5566778899")
-        );
-        assert_eq!(
-            id(Some("NL123456789B01"), None).as_deref(),
-            Some("9944:NL123456789B01")
-        );
-        assert_eq!(
-            id(Some("NO 123 456 785 MVA"), Some("0088:1")).as_deref(),
-            Some("0088:1")
-        );
-        assert_eq!(id(Some("GB123456789"), None), None);
-        assert_eq!(id(None, None), None);
-    }
 
     #[test]
     fn characters_xml_forbids_are_left_out() {

@@ -1,5 +1,6 @@
-//! Render (SPEC §6, §6.1): every issued invoice whose PDF, or with VAT
-//! whose e-invoice, is not on disk yet, in parallel. Files already there
+//! Render (SPEC §6, §6.1, §6.2): every issued invoice whose PDF, or with
+//! VAT and Peppol addresses whose e-invoice, is not on disk yet, in
+//! parallel; then the credit notes' PDFs and e-invoices. Files already there
 //! are never rewritten (both are byte-reproducible). An invoice that cannot
 //! be rendered does not stop the others: it is reported, and the run exits
 //! 3; a file that cannot be written (a full disk) fails the stage, naming
@@ -7,9 +8,11 @@
 //!
 //! `pdf` lays the invoice out on `canvas` pages, `document` writes them as
 //! a PDF (lopdf) with subsets of the bundled faces from `font` (printpdf
-//! parses and subsets them); `einvoice` writes the Peppol UBL (quick-xml).
+//! parses and subsets them); `credit_note` lays out a credit note;
+//! `einvoice` writes the Peppol UBL (quick-xml).
 
 mod canvas;
+mod credit_note;
 mod document;
 pub mod einvoice;
 mod font;
@@ -24,7 +27,7 @@ pub use pdf::{Parties, TEMPLATE_VERSION, render_invoice};
 
 use crate::config::IssuerSettings;
 use crate::ledger::{Ledger, LedgerError};
-use crate::model::{Invoice, Period, Reference};
+use crate::model::{CreditNote, EinvoiceAddresses, Invoice, Period, Reference};
 use crate::store::{self, FileError};
 
 /// What rendering needs besides the ledger.
@@ -65,12 +68,46 @@ pub fn pdf_path(out_dir: &Path, period: Period, number: &str) -> PathBuf {
     out_dir.join(format!("pdf/{}/{number}.pdf", period.month_key()))
 }
 
-/// Renders every issued invoice whose PDF or e-invoice is missing.
+/// Renders every issued invoice and credit note whose PDF or e-invoice is
+/// missing.
 pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, RenderError> {
+    let mut report = render_missing_invoices(inputs, ledger)?;
+    render_missing_credit_notes(inputs, ledger, &mut report)?;
+    Ok(report)
+}
+
+/// The seller's and buyer's Peppol ids of a document with VAT, as recorded
+/// when its invoice was issued (derived now for one issued before they
+/// were recorded); `None`: it has no e-invoice (SPEC §6.1).
+pub fn einvoice_endpoints(
+    inputs: &Inputs,
+    recorded: &EinvoiceAddresses,
+    profile_id: &str,
+) -> Option<(String, String)> {
+    let derived;
+    let addresses = match recorded {
+        EinvoiceAddresses::Unrecorded => {
+            let profile = inputs.reference.profiles.get(profile_id)?;
+            derived =
+                EinvoiceAddresses::between(inputs.issuer.peppol_address().as_deref(), profile);
+            &derived
+        }
+        recorded => recorded,
+    };
+    match addresses {
+        EinvoiceAddresses::To { seller, buyer } => Some((seller.clone(), buyer.clone())),
+        _ => None,
+    }
+}
+
+/// Renders every issued invoice whose PDF or e-invoice is missing.
+fn render_missing_invoices(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, RenderError> {
     let out = inputs.out_dir;
     let missing_pdf = |number: &str, period| !pdf_path(out, period, number).exists();
-    let missing_xml = |number: &str, period, has_vat: bool| {
-        has_vat && !einvoice::einvoice_path(out, period, number).exists()
+    let missing_xml = |head: &crate::model::InvoiceHead| {
+        head.vat.is_some()
+            && einvoice_endpoints(inputs, &head.einvoice, &head.profile_id).is_some()
+            && !einvoice::einvoice_path(out, head.period, &head.number).exists()
     };
     // Invoices with their lines are read only when something is missing,
     // a batch at a time: memory holds one batch's lines however many
@@ -78,10 +115,8 @@ pub fn render_missing(inputs: &Inputs, ledger: &Ledger) -> Result<RenderReport, 
     let missing: Vec<String> = ledger
         .invoice_heads()?
         .into_iter()
-        .map(|(i, _, _)| i)
-        .filter(|i| {
-            missing_pdf(&i.number, i.period) || missing_xml(&i.number, i.period, i.vat.is_some())
-        })
+        .map(|i| i.head)
+        .filter(|i| missing_pdf(&i.number, i.period) || missing_xml(i))
         .map(|i| i.number)
         .collect();
     if missing.is_empty() {
@@ -162,8 +197,11 @@ fn render_one(inputs: &Inputs, invoice: &Invoice) -> Rendered {
         }
     }
     let xml = einvoice::einvoice_path(out, period, number);
-    if invoice.vat.is_some() && !xml.exists() {
-        match render_einvoice(inputs, invoice) {
+    let endpoints = einvoice_endpoints(inputs, &invoice.einvoice, &invoice.profile_id);
+    if let (Some(_), Some(endpoints)) = (&invoice.vat, endpoints)
+        && !xml.exists()
+    {
+        match render_einvoice(inputs, invoice, &endpoints) {
             Ok(bytes) => done.einvoice = Some((xml, bytes)),
             Err(e) => done.failed = Some(format!("{number}: {e}")),
         }
@@ -191,7 +229,7 @@ impl Rendered {
 /// One invoice's PDF. A panic inside the PDF library is caught and
 /// reported as this invoice's failure, so it cannot stop the others.
 pub fn render_pdf(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
-    let profile = profile_of(inputs, invoice)?;
+    let profile = profile_of(inputs, &invoice.number, &invoice.profile_id)?;
     let reference = inputs.reference;
     let parties = Parties {
         issuer: inputs.issuer,
@@ -209,23 +247,31 @@ pub fn render_pdf(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, RenderE
             .map(|s| (s.id.clone(), s.name.clone()))
             .collect(),
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        render_invoice(invoice, &parties)
-    }))
-    .map_err(|panic| RenderError::Panicked {
-        invoice: invoice.number.clone(),
-        reason: panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("the PDF library panicked")
-            .to_string(),
+    caught(&invoice.number, || render_invoice(invoice, &parties))
+}
+
+/// `render`'s bytes, or a panic inside it as the failure of document `number`.
+fn caught(number: &str, render: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>, RenderError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(render)).map_err(|panic| {
+        RenderError::Panicked {
+            invoice: number.to_string(),
+            reason: panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the PDF library panicked")
+                .to_string(),
+        }
     })
 }
 
 /// One invoice's e-invoice (SPEC §6.1).
-fn render_einvoice(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
-    let profile = profile_of(inputs, invoice)?;
+fn render_einvoice(
+    inputs: &Inputs,
+    invoice: &Invoice,
+    (seller, buyer): &(String, String),
+) -> Result<Vec<u8>, RenderError> {
+    let profile = profile_of(inputs, &invoice.number, &invoice.profile_id)?;
     let subscription_name = |id: &str| {
         inputs
             .reference
@@ -239,20 +285,92 @@ fn render_einvoice(inputs: &Inputs, invoice: &Invoice) -> Result<Vec<u8>, Render
         profile,
         account: inputs.reference.account_of(profile),
         subscription_name: &subscription_name,
+        seller_endpoint: seller,
+        buyer_endpoint: buyer,
     };
     Ok(einvoice::ubl_invoice(invoice, &parties)?)
 }
 
 fn profile_of<'a>(
     inputs: &Inputs<'a>,
-    invoice: &Invoice,
+    number: &str,
+    profile_id: &str,
 ) -> Result<&'a crate::model::Profile, RenderError> {
     inputs
         .reference
         .profiles
-        .get(&invoice.profile_id)
+        .get(profile_id)
         .ok_or_else(|| RenderError::UnknownProfile {
-            invoice: invoice.number.clone(),
-            profile: invoice.profile_id.clone(),
+            invoice: number.to_string(),
+            profile: profile_id.to_string(),
         })
+}
+
+/// Renders every issued credit note whose PDF or e-invoice is missing
+/// (a credit note has an e-invoice when its invoice has one, SPEC §6.2).
+fn render_missing_credit_notes(
+    inputs: &Inputs,
+    ledger: &Ledger,
+    report: &mut RenderReport,
+) -> Result<(), RenderError> {
+    let out = inputs.out_dir;
+    let mut files = Vec::new();
+    for note in ledger.credit_notes()? {
+        let pdf = pdf_path(out, note.period, &note.number);
+        if !pdf.exists() {
+            match render_credit_note_pdf(inputs, &note) {
+                Ok(bytes) => {
+                    files.push((pdf, bytes));
+                    report.written += 1;
+                }
+                Err(e) => {
+                    report.failed.push(format!("{}: {e}", note.number));
+                    continue;
+                }
+            }
+        }
+        let xml = einvoice::einvoice_path(out, note.period, &note.number);
+        let endpoints = einvoice_endpoints(inputs, &note.einvoice, &note.profile_id);
+        if let (Some(_), Some((seller, buyer))) = (&note.vat, endpoints)
+            && !xml.exists()
+        {
+            let written = profile_of(inputs, &note.number, &note.profile_id).and_then(|profile| {
+                let parties = einvoice::Parties {
+                    issuer: inputs.issuer,
+                    profile,
+                    account: inputs.reference.account_of(profile),
+                    subscription_name: &|_| None,
+                    seller_endpoint: &seller,
+                    buyer_endpoint: &buyer,
+                };
+                Ok(einvoice::ubl_credit_note(&note, &parties)?)
+            });
+            match written {
+                Ok(bytes) => {
+                    files.push((xml, bytes));
+                    report.einvoices_written += 1;
+                }
+                Err(e) => report.failed.push(format!("{}: {e}", note.number)),
+            }
+        }
+    }
+    store::write_renderables(&files)?;
+    Ok(())
+}
+
+/// One credit note's PDF, in its profile's language.
+pub fn render_credit_note_pdf(inputs: &Inputs, note: &CreditNote) -> Result<Vec<u8>, RenderError> {
+    let profile = profile_of(inputs, &note.number, &note.profile_id)?;
+    let parties = Parties {
+        issuer: inputs.issuer,
+        locale: profile.locale,
+        customer_name: &profile.name,
+        customer_address: &profile.address,
+        account_name: &inputs.reference.account_of(profile).name,
+        customer_vat_id: profile.vat_id.as_deref(),
+        subscription_names: Default::default(),
+    };
+    caught(&note.number, || {
+        credit_note::render_credit_note(note, &parties)
+    })
 }

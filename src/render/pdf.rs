@@ -18,8 +18,9 @@ use super::document::{DocumentInfo, write_pdf};
 
 /// Bumped whenever the layout or the file's make-up changes, so a
 /// re-render that differs is explainable (2: content and fonts written by
-/// faktura, the same pages; 3: text as literal strings, not hex).
-pub const TEMPLATE_VERSION: u32 = 3;
+/// faktura, the same pages; 3: text as literal strings, not hex; 4: the
+/// facts' labels moved left, clear of a long billing period).
+pub const TEMPLATE_VERSION: u32 = 4;
 
 /// Who the invoice is from and to, besides what the invoice itself holds.
 pub struct Parties<'a> {
@@ -224,7 +225,42 @@ fn trim_number(locale: Locale, value: Decimal) -> String {
 fn draw_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
     let locale = parties.locale;
     let labels = locale.labels();
-    let issuer = parties.issuer;
+    let title = if invoice.kind == Kind::Purchases {
+        labels.purchases_invoice
+    } else {
+        labels.invoice
+    };
+    draw_issuer(page, parties.issuer, labels, title);
+    let facts = [
+        (labels.invoice_number, invoice.number.clone()),
+        (labels.invoice_date, locale.date(invoice.invoice_date)),
+        (labels.due_date, locale.date(invoice.due_date)),
+        (labels.billing_period, locale.period(invoice.period)),
+        (labels.billing_account, invoice.account_id.clone()),
+        (labels.billing_profile, invoice.profile_id.clone()),
+    ];
+    draw_facts(page, &facts);
+    draw_customer(page, parties);
+
+    page.text(LEFT, 90.0, 11.0, true, labels.summary);
+    page.rule(LEFT, 92.0, RIGHT, 0.4);
+    let mut y = 97.5;
+    for (label, value, bold) in summary_rows(invoice, locale) {
+        let size = if bold { 11.0 } else { 9.0 };
+        page.text(LEFT, y, size, bold, &label);
+        page.text_right(RIGHT, y, size, bold, &value);
+        y += if bold { 6.0 } else { 4.8 };
+    }
+}
+
+/// The accent bar, the issuer's name, address, e-mail and VAT number, and
+/// the document's `title` on the right.
+pub(super) fn draw_issuer(
+    page: &mut Canvas,
+    issuer: &IssuerSettings,
+    labels: &crate::locale::Labels,
+    title: &str,
+) {
     page.fill_rect(0.0, 0.0, PAGE_W, 8.0, ACCENT);
     page.text(LEFT, 20.0, 13.0, true, &issuer.name);
     let mut y = 26.0;
@@ -235,28 +271,24 @@ fn draw_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
     if let Some(vat) = &issuer.vat_id {
         page.text(LEFT, y, 9.0, false, &format!("{} {vat}", labels.vat_id));
     }
-    let title = if invoice.kind == Kind::Purchases {
-        labels.purchases_invoice
-    } else {
-        labels.invoice
-    };
     page.text_right(RIGHT, 22.0, 22.0, true, title);
+}
 
-    let facts = [
-        (labels.invoice_number, invoice.number.clone()),
-        (labels.invoice_date, locale.date(invoice.invoice_date)),
-        (labels.due_date, locale.date(invoice.due_date)),
-        (labels.billing_period, locale.period(invoice.period)),
-        (labels.billing_account, invoice.account_id.clone()),
-        (labels.billing_profile, invoice.profile_id.clone()),
-    ];
+/// The document's numbers and dates, label and value, on the right.
+pub(super) fn draw_facts(page: &mut Canvas, facts: &[(&str, String)]) {
+    // Labels from x = 84 leave room for the longest value beside the
+    // longest label ("1. november 2026 – 30. november 2026").
     let mut y = 50.0;
     for (label, value) in facts {
-        page.text(96.0, y, 8.5, false, label);
-        page.text_right(RIGHT, y, 8.5, true, &value);
+        page.text(84.0, y, 8.5, false, label);
+        page.text_right(RIGHT, y, 8.5, true, value);
         y += 5.0;
     }
+}
 
+/// "Sold to": the customer's name, account, address and VAT number.
+pub(super) fn draw_customer(page: &mut Canvas, parties: &Parties) {
+    let labels = parties.locale.labels();
     page.text(LEFT, 50.0, 8.5, true, labels.sold_to);
     let mut y = 55.5;
     let customer_vat = parties
@@ -270,16 +302,6 @@ fn draw_header(page: &mut Canvas, invoice: &Invoice, parties: &Parties) {
     {
         page.text(LEFT, y, 9.5, false, part);
         y += 4.8;
-    }
-
-    page.text(LEFT, 90.0, 11.0, true, labels.summary);
-    page.rule(LEFT, 92.0, RIGHT, 0.4);
-    let mut y = 97.5;
-    for (label, value, bold) in summary_rows(invoice, locale) {
-        let size = if bold { 11.0 } else { 9.0 };
-        page.text(LEFT, y, size, bold, &label);
-        page.text_right(RIGHT, y, size, bold, &value);
-        y += if bold { 6.0 } else { 4.8 };
     }
 }
 
@@ -323,7 +345,7 @@ fn summary_rows(invoice: &Invoice, locale: Locale) -> Vec<(String, String, bool)
 }
 
 /// `MVA 25 %`, or `Btw 0 % – Btw verlegd` for the categories without VAT.
-fn vat_label(vat: &Vat, locale: Locale) -> String {
+pub(super) fn vat_label(vat: &Vat, locale: Locale) -> String {
     let labels = locale.labels();
     let rate = vat.rate.normalize();
     let head = format!("{} {} %", labels.vat, locale.number(rate, rate.scale()));

@@ -63,5 +63,6 @@ pub fn synthetic_invoice(number: &str, lines: usize, currency: &str) -> crate::m
         lines: items,
         recipients: vec!["ap@customer.example".into()],
         vat: None,
+        einvoice: Default::default(),
     }
 }
