@@ -433,7 +433,9 @@ fn apply_reminder_days_env(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ConfigError::Invalid {
             origin: format!("environment variable {name}"),
-            problem: format!("{raw:?} is not a comma-separated list of whole days"),
+            problem: format!(
+                "key `reminders.days`: {raw:?} is not a comma-separated list of whole days"
+            ),
         })?;
     let section = table
         .entry("reminders".to_string())

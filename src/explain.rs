@@ -325,18 +325,22 @@ fn explain_credit_notes(invoice: &Invoice, issued: &IssuedInvoice, notes: &[Cred
 
 /// The reminders of an invoice (SPEC §5.1): which, to whom, delivered or not.
 fn explain_reminders(deliveries: &[Delivery], number: &str) -> String {
-    let mut by_reminder: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    let mut by_reminder: std::collections::BTreeMap<(u32, String), Vec<String>> =
+        Default::default();
     for d in deliveries.iter().filter(|d| d.number == number) {
         if let Document::Reminder(k) = d.document {
+            let issued = d.issued_on.clone().unwrap_or_default();
             by_reminder
-                .entry(k)
+                .entry((k, issued))
                 .or_default()
                 .push(format!("{} ({})", d.recipient, d.status));
         }
     }
     by_reminder
         .into_iter()
-        .map(|(k, to)| format!("  Reminder {k} e-mailed to {}.\n", to.join(", ")))
+        .map(|((k, issued), to)| {
+            format!("  Reminder {k}, issued {issued}, to {}.\n", to.join(", "))
+        })
         .collect()
 }
 

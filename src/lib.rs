@@ -37,6 +37,7 @@ pub mod preferences;
 pub mod preflight;
 pub mod progress;
 pub mod reference;
+pub mod reminders;
 pub mod render;
 pub mod run;
 pub mod store;

@@ -16,7 +16,7 @@ use crate::model::{self, DecisionCode, Reference};
 use crate::summary::RunSummary;
 use crate::{
     aggregate, credit_notes, decide, deliver, ingest, outputs, payments, preferences, preflight,
-    reference, render, store,
+    reference, reminders, render, store,
 };
 
 /// Exit statuses (SPEC §7).
@@ -158,6 +158,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .context("failed to record the run")?;
     let mut summary = RunSummary::new(run_id, opts.as_of, billing_start);
     summary.warnings.extend(reference.warnings.iter().cloned());
+    if settings.tax.is_some() && settings.issuer.peppol_address().is_none() {
+        summary.warnings.push(
+            "no e-invoices are written: the issuer has no Peppol address \
+             (issuer.peppol_id, or a NO, SE or DK issuer.vat_id that stands for one; SPEC §6.1)"
+                .into(),
+        );
+    }
     let ctx = StageContext {
         opts,
         settings: &settings,
@@ -416,7 +423,9 @@ fn record_payments_and_outputs(
     payments::write_rejects(&ctx.opts.out_dir, &payments.rejects)?;
     summary.payments_rejected = payments.rejects.len();
     outputs::update_statuses(ledger, ctx.opts.as_of, &payments.paid_by_invoice)?;
-    summary.overpaid = payments::overpaid(&ledger.invoice_heads()?);
+    let invoices = ledger.invoice_heads()?;
+    summary.overpaid = payments::overpaid(&invoices);
+    issue_reminders(ctx, ledger, summary, &invoices)?;
     let at_hand: outputs::LinesAtHand = decided_lines
         .iter()
         .map(|(key, lines)| (key, lines.as_slice()))
@@ -449,6 +458,27 @@ fn issue_credit_notes(
     summary.credit_notes_issued = run.issued.iter().map(|(_, n)| n.number.clone()).collect();
     summary.credit_notes_rejected = run.rejects.len();
     summary.credit_notes_waiting = run.waiting;
+    Ok(())
+}
+
+/// Issues the reminders due on `as_of` (SPEC §5.1), with `[reminders]`.
+fn issue_reminders(
+    ctx: &StageContext,
+    ledger: &mut Ledger,
+    summary: &mut RunSummary,
+    invoices: &[ledger::IssuedInvoice],
+) -> anyhow::Result<()> {
+    let Some(settings) = &ctx.settings.reminders else {
+        return Ok(());
+    };
+    let due = reminders::reminders_due(invoices, &settings.days, ctx.opts.as_of);
+    ledger
+        .commit_reminders(&due, ctx.opts.as_of)
+        .context("failed to record reminders")?;
+    summary.reminders_issued = due
+        .iter()
+        .map(|r| format!("{} reminder {}", r.number, r.reminder))
+        .collect();
     Ok(())
 }
 

@@ -48,6 +48,9 @@ pub struct RunSummary {
     pub credit_notes_rejected: usize,
     /// Rows of credit_notes.csv dated after `as_of`, left for later runs.
     pub credit_notes_waiting: usize,
+    /// Reminders issued this run (SPEC §5.1): `{invoice} reminder {k}`;
+    /// the messages sent are counted in `delivery.reminders_sent`.
+    pub reminders_issued: Vec<String>,
     /// Invoices issued this run that get no e-invoice: their buyer has no
     /// Peppol address (SPEC §6.1).
     pub einvoices_skipped: Vec<String>,
@@ -87,6 +90,7 @@ impl RunSummary {
             credit_notes_issued: Vec::new(),
             credit_notes_rejected: 0,
             credit_notes_waiting: 0,
+            reminders_issued: Vec::new(),
             einvoices_skipped: Vec::new(),
             preferences_rejected: 0,
             overpaid: Vec::new(),
@@ -261,6 +265,12 @@ impl RunSummary {
             self.delivery.failed,
             self.delivery.bounced,
             self.delivery.already_sent
+        );
+        out += &format!(
+            "  reminders: {} issued, {} messages sent, {} cancelled\n",
+            self.reminders_issued.len(),
+            self.delivery.reminders_sent,
+            self.delivery.reminders_cancelled
         );
         let r = &self.reconciliation;
         out += &format!(

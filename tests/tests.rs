@@ -25,3 +25,5 @@ mod preferences;
 mod einvoice;
 // Credit notes: the table, PDFs in four languages, Peppol CreditNote, e-mails, edits.
 mod credit_notes;
+// Reminders: weeks of nightly runs over SMTP, payments, a skipped night, a kill.
+mod reminders;

@@ -108,7 +108,8 @@ CREATE TABLE IF NOT EXISTS credit_notes (
 CREATE TABLE IF NOT EXISTS reminder_outbox (
     invoice_number TEXT NOT NULL, reminder INTEGER NOT NULL, recipient TEXT NOT NULL,
     message_id TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-    last_reply TEXT, PRIMARY KEY (invoice_number, reminder, recipient));
+    last_reply TEXT, issued_on TEXT NOT NULL,
+    PRIMARY KEY (invoice_number, reminder, recipient));
 CREATE TABLE IF NOT EXISTS dirty (folder TEXT NOT NULL, month TEXT NOT NULL,
     PRIMARY KEY (folder, month));
 CREATE TABLE IF NOT EXISTS fresh_days (day TEXT PRIMARY KEY);
@@ -136,6 +137,7 @@ mod invoices;
 mod outbox;
 mod outputs;
 mod preferences;
+mod reminders;
 mod runs;
 mod stored_lines;
 
@@ -144,6 +146,7 @@ pub use ingest::{DayStats, FileFingerprint};
 pub use invoices::{IssuedInvoice, StatusUpdate};
 pub use outbox::{Delivery, DeliveryOutcome, Document};
 use outputs::mark_dirty;
+pub use reminders::ReminderIssue;
 
 /// A row's first `N` columns as text.
 fn text_cells<const N: usize>(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; N]> {

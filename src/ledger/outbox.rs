@@ -34,6 +34,8 @@ pub struct Delivery {
     pub status: String,
     pub attempts: u32,
     pub last_reply: Option<String>,
+    /// When a reminder was issued (the run's `as_of`); `None` for others.
+    pub issued_on: Option<String>,
 }
 
 /// The outcome of one delivery to record: status, reply and tries.
@@ -74,6 +76,7 @@ impl Ledger {
                     status: r.get(3)?,
                     attempts: r.get(4)?,
                     last_reply: r.get(5)?,
+                    issued_on: None,
                 })
             })
             .map_err(self.err())?;
@@ -83,8 +86,8 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT invoice_number, recipient, message_id, status, attempts, last_reply, reminder
-                 FROM reminder_outbox ORDER BY invoice_number, reminder, recipient",
+                "SELECT invoice_number, recipient, message_id, status, attempts, last_reply, reminder,
+                 issued_on FROM reminder_outbox ORDER BY invoice_number, reminder, recipient",
             )
             .map_err(self.err())?;
         let rows = stmt
@@ -97,6 +100,7 @@ impl Ledger {
                     status: r.get(3)?,
                     attempts: r.get(4)?,
                     last_reply: r.get(5)?,
+                    issued_on: r.get(7)?,
                 })
             })
             .map_err(self.err())?;
@@ -158,17 +162,7 @@ pub(super) fn add_delivery(
     recipient: &str,
 ) -> rusqlite::Result<()> {
     match document {
-        Document::Reminder(k) => tx.execute(
-            "INSERT OR IGNORE INTO reminder_outbox
-             (invoice_number, reminder, recipient, message_id, status, attempts)
-             VALUES (?1, ?2, ?3, ?4, 'pending', 0)",
-            params![
-                number,
-                k,
-                recipient,
-                crate::model::reminder_message_id(number, k, recipient)
-            ],
-        ),
+        Document::Reminder(_) => unreachable!("reminders are added with the day they are issued"),
         other => tx.execute(
             "INSERT OR IGNORE INTO outbox
              (invoice_number, recipient, message_id, status, attempts, document)

@@ -27,6 +27,9 @@ pub struct Script {
     /// After this many DATA commands, drop the connection in the middle of
     /// every DATA, without answering, until [`SmtpServer::heal`].
     pub drop_after: Option<usize>,
+    /// A slow relay, one message at a time: the n-th DATA is accepted n
+    /// times this long after it began.
+    pub delay_data: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -130,11 +133,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         } else if upper == "DATA" {
             writer.write_all(b"354 go ahead\r\n")?;
             // Counted per DATA begun, so that parallel senders see the same cut.
-            let drop_now = {
+            let (drop_now, delay) = {
                 let mut s = state.lock().unwrap();
                 s.data_begun += 1;
                 let begun = s.data_begun;
-                s.script.drop_after.is_some_and(|n| begun > n)
+                let delay = s.script.delay_data.map(|d| d * begun as u32);
+                (s.script.drop_after.is_some_and(|n| begun > n), delay)
             };
             let Some(data) = read_data(&mut reader)? else {
                 return Ok(());
@@ -142,6 +146,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             if drop_now {
                 // Gone without a word, as a crashed server or a cut cable.
                 return Ok(());
+            }
+            if let Some(delay) = delay {
+                std::thread::sleep(delay);
             }
             let mut s = state.lock().unwrap();
             if s.script.temp_fail_data > 0 {
