@@ -48,6 +48,9 @@ pub enum Command {
     Send(SendArgs),
     /// Why a profile got an invoice or not, period by period (reads OUT only).
     Explain(ExplainArgs),
+    /// What a profile's open periods would bill if they closed now: an
+    /// estimate, read-only (no lock, nothing written, no number assigned).
+    Preview(PreviewArgs),
     /// Write a synthetic data directory.
     Gen(GenArgs),
     /// Print the resolved configuration (without secrets).
@@ -102,6 +105,33 @@ pub struct ExplainArgs {
     /// default: the as-of date of the last run.
     #[arg(long, value_name = "DATE")]
     pub on: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The data directory: its reference files and credits (no usage file is read).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The output directory whose ingested usage and ledger are read.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub profile: String,
+    /// The day to estimate on; default: today in UTC.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Configuration file; default: DATA/faktura.toml if it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PreviewFormat,
+}
+
+/// `faktura preview --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PreviewFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

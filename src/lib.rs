@@ -35,6 +35,7 @@ pub mod parse;
 pub mod payments;
 pub mod preferences;
 pub mod preflight;
+pub mod preview;
 pub mod progress;
 pub mod reference;
 pub mod reminders;

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             faktura::explain::explain(&a.out, &a.profile, a.period.as_deref(), a.on)
                 .map_err(Into::into),
         ),
+        Command::Preview(a) => preview(a),
         Command::Gen(a) => {
             let mut shape = faktura::synth::UsageShape::preset(a.shape.into());
             shape.catalogue = a.meters.unwrap_or(shape.catalogue);
@@ -112,6 +113,38 @@ fn shard(args: StageArgs, text: &str) -> ExitStatus {
         }
         Err(e) => {
             let status = e.exit_status();
+            fail(&anyhow::Error::new(e), status)
+        }
+    }
+}
+
+fn preview(args: cli::PreviewArgs) -> ExitStatus {
+    let opts = faktura::preview::PreviewOptions {
+        data_dir: args.data,
+        out_dir: args.out,
+        profile: args.profile,
+        as_of: args
+            .as_of
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        config: args.config,
+    };
+    match faktura::preview::preview(&opts) {
+        Ok(estimates) => {
+            match args.format {
+                cli::PreviewFormat::Json => println!("{}", faktura::preview::to_json(&estimates)),
+                cli::PreviewFormat::Text => print!(
+                    "{}",
+                    faktura::preview::to_text(&opts.profile, opts.as_of, &estimates)
+                ),
+            }
+            ExitStatus::Done
+        }
+        Err(e) => {
+            let status = if e.is_bad_input() {
+                ExitStatus::BadInput
+            } else {
+                ExitStatus::Failed
+            };
             fail(&anyhow::Error::new(e), status)
         }
     }

@@ -390,7 +390,7 @@ fn decide_stage(
 
 /// Only decided periods late usage may have touched are compared with what
 /// they billed; a period is at most 31 days long.
-fn billed_sums_late_usage_may_touch(
+pub(crate) fn billed_sums_late_usage_may_touch(
     ledger: &Ledger,
     late: &decide::LateUsage,
 ) -> Result<BTreeMap<model::DecisionKey, model::Billed>, ledger::LedgerError> {

@@ -27,3 +27,5 @@ mod einvoice;
 mod credit_notes;
 // Reminders: weeks of nightly runs over SMTP, payments, a skipped night, a kill.
 mod reminders;
+// Preview: equals the later decision; read-only; unknown profiles.
+mod preview;

@@ -119,7 +119,15 @@ pub fn daily_caches(partitions: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// A day's cache: its sums, and its line texts when the sums number their
 /// lines (see `day_sums`). Sums whose texts were lost are computed again
 /// from the partition.
-fn read_cache(partition: &Path, cache: &Path) -> Result<(DataFrame, Option<DataFrame>)> {
+fn read_cache(
+    partition: &Path,
+    cache: &Path,
+    caches: Caches,
+) -> Result<(DataFrame, Option<DataFrame>)> {
+    if !cache.exists() {
+        // Only read-only: `daily_caches` wrote every missing one otherwise.
+        return Ok((sums_of_partition(partition)?, None));
+    }
     let sums = scan(cache)?.collect()?;
     if sums.column("line").is_err() {
         return Ok((sums, None));
@@ -129,7 +137,9 @@ fn read_cache(partition: &Path, cache: &Path) -> Result<(DataFrame, Option<DataF
         return Ok((sums, Some(scan(&texts)?.collect()?)));
     }
     let mut sums = sums_of_partition(partition)?;
-    store::write_cache_parquet(cache, &mut sums)?;
+    if caches == Caches::Write {
+        store::write_cache_parquet(cache, &mut sums)?;
+    }
     Ok((sums, None))
 }
 
@@ -175,6 +185,32 @@ pub fn period_lines_from(
     reference: &Reference,
     wanted: &BTreeSet<(String, NaiveDate)>,
 ) -> Result<PeriodLines> {
+    merge_period_lines(partitions, reference, wanted, Caches::Write)
+}
+
+/// [`period_lines_from`] without writing anything: a day whose cache is
+/// missing is summed from its partition in memory (`faktura preview`).
+pub fn period_lines_read_only(
+    partitions: &[PathBuf],
+    reference: &Reference,
+    wanted: &BTreeSet<(String, NaiveDate)>,
+) -> Result<PeriodLines> {
+    merge_period_lines(partitions, reference, wanted, Caches::ReadOnly)
+}
+
+/// Whether a missing day cache is written beside its partition.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caches {
+    Write,
+    ReadOnly,
+}
+
+fn merge_period_lines(
+    partitions: &[PathBuf],
+    reference: &Reference,
+    wanted: &BTreeSet<(String, NaiveDate)>,
+    caches: Caches,
+) -> Result<PeriodLines> {
     let mut merge = merge::LineMerge::new(reference, wanted);
     let days: Vec<NaiveDate> = partitions.iter().filter_map(|p| partition_day(p)).collect();
     let used_days = merge.days_needed(&days);
@@ -183,9 +219,12 @@ pub fn period_lines_from(
         .filter(|p| partition_day(p).is_some_and(|day| used_days.contains(&day)))
         .cloned()
         .collect();
-    for (partition, cache) in needed.iter().zip(daily_caches(&needed)?) {
+    if caches == Caches::Write {
+        daily_caches(&needed)?;
+    }
+    for partition in &needed {
         let day = partition_day(partition).expect("needed partitions have a day");
-        let (sums, texts) = read_cache(partition, &cache)?;
+        let (sums, texts) = read_cache(partition, &cache_of(partition), caches)?;
         merge.add_day(day, &sums, texts.as_ref())?;
     }
     merge.into_period_lines()
@@ -384,7 +423,7 @@ mod tests {
                 .iter()
                 .zip(&partitions)
                 .flat_map(|(c, p)| {
-                    let (sums, texts) = read_cache(p, c).unwrap();
+                    let (sums, texts) = read_cache(p, c, Caches::Write).unwrap();
                     let sums = match texts {
                         Some(texts) => crate::day_sums::with_texts(sums, texts).unwrap(),
                         None => sums,

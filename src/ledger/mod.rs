@@ -37,10 +37,10 @@ pub enum LedgerError {
     #[error("ledger holds data faktura cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error(
-        "ledger `{path}` has schema version {found}, newer than this faktura knows ({known}): \
-         run the faktura that wrote it"
+        "ledger `{path}` has schema version {found}, not the {known} this faktura knows: \
+         run the faktura that wrote it (a newer one), or `faktura run` (an older one)"
     )]
-    TooNew {
+    UnknownVersion {
         path: String,
         found: i64,
         known: i64,
@@ -202,6 +202,42 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Opens the ledger to read only, changing nothing under OUT (`faktura
+    /// preview`): no migration, and no `-wal` or `-shm` file created. With
+    /// no `-wal` beside it no writer has it open, so it is read as an
+    /// immutable file; otherwise through the writer's WAL, read-only.
+    pub fn open_read_only(path: &Path) -> Result<Ledger> {
+        let display = path.display().to_string();
+        let wrap = |source| sqlite_error(display.clone(), source);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let mode = if Path::new(&wal).exists() {
+            "mode=ro"
+        } else {
+            "immutable=1"
+        };
+        let uri = format!("file:{}?{mode}", uri_path(&display));
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&uri, flags).map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(wrap)?;
+        let ledger = Ledger {
+            conn,
+            path: display,
+        };
+        let found = ledger.schema_version()?;
+        if found != SCHEMA_VERSION {
+            return Err(LedgerError::UnknownVersion {
+                path: ledger.path.clone(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(ledger)
+    }
+
     /// The schema version the ledger holds.
     pub fn schema_version(&self) -> Result<i64> {
         self.conn
@@ -214,7 +250,7 @@ impl Ledger {
     fn migrate(&mut self) -> Result<()> {
         let found = self.schema_version()?;
         if found > SCHEMA_VERSION {
-            return Err(LedgerError::TooNew {
+            return Err(LedgerError::UnknownVersion {
                 path: self.path.clone(),
                 found,
                 known: SCHEMA_VERSION,
@@ -302,6 +338,13 @@ impl Ledger {
     }
 }
 
+/// A path as the path of a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &str) -> String {
+    path.replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
+}
+
 /// Whether `table` exists and has `column`.
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
     conn.query_row(
@@ -364,7 +407,7 @@ mod tests {
         drop(conn);
         let error = Ledger::open(&path).err().expect("refused");
         assert!(
-            matches!(error, LedgerError::TooNew { found, .. } if found == SCHEMA_VERSION + 1),
+            matches!(error, LedgerError::UnknownVersion { found, .. } if found == SCHEMA_VERSION + 1),
             "{error}"
         );
         assert!(error.to_string().contains(&path.display().to_string()));
