@@ -39,7 +39,7 @@ pub fn check_ledger_present(out_dir: &Path) -> Result<(), PreflightError> {
     let holds_files = |folder: &str| {
         std::fs::read_dir(out_dir.join(folder)).is_ok_and(|mut entries| entries.next().is_some())
     };
-    let evidence: Vec<String> = ["invoices", "pdf", "outbox"]
+    let evidence: Vec<String> = ["invoices", "credit_notes", "pdf", "einvoice", "outbox"]
         .into_iter()
         .filter(|folder| holds_files(folder))
         .map(|folder| format!("{folder}/"))

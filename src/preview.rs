@@ -371,12 +371,16 @@ fn period_text(e: &PeriodEstimate) -> String {
     }
     for line in &e.lines {
         let meter = &line.key.meter;
+        let mut how = vec![meter.charge_type.as_str(), meter.pricing_model.as_str()];
+        if line.key.covered_by != crate::model::CoveredBy::None {
+            how.push(line.key.covered_by.as_str());
+        }
         out += &format!(
-            "  {} · {} · {} ({}): {} {} = {}\n",
+            "  {} · {} · {} ({}): {} × {} = {}\n",
             line.key.subscription_id,
             meter.meter_category,
             meter.meter_name,
-            line.key.covered_by.as_str(),
+            how.join(", "),
             line.sums.quantity.normalize(),
             meter.unit_of_measure,
             m(line.amount)
