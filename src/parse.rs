@@ -125,18 +125,38 @@ pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-/// A usage file's date: `YYYY-MM-DD`, `MM/DD/YYYY`, or an RFC 3339 timestamp
-/// at midnight whose date is taken as written, whatever the offset.
+/// A usage file's date: `YYYY-MM-DD`, `MM/DD/YYYY` (also without leading
+/// zeros, `9/2/2023`, as older EA downloads write it), or an RFC 3339
+/// timestamp at midnight whose date is taken as written, whatever the offset.
 pub fn parse_usage_date(s: &str) -> Option<NaiveDate> {
     if let Some(date) = parse_iso_date(s) {
         return Some(date);
     }
-    if s.len() == 10 && s.as_bytes()[2] == b'/' {
-        return NaiveDate::parse_from_str(s, "%m/%d/%Y").ok();
+    if s.contains('/') {
+        return parse_us_date(s);
     }
     // RFC 3339: the local (written) date and time, whatever the offset.
     let written = chrono::DateTime::parse_from_rfc3339(s).ok()?.naive_local();
     (written.time() == chrono::NaiveTime::MIN).then(|| written.date())
+}
+
+/// `M/D/YYYY`: month and day of one or two digits, a four-digit year.
+fn parse_us_date(s: &str) -> Option<NaiveDate> {
+    let mut parts = s.split('/');
+    let (month, day, year) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |p: &str, lengths: std::ops::RangeInclusive<usize>| -> Option<u32> {
+        let plain = lengths.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+        plain.then(|| p.parse().ok())?
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    let (month, day, year) = (
+        digits(month, 1..=2)?,
+        digits(day, 1..=2)?,
+        digits(year, 4..=4)?,
+    );
+    NaiveDate::from_ymd_opt(year as i32, month, day)
 }
 
 /// Parses a decimal (`.` separator, optional sign, optional exponent) to an
@@ -347,6 +367,29 @@ mod tests {
             let general = parse_scaled(&text, USAGE_SCALE).filter(|v| v.abs() < USAGE_LIMIT_SCALED);
             prop_assert_eq!(parse_usage_value(&text), general);
         }
+
+        /// Every day of four centuries reads back from the US forms, with
+        /// and without leading zeros; any other text is a date only when
+        /// chrono reads it as one in the same form.
+        #[test]
+        fn us_dates_with_or_without_leading_zeros(
+            days in 0i64..146_097,
+            padded in any::<bool>(),
+            text in "[0-9/]{0,11}",
+        ) {
+            let date = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Days::new(days as u64);
+            let written = if padded {
+                date.format("%m/%d/%Y").to_string()
+            } else {
+                date.format("%-m/%-d/%Y").to_string()
+            };
+            prop_assert_eq!(parse_usage_date(&written), Some(date));
+            if let Some(read) = parse_usage_date(&text) {
+                let again = [read.format("%m/%d/%Y").to_string(), read.format("%-m/%-d/%Y").to_string(),
+                    read.format("%m/%-d/%Y").to_string(), read.format("%-m/%d/%Y").to_string()];
+                prop_assert!(again.contains(&text), "{text} read as {read}");
+            }
+        }
     }
 
     #[test]
@@ -435,6 +478,22 @@ mod tests {
         let oct1 = NaiveDate::from_ymd_opt(2026, 10, 1);
         assert_eq!(parse_usage_date("2026-10-01"), oct1);
         assert_eq!(parse_usage_date("10/01/2026"), oct1);
+        assert_eq!(parse_usage_date("10/1/2026"), oct1);
+        let sep2 = NaiveDate::from_ymd_opt(2023, 9, 2);
+        assert_eq!(parse_usage_date("9/2/2023"), sep2);
+        assert_eq!(parse_usage_date("09/02/2023"), sep2);
+        for bad in [
+            "9/2/23",
+            "13/1/2026",
+            "2/30/2026",
+            "9//2023",
+            "9/2/2023/1",
+            "009/2/2023",
+            "a/2/2023",
+            "9/2/+023",
+        ] {
+            assert_eq!(parse_usage_date(bad), None, "{bad}");
+        }
         assert_eq!(parse_usage_date("2026-10-01T00:00:00Z"), oct1);
         assert_eq!(parse_usage_date("2026-10-01T00:00:00+02:00"), oct1);
         assert_eq!(parse_usage_date("2026-10-01T00:00:00.000-05:00"), oct1);

@@ -80,7 +80,8 @@ pub enum IngestError {
 
 type Result<T, E = IngestError> = std::result::Result<T, E>;
 
-/// Columns a usage file must have; `billingCurrency` may be EA's `billingCurrencyCode`.
+/// Columns a usage file must have; `billingCurrency` may be EA's
+/// `billingCurrencyCode`, `costInBillingCurrency` EA's `Cost` (SPEC §2.1).
 pub const REQUIRED_COLUMNS: &[&str] = &[
     "date",
     "billingAccountId",

@@ -34,6 +34,10 @@ impl UsageHeader {
                 "billingCurrency" => header
                     .position("billingCurrency")
                     .or_else(|| header.position("billingCurrencyCode")),
+                // EA's Cost Details export names the cost `Cost`.
+                "costInBillingCurrency" => header
+                    .position("costInBillingCurrency")
+                    .or_else(|| header.position("Cost")),
                 _ => header.position(name),
             };
             match position {
