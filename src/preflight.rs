@@ -36,14 +36,12 @@ pub fn check_ledger_present(out_dir: &Path) -> Result<(), PreflightError> {
     if out_dir.join("ledger.sqlite").exists() {
         return Ok(());
     }
-    let holds_files = |folder: &str| {
-        std::fs::read_dir(out_dir.join(folder)).is_ok_and(|mut entries| entries.next().is_some())
-    };
-    let evidence: Vec<String> = ["invoices", "credit_notes", "pdf", "einvoice", "outbox"]
-        .into_iter()
-        .filter(|folder| holds_files(folder))
-        .map(|folder| format!("{folder}/"))
-        .collect();
+    let mut evidence = Vec::new();
+    for folder in ["invoices", "credit_notes", "pdf", "einvoice", "outbox"] {
+        if !crate::store::list_dir(&out_dir.join(folder))?.is_empty() {
+            evidence.push(format!("{folder}/"));
+        }
+    }
     if evidence.is_empty() {
         return Ok(());
     }
@@ -54,11 +52,12 @@ pub fn check_ledger_present(out_dir: &Path) -> Result<(), PreflightError> {
 }
 
 /// `billing_start`: the configured day, else the recorded one, else the
-/// earliest usage file day; recorded on the first run, never changed.
+/// earliest usage file day (`earliest_usage_day`, asked only then);
+/// recorded on the first run, never changed.
 pub fn resolve_billing_start(
-    data_dir: &Path,
     settings: &Settings,
     ledger: &mut Ledger,
+    earliest_usage_day: impl FnOnce() -> Result<Option<NaiveDate>, FileError>,
 ) -> Result<NaiveDate, PreflightError> {
     let recorded = match ledger.meta("billing_start")? {
         Some(text) => Some(
@@ -78,7 +77,7 @@ pub fn resolve_billing_start(
         }
         (_, Some(recorded)) => return Ok(recorded),
         (Some(configured), None) => configured,
-        (None, None) => earliest_usage_day(data_dir)?.ok_or_else(|| {
+        (None, None) => earliest_usage_day()?.ok_or_else(|| {
             PreflightError::Recorded(
                 "no usage files and no billing.billing_start: nothing to start billing from".into(),
             )
@@ -86,14 +85,6 @@ pub fn resolve_billing_start(
     };
     ledger.set_meta("billing_start", &start.to_string())?;
     Ok(start)
-}
-
-fn earliest_usage_day(data_dir: &Path) -> Result<Option<NaiveDate>, FileError> {
-    Ok(crate::ingest::list_usage_files(data_dir)?
-        .days
-        .keys()
-        .next()
-        .copied())
 }
 
 /// A profile's currency, periodStartDay and createdDate may not change once

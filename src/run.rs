@@ -143,13 +143,18 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     preflight::check_ledger_present(&opts.out_dir)?;
     let mut ledger =
         Ledger::open(&opts.out_dir.join("ledger.sqlite")).context("failed to open the ledger")?;
-    let billing_start = preflight::resolve_billing_start(&opts.data_dir, &settings, &mut ledger)?;
+    let billing_start = preflight::resolve_billing_start(&settings, &mut ledger, || {
+        let listing = ingest::list_usage_files(&opts.data_dir)?;
+        Ok(listing.days.keys().next().copied())
+    })?;
     preflight::check_recorded_profiles(&reference, &ledger)?;
     lock.record_holder()
         .context("failed to write the lock file")?;
     store::sweep_temporaries(&opts.out_dir).context("failed to clean temporary files")?;
-    let adopted = ingest::adopt_manifests(&opts.out_dir, &mut ledger)
-        .context("failed to adopt shard manifests")?;
+    let adopted = ingest::adopt_manifests(&opts.out_dir, |stats, files| {
+        Ok(ledger.record_day(stats, files)?)
+    })
+    .context("failed to adopt shard manifests")?;
     if adopted > 0 {
         tracing::info!(days = adopted, "adopted days ingested by shard workers");
     }
@@ -276,7 +281,11 @@ fn ingest_stage(
         billing_start: ctx.billing_start,
         reference: ctx.reference,
     };
-    let report = ingest::ingest(&options, ledger).context("failed to ingest usage")?;
+    let ingested = ledger.ingested_files_by_day()?;
+    let report = ingest::ingest(&options, &ingested, |stats, files| {
+        Ok(ledger.record_day(stats, files)?)
+    })
+    .context("failed to ingest usage")?;
     tracing::info!(
         days = report.days_ingested.len(),
         unchanged = report.days_unchanged,

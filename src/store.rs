@@ -174,17 +174,32 @@ pub fn remove_if_exists(path: &Path) -> Result<(), FileError> {
     }
 }
 
+/// The entries of folder `dir`, sorted; none when it does not exist. Only
+/// "not found" counts as absent: a folder that cannot be listed (no
+/// permission, an I/O error) is an error naming it and the reason.
+pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, FileError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(failed("list", dir)(e)),
+    };
+    let mut paths = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(failed("list", dir))?;
+    paths.sort();
+    Ok(paths)
+}
+
 /// Removes temporary files a killed run left behind under `dir`.
 pub fn sweep_temporaries(dir: &Path) -> Result<usize, FileError> {
     let mut removed = 0;
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(0);
-    };
-    for entry in entries {
-        let entry = entry.map_err(failed("list", dir))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().map_err(failed("inspect", &path))?;
+    for path in list_dir(dir)? {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = fs::symlink_metadata(&path).map_err(failed("inspect", &path))?;
         if kind.is_dir() {
             removed += sweep_temporaries(&path)?;
         } else if name.starts_with('.') && name.contains(".tmp-") {

@@ -406,3 +406,43 @@ fn a_usage_file_reached_through_a_symbolic_link_is_read() {
         crate::common::read_parquet_dir(&plain.path().join("invoices")),
     );
 }
+
+/// A usage folder that cannot be listed fails the run (exit 1) naming the
+/// folder and the operating system's reason; it is never taken for an
+/// empty one (which would hold every period for missing usage, silently).
+/// As root permissions do not stop a listing, so the folder is made
+/// unlistable by being a file, and by mode 000 when not root.
+#[test]
+fn a_usage_folder_that_cannot_be_listed_fails_the_run_naming_it() {
+    let data = sample_copy();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(data.path(), out.path(), AS_OF);
+    assert_eq!(code, 3, "{stderr}");
+    let usage = data.path().join("usage");
+    let moved = data.path().join("usage-moved");
+    std::fs::rename(&usage, &moved).unwrap();
+    std::fs::write(&usage, "not a folder").unwrap();
+    let before = snapshot(out.path());
+    let (code, stderr) = run(data.path(), out.path(), "2026-12-04");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&usage.display().to_string()), "{stderr}");
+    assert!(stderr.contains("Not a directory"), "{stderr}");
+    assert!(snapshot(out.path()) == before, "nothing changed");
+
+    std::fs::remove_file(&usage).unwrap();
+    std::fs::rename(&moved, &usage).unwrap();
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(true);
+    if !is_root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&usage, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let (code, stderr) = run(data.path(), out.path(), "2026-12-04");
+        std::fs::set_permissions(&usage, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+    // Once it can be read again, the run goes on as if nothing happened.
+    let (code, stderr) = run(data.path(), out.path(), "2026-12-04");
+    assert_eq!(code, 3, "{stderr}");
+}

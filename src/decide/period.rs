@@ -12,7 +12,7 @@ use crate::model::{
     Line, LineKey, LineSums, Offer, Period, Preference, Profile, Reference, Scope,
 };
 
-use super::*;
+use super::{DecideInput, PeriodOf, ProfileWalk, Step};
 
 /// Late usage of an earlier decided period: what changed for one line key.
 pub(super) struct Adjustment {

@@ -20,7 +20,7 @@ use crate::day_sums::{
 use crate::parse::USAGE_SCALE;
 use crate::store;
 
-use super::*;
+use super::rows::UsageRow;
 
 /// The usage columns in the partition's order.
 pub(super) const USAGE_COLUMNS: [&str; 19] = [

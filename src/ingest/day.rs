@@ -12,11 +12,17 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::day_sums::{ChunkSums, DayCache, DaySums};
-use crate::ledger::DayStats;
+use crate::model::{DayStats, FileFingerprint};
 use crate::parse::{Header, USAGE_SCALE, UsageSum};
 use crate::store;
 
-use super::*;
+use super::batch::UsageBatch;
+use super::cut::{first_record_end, lines_in, quick_cuts, record_cuts};
+use super::index::ReferenceIndex;
+use super::listing::{ReadHash, fingerprint};
+use super::partition::PartitionWriter;
+use super::rows::{ChunkError, ChunkOutput, UsageHeader, parse_chunk, whole_file};
+use super::{IngestError, IngestOptions, Reject, RejectReason, Result, relative};
 
 /// Bytes read from a usage file at a time; records are cut at block ends,
 /// so memory stays flat however large a file or a day is. 32 MB rather

@@ -14,11 +14,11 @@ use chrono::NaiveDate;
 
 use sha2::{Digest, Sha256};
 
-use crate::ledger::FileFingerprint;
+use crate::model::FileFingerprint;
 use crate::parse::parse_iso_date;
 use crate::store;
 
-use super::*;
+use super::relative;
 
 /// The usage files of `DATA/usage`, grouped by the day their name starts with.
 pub struct UsageListing {
@@ -32,24 +32,23 @@ pub fn list_usage_files(data_dir: &Path) -> Result<UsageListing, store::FileErro
         days: BTreeMap::new(),
         ignored: Vec::new(),
     };
-    let dir = data_dir.join("usage");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(listing);
-    };
-    for entry in entries {
-        let entry = entry.map_err(store::failed("list", &dir))?;
-        // Metadata follows a symbolic link: a linked file is read like any other.
-        let path = entry.path();
+    for path in store::list_dir(&data_dir.join("usage"))? {
+        // Metadata follows a symbolic link: a linked file is read like any
+        // other. One gone since it was listed is not there.
         match std::fs::metadata(&path) {
             Ok(metadata) if metadata.is_file() => {}
             Ok(_) => continue,
-            Err(reason) => return Err(store::failed("read", &path)(reason)),
+            Err(reason) if reason.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(reason) => return Err(store::failed("inspect", &path)(reason)),
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let day = name.get(..10).and_then(parse_iso_date);
         let is_csv = name.ends_with(".csv") || name.ends_with(".csv.gz");
         match day {
-            Some(day) if is_csv => listing.days.entry(day).or_default().push(entry.path()),
+            Some(day) if is_csv => listing.days.entry(day).or_default().push(path),
             _ => listing.ignored.push(format!("usage/{name}")),
         }
     }

@@ -34,27 +34,23 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
-use crate::ledger::{DayStats, FileFingerprint, Ledger};
-use crate::model::Reference;
+use crate::model::{DayStats, FileFingerprint, Reference};
 use crate::store;
 
-use batch::*;
-use cut::*;
-use day::*;
-use index::*;
-use listing::*;
 pub use listing::{UsageListing, list_usage_files};
-use partition::*;
-use rows::*;
 pub use shard::{Manifest, Shard, adopt_manifests, ingest_shard};
-use split::*;
+
+use day::{Completion, parse_day};
+use index::ReferenceIndex;
+use listing::fingerprint_unless_new;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
     File(#[from] store::FileError),
-    #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    /// Recording an ingested day (in the ledger) failed.
+    #[error("cannot record an ingested day: {0}")]
+    Record(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Parquet(#[from] store::ParquetError),
     #[error("cannot write `{path}`: {source}")]
@@ -172,8 +168,35 @@ pub struct IngestReport {
     pub files_rejected: Vec<(String, String)>,
 }
 
-/// Ingests every new or changed day of usage.
-pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport> {
+/// Records one ingested day and the files it read (the run: in the
+/// ledger), as soon as its partition is in place.
+pub trait RecordDay:
+    FnMut(
+    &DayStats,
+    &[FileFingerprint],
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
+{
+}
+
+impl<F> RecordDay for F where
+    F: FnMut(
+        &DayStats,
+        &[FileFingerprint],
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
+{
+}
+
+/// The files each day was last ingested from, as the ledger holds them.
+pub type IngestedFiles = std::collections::BTreeMap<NaiveDate, Vec<FileFingerprint>>;
+
+/// Ingests every new or changed day of usage: a day whose files differ
+/// from what `ingested` holds for it. Each day ingested goes to `record`
+/// as soon as its partition is in place, so a killed run keeps what it did.
+pub fn ingest(
+    opts: &IngestOptions,
+    ingested: &IngestedFiles,
+    mut record: impl RecordDay,
+) -> Result<IngestReport> {
     let listing = list_usage_files(opts.data_dir)?;
     let mut report = IngestReport {
         ignored_files: listing.ignored.clone(),
@@ -192,10 +215,10 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport>
     // Hashing a file is a full read: skipped for a file of the same size
     // and modification time as when it was hashed, left to the parse for a
     // new file (read once, not twice), done in parallel else.
-    let known: HashMap<String, FileFingerprint> = ledger
-        .all_ingested_files()?
-        .into_iter()
-        .map(|f| (f.path.clone(), f))
+    let known: HashMap<String, FileFingerprint> = ingested
+        .values()
+        .flatten()
+        .map(|f| (f.path.clone(), f.clone()))
         .collect();
     let fingerprints: Vec<Vec<Option<FileFingerprint>>> = candidates
         .par_iter()
@@ -208,7 +231,7 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport>
         .collect::<std::result::Result<_, store::FileError>>()?;
     let mut todo = Vec::new();
     for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
-        let before = ledger.ingested_files(day)?;
+        let before = ingested.get(&day).map_or(&[][..], Vec::as_slice);
         let unchanged = before.len() == fingerprints.len()
             && before
                 .iter()
@@ -231,7 +254,7 @@ pub fn ingest(opts: &IngestOptions, ledger: &mut Ledger) -> Result<IngestReport>
                 .files_rejected
                 .push((r.file.clone(), r.reason.as_str().to_string()));
         }
-        ledger.record_day(&stats, &fingerprints)?;
+        record(&stats, &fingerprints).map_err(IngestError::Record)?;
         report.days_ingested.push(stats);
         Ok(())
     })?;

@@ -18,7 +18,9 @@ use polars_parquet::write::{
 use crate::day_sums::SubscriptionTexts;
 use crate::store;
 
-use super::*;
+use super::batch::UsageBatch;
+use super::day::ROW_GROUP_ROWS;
+use super::{IngestError, Result};
 
 /// The day's partition: row groups streamed to a temporary file, renamed
 /// into place when the day is complete (removed when it has no rows).

@@ -11,7 +11,12 @@ use crate::parse::{
     Header, USAGE_SCALE, parse_bool, parse_scaled, parse_usage_date, parse_usage_value,
 };
 
-use super::*;
+use super::batch::{UsageBatch, UsageColumns};
+use super::cut::{lines_in, record_start};
+use super::day::FileInput;
+use super::index::{Probe, ReferenceIndex, SubscriptionCheck};
+use super::split::{SplitRecord, Splitter, Unsupported};
+use super::{REQUIRED_COLUMNS, Reject, RejectReason};
 
 /// Positions of the usage columns in one file's header.
 pub(super) struct UsageHeader {

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
-use crate::ledger::{DayStats, FileFingerprint, Ledger};
+use crate::model::{DayStats, FileFingerprint};
 use crate::store;
 
-use super::*;
+use super::listing::{fingerprint, hashed_as_read, list_usage_files};
+use super::{IngestError, IngestOptions, IngestReport, RecordDay, Result, ingest_days};
 
 /// One shard of N (`--shard I/N`): the days whose ordinal modulo N is I.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,18 +75,13 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> Result<IngestReport> 
     Ok(report)
 }
 
-/// Records what shard workers ingested in the ledger, then removes their
-/// manifests; returns the number of days adopted.
-pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> Result<usize> {
+/// Hands what shard workers ingested to `record` (the run records it in
+/// the ledger), then removes their manifests; returns the number of days
+/// adopted.
+pub fn adopt_manifests(out_dir: &Path, mut record: impl RecordDay) -> Result<usize> {
     let dir = out_dir.join("manifests");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(0);
-    };
     let mut adopted = 0;
-    let mut paths: Vec<PathBuf> = entries
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()
-        .map_err(store::failed("list", &dir))?;
+    let mut paths: Vec<PathBuf> = store::list_dir(&dir)?;
     paths.sort();
     for path in paths
         .into_iter()
@@ -98,7 +94,7 @@ pub fn adopt_manifests(out_dir: &Path, ledger: &mut Ledger) -> Result<usize> {
                 source,
             })?;
         for (stats, fingerprints) in &manifest.days {
-            ledger.record_day(stats, fingerprints)?;
+            record(stats, fingerprints).map_err(IngestError::Record)?;
             adopted += 1;
         }
         std::fs::remove_file(&path).map_err(store::failed("remove", &path))?;

@@ -359,7 +359,8 @@ mod tests {
         let mut record = csv::StringRecord::new();
         let mut records = Vec::new();
         while reader.read_record(&mut record).unwrap() {
-            let start = super::super::record_start(chunk.as_bytes(), record.position().unwrap());
+            let start =
+                super::super::cut::record_start(chunk.as_bytes(), record.position().unwrap());
             records.push((start, record.iter().map(str::to_string).collect()));
         }
         records

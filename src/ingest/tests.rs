@@ -9,6 +9,11 @@
 use polars::prelude::{DataFrame, ParquetCompression, ParquetWriter};
 use proptest::prelude::*;
 
+use super::cut::*;
+use super::day::*;
+use super::index::*;
+use super::partition::*;
+use super::rows::*;
 use super::*;
 use crate::parse::Header;
 

@@ -5,7 +5,9 @@ use crate::model::CreditNote;
 
 use super::outbox::{Document, add_delivery};
 use super::outputs::mark_dirty;
-use super::*;
+use rusqlite::params;
+
+use super::{Ledger, Result, from_json, json, sqlite_error};
 
 impl Ledger {
     /// Every issued credit note, in number order.

@@ -11,7 +11,12 @@ use crate::model::{
     Billed, DecideCommit, Decision, DecisionCode, DecisionKey, LineKey, LineSums, ProfileState,
 };
 
-use super::*;
+use rusqlite::params;
+
+use super::outbox::{Document, add_delivery};
+use super::outputs::mark_dirty;
+use super::stored_lines;
+use super::{Ledger, Result, date, from_json, json, parse_kind, sqlite_error, text_cells};
 
 /// Periods whose lines are deflated at once when a decide step is committed.
 const PERIODS_DEFLATED_AT_ONCE: usize = 256;
@@ -274,8 +279,7 @@ impl Ledger {
             .map_err(wrap)?;
             mark_dirty(&tx, "invoices", &invoice.period.month_key()).map_err(wrap)?;
             for recipient in &invoice.recipients {
-                super::outbox::add_delivery(&tx, Document::Invoice, &invoice.number, recipient)
-                    .map_err(wrap)?;
+                add_delivery(&tx, Document::Invoice, &invoice.number, recipient).map_err(wrap)?;
             }
         }
         for (id, state) in &commit.profile_states {

@@ -3,48 +3,20 @@
 
 use chrono::NaiveDate;
 
-use super::*;
+use crate::model::{DayStats, FileFingerprint};
 
-/// A file of a usage day as last ingested.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct FileFingerprint {
-    pub path: String,
-    pub size: u64,
-    /// `blake3:` and the BLAKE3 hash of its bytes in hex; a bare hex
-    /// SHA-256 in what ledgers before version 4 recorded.
-    #[serde(alias = "sha256")]
-    pub content_hash: String,
-    /// The file's modification time when it was hashed (nanoseconds since
-    /// the epoch): a file with the same size and time is not hashed again.
-    #[serde(default)]
-    pub modified_ns: Option<i64>,
-}
+use rusqlite::params;
 
-impl FileFingerprint {
-    /// Same path and contents (the modification time aside).
-    pub fn same_file(&self, other: &FileFingerprint) -> bool {
-        (&self.path, self.size, &self.content_hash)
-            == (&other.path, other.size, &other.content_hash)
-    }
-}
+use super::{Ledger, LedgerError, Result, date, sqlite_error};
 
 const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.content_hash, s.modified_ns
      FROM ingested_files f LEFT JOIN file_stamps s
      ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash";
 
-/// Reconciliation of one usage day (SPEC: read = accepted + rejected).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DayStats {
-    pub day: NaiveDate,
-    /// At least one file of the day was read (not rejected whole).
-    pub present: bool,
-    pub files: u64,
-    pub files_rejected: u64,
-    pub rows_read: u64,
-    pub rows_accepted: u64,
-    pub rows_rejected: u64,
-    pub accepted_cost: crate::parse::UsageSum,
-}
+const FINGERPRINT_COLUMNS_WITH_DAY: &str =
+    "SELECT f.path, f.size, f.content_hash, s.modified_ns, f.day
+     FROM ingested_files f LEFT JOIN file_stamps s
+     ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash";
 
 impl Ledger {
     pub fn ingested_files(&self, day: NaiveDate) -> Result<Vec<FileFingerprint>> {
@@ -54,9 +26,34 @@ impl Ledger {
         )
     }
 
-    /// Every file ingested so far.
-    pub fn all_ingested_files(&self) -> Result<Vec<FileFingerprint>> {
-        self.fingerprints(FINGERPRINT_COLUMNS, [])
+    /// Every file ingested so far, by the day it was ingested for (each
+    /// day's in path order).
+    pub fn ingested_files_by_day(
+        &self,
+    ) -> Result<std::collections::BTreeMap<NaiveDate, Vec<FileFingerprint>>> {
+        let mut by_day: std::collections::BTreeMap<NaiveDate, Vec<FileFingerprint>> =
+            Default::default();
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "{FINGERPRINT_COLUMNS_WITH_DAY} ORDER BY f.day, f.path"
+            ))
+            .map_err(self.err())?;
+        let mut rows = stmt.query([]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let day: String = r.get(4).map_err(self.err())?;
+            let fingerprint = FileFingerprint {
+                path: r.get(0).map_err(self.err())?,
+                size: r.get::<_, i64>(1).map_err(self.err())? as u64,
+                content_hash: r.get(2).map_err(self.err())?,
+                modified_ns: r.get(3).map_err(self.err())?,
+            };
+            by_day
+                .entry(date("ingested_files.day", &day)?)
+                .or_default()
+                .push(fingerprint);
+        }
+        Ok(by_day)
     }
 
     fn fingerprints(

@@ -10,7 +10,9 @@ use crate::model::{Invoice, InvoiceHead};
 
 use super::outputs::mark_dirty;
 
-use super::*;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Ledger, LedgerError, Result, from_json, sqlite_error, text_cells};
 
 impl Ledger {
     /// An invoice whole: its head and its period's decided lines.

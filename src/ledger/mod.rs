@@ -141,11 +141,11 @@ mod reminders;
 mod runs;
 mod stored_lines;
 
-pub use crate::model::{Billed, DecideCommit, DecisionKey, ProfileState};
-pub use ingest::{DayStats, FileFingerprint};
+pub use crate::model::{
+    Billed, DayStats, DecideCommit, DecisionKey, FileFingerprint, ProfileState,
+};
 pub use invoices::{IssuedInvoice, StatusUpdate};
 pub use outbox::{Delivery, DeliveryOutcome, Document};
-use outputs::mark_dirty;
 pub use reminders::ReminderIssue;
 
 /// A row's first `N` columns as text.

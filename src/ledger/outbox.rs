@@ -2,7 +2,9 @@
 //! note, recipient) (table `outbox`, told apart by `document`) and per
 //! (invoice, reminder, recipient) (table `reminder_outbox`).
 
-use super::*;
+use rusqlite::{Transaction, params};
+
+use super::{Ledger, Result, sqlite_error};
 
 /// What a message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

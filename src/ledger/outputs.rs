@@ -1,6 +1,8 @@
 //! The parquet partitions whose contents changed and must be rewritten.
 
-use super::*;
+use rusqlite::Transaction;
+
+use super::{Ledger, Result};
 
 impl Ledger {
     pub fn dirty(&self) -> Result<Vec<(String, String)>> {

@@ -1,6 +1,8 @@
 //! Each profile's e-mail invoice preference record, kept for `explain`.
 
-use super::*;
+use rusqlite::OptionalExtension;
+
+use super::{Ledger, Result, sqlite_error};
 
 impl Ledger {
     /// Replaces every profile's preference record (JSON, one per profile id).

@@ -2,7 +2,10 @@
 //! pending message per recipient, in one transaction.
 
 use super::outputs::mark_dirty;
-use super::*;
+use chrono::NaiveDate;
+use rusqlite::params;
+
+use super::{Ledger, Result, sqlite_error};
 
 /// Reminder `reminder` of invoice `number` (its period's `month`), to its
 /// `recipients`.

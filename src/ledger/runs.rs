@@ -2,7 +2,9 @@
 
 use chrono::NaiveDate;
 
-use super::*;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Ledger, Result, date};
 
 impl Ledger {
     /// The as_of of the latest run, if any.

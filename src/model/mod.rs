@@ -6,11 +6,13 @@
 //! One file per group: `reference` (accounts, profiles, subscriptions,
 //! roles), `preference` (e-mail invoice preferences), `codes` (countries,
 //! currencies, Peppol ids), `period`, `billing` (lines, decisions,
-//! invoices), `credit_note`, `vat`.
+//! invoices), `credit_note`, `ingested` (usage days and files as
+//! ingested), `vat`.
 
 mod billing;
 mod codes;
 mod credit_note;
+mod ingested;
 mod period;
 mod preference;
 mod reference;
@@ -19,6 +21,7 @@ mod vat;
 pub use billing::*;
 pub use codes::*;
 pub use credit_note::*;
+pub use ingested::*;
 pub use period::*;
 pub use preference::*;
 pub use reference::*;

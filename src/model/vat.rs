@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::*;
+use super::{Currency, Profile, peppol_id_of_vat_id};
 
 /// A VAT category of EN 16931 (UNCL 5305), one per invoice (SPEC §4.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +164,7 @@ impl TaxRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Locale;
 
     fn customer(
         country: Option<&str>,

@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::parse::parse_bool;
 
-use super::*;
+use super::{Problems, Row, Table, rows};
 
 pub(super) fn read_accounts(t: &Table, p: &mut Problems) -> BTreeMap<String, Account> {
     let mut seen = HashSet::new();

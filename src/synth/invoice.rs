@@ -2,7 +2,8 @@
 
 use chrono::NaiveDate;
 
-use super::*;
+use super::Rng;
+use super::usage::METER_SHAPES;
 
 /// A synthetic issued invoice with `lines` lines over a few subscriptions
 /// and meter categories, for render tests and benchmarks.

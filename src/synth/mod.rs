@@ -66,10 +66,9 @@ mod shape;
 mod usage;
 
 pub use invoice::synthetic_invoice;
-use reference::*;
-use shape::*;
+use reference::write_reference;
 pub use shape::{ShapePreset, UsageShape, parse_range};
-use usage::*;
+use usage::{RowPlan, choose_meters, meters, write_day};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {

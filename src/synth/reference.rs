@@ -6,7 +6,9 @@ use std::path::Path;
 
 use crate::store;
 
-use super::*;
+use chrono::NaiveDate;
+
+use super::{GenOptions, Result, Rng};
 
 pub(super) const CURRENCIES: [(&str, &str); 4] = [
     ("USD", "en-US"),

@@ -7,7 +7,11 @@ use std::path::Path;
 
 use crate::store;
 
-use super::*;
+use chrono::NaiveDate;
+
+use super::reference::{GenProfile, GenSubscription};
+use super::shape::{UsageShape, Zipf};
+use super::{GenOptions, Result, Rng, Scaled, Trimmed};
 
 /// A meter of the catalogue: category, name (CSV-quoted when needed), unit,
 /// unit price at scale 6, publisher, pricing model, charge type.

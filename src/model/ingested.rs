@@ -1,0 +1,42 @@
+//! What ingest hands on: a usage day's reconciliation and the files it
+//! read, with their fingerprints. The run records them in the ledger; the
+//! run summary reports them.
+
+use chrono::NaiveDate;
+
+/// A file of a usage day as last ingested.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct FileFingerprint {
+    pub path: String,
+    pub size: u64,
+    /// `blake3:` and the BLAKE3 hash of its bytes in hex; a bare hex
+    /// SHA-256 in what ledgers before version 4 recorded.
+    #[serde(alias = "sha256")]
+    pub content_hash: String,
+    /// The file's modification time when it was hashed (nanoseconds since
+    /// the epoch): a file with the same size and time is not hashed again.
+    #[serde(default)]
+    pub modified_ns: Option<i64>,
+}
+
+impl FileFingerprint {
+    /// Same path and contents (the modification time aside).
+    pub fn same_file(&self, other: &FileFingerprint) -> bool {
+        (&self.path, self.size, &self.content_hash)
+            == (&other.path, other.size, &other.content_hash)
+    }
+}
+
+/// Reconciliation of one usage day (SPEC: read = accepted + rejected).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayStats {
+    pub day: NaiveDate,
+    /// At least one file of the day was read (not rejected whole).
+    pub present: bool,
+    pub files: u64,
+    pub files_rejected: u64,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub accepted_cost: crate::parse::UsageSum,
+}
