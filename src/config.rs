@@ -29,6 +29,16 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Absent: no reminders (SPEC §5.1).
     pub reminders: Option<ReminderSettings>,
+    /// Where outputs are mirrored (SPEC §8); not supported by this faktura.
+    pub publish: Option<PublishSettings>,
+}
+
+/// `[publish]` (SPEC §8): an object store to mirror OUT's tables and
+/// documents to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSettings {
+    pub to: String,
 }
 
 /// `[reminders]` (SPEC §5.1): reminder *k* is due `days[k-1]` days after
@@ -156,6 +166,9 @@ pub struct SmtpSettings {
     pub port: u16,
     pub security: Security,
     pub timeout_secs: u64,
+    /// A CA certificate (PEM) to trust besides the system's, for a relay
+    /// whose certificate a private CA signed (SPEC §8).
+    pub ca_file: Option<PathBuf>,
     pub max_per_second: Option<u32>,
     /// From FAKTURA_SMTP_USER only; never read from or written to a file.
     #[serde(skip)]
@@ -208,6 +221,7 @@ impl Default for SmtpSettings {
             port: 25,
             security: Security::None,
             timeout_secs: 30,
+            ca_file: None,
             max_per_second: None,
             user: None,
             password: None,
@@ -236,6 +250,7 @@ const ENV_KEYS: &[(&[&str], bool)] = &[
     (&["mail", "smtp", "port"], true),
     (&["mail", "smtp", "security"], false),
     (&["mail", "smtp", "timeout_secs"], true),
+    (&["mail", "smtp", "ca_file"], false),
     (&["mail", "smtp", "max_per_second"], true),
 ];
 
@@ -364,6 +379,30 @@ impl Settings {
                         "key `{key}` is required with [tax] (SPEC §8)"
                     )));
                 }
+            }
+        }
+        if let Some(publish) = &self.publish {
+            return Err(invalid(format!(
+                "key `publish.to`: {:?}: publishing to an object store is not built into this \
+                 faktura yet; remove [publish] and copy OUT's folders with the store's own tools",
+                publish.to
+            )));
+        }
+        if let Some(ca_file) = &self.mail.smtp.ca_file {
+            let pem = std::fs::read(ca_file).map_err(|e| {
+                invalid(format!(
+                    "key `mail.smtp.ca_file`: cannot read `{}`: {e}",
+                    ca_file.display()
+                ))
+            })?;
+            let has_certificate = pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----");
+            if !has_certificate
+                || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err()
+            {
+                return Err(invalid(format!(
+                    "key `mail.smtp.ca_file`: `{}` is not a PEM certificate",
+                    ca_file.display()
+                )));
             }
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {

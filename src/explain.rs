@@ -274,9 +274,7 @@ fn explain_invoice(
             .iter()
             .filter(move |x| x.number == invoice.number && x.document == document)
     };
-    let sent: Vec<String> = of_invoice(Document::Invoice)
-        .map(|x| format!("{} ({})", x.recipient, x.status))
-        .collect();
+    let sent: Vec<String> = of_invoice(Document::Invoice).map(delivery_state).collect();
     if sent.is_empty() {
         out += match d.kind {
             Kind::Purchases => "  Not e-mailed: purchases invoices are never e-mailed.\n",
@@ -333,7 +331,7 @@ fn explain_reminders(deliveries: &[Delivery], number: &str) -> String {
             by_reminder
                 .entry((k, issued))
                 .or_default()
-                .push(format!("{} ({})", d.recipient, d.status));
+                .push(delivery_state(d));
         }
     }
     by_reminder
@@ -342,6 +340,15 @@ fn explain_reminders(deliveries: &[Delivery], number: &str) -> String {
             format!("  Reminder {k}, issued {issued}, to {}.\n", to.join(", "))
         })
         .collect()
+}
+
+/// `ann@example.com (sent)`, or with the server's last reply when it failed
+/// or was refused: `ann@example.com (failed: 451 try again later)`.
+fn delivery_state(d: &Delivery) -> String {
+    match (&d.last_reply, d.status.as_str()) {
+        (Some(reply), "failed" | "bounced") => format!("{} ({}: {reply})", d.recipient, d.status),
+        _ => format!("{} ({})", d.recipient, d.status),
+    }
 }
 
 fn join_words(items: &[String]) -> String {

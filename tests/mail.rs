@@ -209,7 +209,7 @@ fn a_550_is_recorded_as_permanent_and_the_others_are_delivered() {
         .unwrap();
     let text = String::from_utf8(explain.stdout).unwrap();
     assert!(
-        text.contains("kari.larsen@nordlys.example (bounced)"),
+        text.contains("kari.larsen@nordlys.example (bounced: "),
         "{text}"
     );
 }

@@ -29,3 +29,5 @@ mod credit_notes;
 mod reminders;
 // Preview: equals the later decision; read-only; unknown profiles.
 mod preview;
+// SMTP over TLS to a real TLS relay: STARTTLS, SMTPS, AUTH, and every TLS failure.
+mod tls;

@@ -88,9 +88,7 @@ impl Mailer {
                     port: smtp.port,
                     detail,
                 };
-                let tls = || {
-                    TlsParameters::new(smtp.host.clone()).map_err(|e| setup_error(e.to_string()))
-                };
+                let tls = || tls_parameters(smtp).map_err(setup_error);
                 let tls = match smtp.security {
                     Security::None => Tls::None,
                     Security::Starttls => Tls::Required(tls()?),
@@ -164,6 +162,21 @@ impl Mailer {
             }
         }
     }
+}
+
+/// TLS towards `smtp.host`, trusting the system's CAs and `ca_file`'s.
+/// A certificate another CA signed, an expired one or one for another
+/// host fails the handshake: never a fall back to plain text.
+fn tls_parameters(smtp: &crate::config::SmtpSettings) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(smtp.host.clone());
+    if let Some(ca_file) = &smtp.ca_file {
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| format!("cannot read ca_file `{}`: {e}", ca_file.display()))?;
+        let certificate = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| format!("ca_file `{}`: {e}", ca_file.display()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// The file transport's `OUT/outbox/{folder}/{recipient}.eml`, built only
