@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "faktura",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FAKTURA_COMMIT"), ")"),
     about = "Batch billing: usage CSVs to exact invoices, PDFs and e-mails"
 )]
 pub struct Cli {

@@ -330,3 +330,27 @@ fn bad_configuration_exits_2_naming_file_key_and_problem() {
     assert!(printed.contains("port = 2626"), "{printed}");
     assert!(!printed.contains("hunter2"));
 }
+
+/// `faktura --version` names the version and the commit it was built from.
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let output = crate::common::faktura(&["--version"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("faktura {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(head) = head
+        && head.status.success()
+    {
+        let head = String::from_utf8(head.stdout).unwrap();
+        assert!(
+            text.contains(&format!("({})", head.trim())),
+            "{text} vs {head}"
+        );
+    }
+}
