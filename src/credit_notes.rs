@@ -12,9 +12,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::ledger::IssuedInvoice;
-use crate::logfile::{self, LogError, LogRow, RowReject};
 use crate::model::{CreditNote, Credited, Currency, InvoiceHead, Kind};
 use crate::parse::{parse_iso_date, parse_money};
+use crate::people_logs::{self, LogError, LogRow, RowReject};
 
 const COLUMNS: &[&str] = &["creditNoteRef", "invoiceNumber", "date", "amount", "reason"];
 /// Every column but `amount`, whose empty cell means "everything still creditable".
@@ -62,7 +62,7 @@ pub fn judge_credit_notes(data_dir: &Path, issuing: &Issuing) -> Result<CreditNo
     let mut run = CreditNoteRun::default();
     let mut seen_refs: BTreeSet<String> = BTreeSet::new();
     let mut requests = Vec::new();
-    let whole = logfile::read_log(&data_dir.join("credit_notes.csv"), COLUMNS, |row| {
+    let whole = people_logs::read_log(&data_dir.join("credit_notes.csv"), COLUMNS, |row| {
         let credit_note_ref = row.cell("creditNoteRef");
         if !credit_note_ref.is_empty() {
             if !seen_refs.insert(credit_note_ref.to_string()) {
@@ -223,7 +223,7 @@ fn amount(text: &str, currency: &str) -> Result<Decimal, (&'static str, String)>
 
 /// Writes `rejects/credit_notes.csv`, or removes a stale one.
 pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> Result<(), LogError> {
-    logfile::write_rejects(out_dir, "credit_notes.csv", rejects)
+    people_logs::write_rejects(out_dir, "credit_notes.csv", rejects)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! a module with a plain function; [`model`] holds the nouns they share.
 
 pub mod aggregate;
+pub mod columns;
 pub mod config;
 pub mod credit_notes;
 pub mod day_sums;
@@ -25,14 +26,15 @@ pub mod decide;
 pub mod deliver;
 pub mod explain;
 pub mod ingest;
+pub(crate) mod interner;
 pub mod ledger;
 pub mod locale;
-pub mod logfile;
 pub mod memory;
 pub mod model;
 pub mod outputs;
 pub mod parse;
 pub mod payments;
+pub mod people_logs;
 pub mod preferences;
 pub mod preflight;
 pub mod preview;

@@ -17,13 +17,14 @@ use crate::FastMap;
 use crate::ledger::{IssuedInvoice, Ledger, LedgerError, StatusUpdate};
 use std::sync::Arc;
 
+use crate::columns::{
+    date_column, decimal_column, opt_decimal_column, opt_string_column, string_column,
+};
 use crate::model::{
     CreditNote, Decision, DecisionKey, InvoiceHead, InvoiceStatus, Line, MeterLine,
 };
 use crate::parse::{USAGE_SCALE, decimal_to_scaled};
-use crate::store::{
-    self, date_column, decimal_column, opt_decimal_column, opt_string_column, string_column,
-};
+use crate::store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputsError {

@@ -10,9 +10,9 @@ use std::path::Path;
 use rust_decimal::Decimal;
 
 use crate::ledger::IssuedInvoice;
-use crate::logfile::{self, LogError, LogRow, RowReject};
 use crate::model::{InvoiceHead, Reference};
 use crate::parse::{parse_email, parse_iso_date, parse_money};
+use crate::people_logs::{self, LogError, LogRow, RowReject};
 
 const REQUIRED: &[&str] = &["invoiceNumber", "amount", "paidDate", "paidBy"];
 
@@ -34,7 +34,7 @@ pub fn read_payments(
         .map(|i| (i.head.number.as_str(), &i.head))
         .collect();
     let whole =
-        logfile::read_log(
+        people_logs::read_log(
             &data_dir.join("payments.csv"),
             REQUIRED,
             |row| match check_payment(row, &by_number, reference) {
@@ -104,5 +104,5 @@ fn check_payment(
 
 /// Writes `rejects/payments.csv`, or removes a stale one.
 pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> Result<(), LogError> {
-    logfile::write_rejects(out_dir, "payments.csv", rejects)
+    people_logs::write_rejects(out_dir, "payments.csv", rejects)
 }

@@ -17,12 +17,12 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::logfile::{self, LogError, LogRow, RowReject};
 use crate::model::{
     Agreement, Preference, PreferenceChange, PreferenceChanges, Profile, Reference, RoleKind,
     Scope, Setting,
 };
 use crate::parse::{parse_bool, parse_email, parse_iso_date};
+use crate::people_logs::{self, LogError, LogRow, RowReject};
 
 const REQUIRED: &[&str] = &[
     "billingProfileId",
@@ -59,7 +59,7 @@ pub struct HistoryEntry {
 /// stopping the run; a file lacking a column is rejected whole.
 pub fn read_preferences(data_dir: &Path, reference: &Reference) -> Result<PreferenceLog, LogError> {
     let mut log = PreferenceLog::default();
-    let whole = logfile::read_log(&data_dir.join("preferences.csv"), REQUIRED, |row| {
+    let whole = people_logs::read_log(&data_dir.join("preferences.csv"), REQUIRED, |row| {
         let checked = check_change(row, reference);
         let refused = checked
             .as_ref()
@@ -95,7 +95,7 @@ pub fn read_preferences(data_dir: &Path, reference: &Reference) -> Result<Prefer
 
 /// Writes `rejects/preferences.csv`, or removes a stale one.
 pub fn write_rejects(out_dir: &Path, rejects: &[RowReject]) -> Result<(), LogError> {
-    logfile::write_rejects(out_dir, "preferences.csv", rejects)
+    people_logs::write_rejects(out_dir, "preferences.csv", rejects)
 }
 
 /// One row checked: the change, or the reason it is rejected.

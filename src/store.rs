@@ -1,15 +1,13 @@
 //! Files under OUT, written so that a killed run leaves no partial file:
 //! everything goes to a temporary name in the same folder, is synced, and is
 //! renamed into place; every failure names its path and the OS reason.
-//! Also the lock that keeps a second run out of OUT, and the small polars
-//! helpers that turn plain Rust columns into typed Series (Decimal(38,s),
-//! date32) and a DataFrame into parquet bytes.
+//! Also the lock that keeps a second run out of OUT, and a DataFrame
+//! written as a parquet file (`columns` builds the typed columns).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 
 /// A file operation that failed: the path and the operating system's reason
@@ -380,60 +378,4 @@ fn write_parquet_compressed(
         })?;
     write_atomic(path, &bytes)?;
     Ok(())
-}
-
-pub fn decimal_column(name: &str, values: Vec<i128>, scale: usize) -> PolarsResult<Column> {
-    Ok(Int128Chunked::from_vec(name.into(), values)
-        .into_decimal(38, scale)?
-        .into_series()
-        .into())
-}
-
-pub fn opt_decimal_column(
-    name: &str,
-    values: Vec<Option<i128>>,
-    scale: usize,
-) -> PolarsResult<Column> {
-    Ok(
-        Int128Chunked::from_iter_options(name.into(), values.into_iter())
-            .into_decimal(38, scale)?
-            .into_series()
-            .into(),
-    )
-}
-
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-
-pub fn days_since_epoch(date: NaiveDate) -> i32 {
-    (date - EPOCH).num_days() as i32
-}
-
-pub fn date_from_days(days: i32) -> NaiveDate {
-    EPOCH + chrono::Days::new(days as u64)
-}
-
-pub fn date_column(name: &str, values: Vec<NaiveDate>) -> Column {
-    let days: Vec<i32> = values.into_iter().map(days_since_epoch).collect();
-    Int32Chunked::from_vec(name.into(), days)
-        .into_date()
-        .into_series()
-        .into()
-}
-
-pub fn string_column<S: AsRef<str>>(name: &str, values: &[S]) -> Column {
-    let refs: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
-    Column::new(name.into(), refs)
-}
-
-pub fn opt_string_column(name: &str, values: &[Option<String>]) -> Column {
-    let refs: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
-    Column::new(name.into(), refs)
-}
-
-/// A decimal Column's values as `(i128, scale)`.
-pub fn decimal_values(column: &Column) -> PolarsResult<(Vec<Option<i128>>, usize)> {
-    let series = column.as_materialized_series();
-    let decimal = series.decimal()?;
-    let scale = decimal.scale();
-    Ok((decimal.physical().iter().collect(), scale))
 }

@@ -17,11 +17,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::FastMap;
-use crate::day_sums::Interner;
+use crate::interner::Interner;
 use crate::model::{Agreement, CoveredBy, Kind, LineKey, LineSums, MeterLine, Offer, Period};
 use crate::model::{PeriodLines, Reference};
 use crate::parse::scaled_to_decimal;
-use crate::store;
 
 use super::{AggregateError, Result};
 
@@ -145,8 +144,9 @@ impl<'r> LineMerge<'r> {
             .iter()
             .map(|v| v.unwrap_or(false))
             .collect();
-        let (quantity, q_scale) = store::decimal_values(cache.column("quantity")?)?;
-        let (cost, c_scale) = store::decimal_values(cache.column("cost_in_billing_currency")?)?;
+        let (quantity, q_scale) = crate::columns::decimal_values(cache.column("quantity")?)?;
+        let (cost, c_scale) =
+            crate::columns::decimal_values(cache.column("cost_in_billing_currency")?)?;
         let rows: Vec<i64> = cache
             .column("rows")?
             .i64()?

@@ -16,26 +16,9 @@ use rust_decimal::Decimal;
 use crate::day_sums::GROUP_COLUMNS;
 use crate::model::Reference;
 use crate::store;
-#[cfg(test)]
-use crate::{
-    model::{CoveredBy, Kind, LineKey, LineSums, MeterLine, Offer, Period},
-    parse::scaled_to_decimal,
-};
-
 mod merge;
-
-/// Exact sums of one (profile, day, line key) group of usage rows: the
-/// tests' plain view of a day cache.
 #[cfg(test)]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DailySums {
-    pub profile_id: String,
-    pub date: NaiveDate,
-    /// The line key with `covered_by` still `None`; trial coverage depends
-    /// on the subscription and is applied by [`period_lines`].
-    pub key: LineKey,
-    pub sums: LineSums,
-}
+mod oracle;
 
 pub use crate::model::PeriodLines;
 
@@ -156,18 +139,6 @@ fn sums_of_partition(partition: &Path) -> PolarsResult<DataFrame> {
         .unwrap_single())
 }
 
-/// Sums all accepted usage by (profile, day, line key) with polars, straight
-/// from the usage partitions (the tests' oracle for [`period_lines_from`]
-/// and for the sums ingest keeps).
-#[cfg(test)]
-fn daily_sums(partitions: &[PathBuf]) -> Result<Vec<DailySums>> {
-    let mut out = Vec::new();
-    for partition in partitions {
-        out.extend(frame_to_daily_sums(&sums_of_partition(partition)?)?);
-    }
-    Ok(out)
-}
-
 /// The lines of the `wanted` (profile, period start) periods, summed from
 /// the per-day caches of their days only, one day at a time (see
 /// [`merge`]): each day mapped to its profile's period, MOSP purchases
@@ -222,124 +193,6 @@ fn merge_period_lines(
     merge.into_period_lines()
 }
 
-#[cfg(test)]
-pub(crate) fn frame_to_daily_sums(df: &DataFrame) -> Result<Vec<DailySums>> {
-    let text = |name: &str| -> Result<Vec<String>> {
-        Ok(df
-            .column(name)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let profile = text("billing_profile_id")?;
-    let subscription = text("subscription_id")?;
-    let meter_id = text("meter_id")?;
-    let category = text("meter_category")?;
-    let meter_name = text("meter_name")?;
-    let unit = text("unit_of_measure")?;
-    let charge = text("charge_type")?;
-    let publisher = text("publisher_type")?;
-    let pricing = text("pricing_model")?;
-    let eligible: Vec<bool> = df
-        .column("is_azure_credit_eligible")?
-        .bool()?
-        .iter()
-        .map(|v| v.unwrap_or(false))
-        .collect();
-    let dates: Vec<i32> = df
-        .column("date")?
-        .as_materialized_series()
-        .date()?
-        .physical()
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-    let (quantity, q_scale) = store::decimal_values(df.column("quantity")?)?;
-    let (cost, c_scale) = store::decimal_values(df.column("cost_in_billing_currency")?)?;
-    let rows: Vec<i64> = df
-        .column("rows")?
-        .i64()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-
-    let to_decimal = |v: Option<i128>, scale: usize, i: usize| {
-        scaled_to_decimal(v.unwrap_or(0), scale as u32).ok_or_else(|| AggregateError::SumTooLarge {
-            profile: profile[i].clone(),
-        })
-    };
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        out.push(DailySums {
-            profile_id: profile[i].clone(),
-            date: store::date_from_days(dates[i]),
-            key: LineKey {
-                subscription_id: subscription[i].as_str().into(),
-                meter: std::sync::Arc::new(MeterLine {
-                    meter_id: meter_id[i].clone(),
-                    meter_category: category[i].clone(),
-                    meter_name: meter_name[i].clone(),
-                    unit_of_measure: unit[i].clone(),
-                    charge_type: charge[i].clone(),
-                    publisher_type: publisher[i].clone(),
-                    pricing_model: pricing[i].clone(),
-                }),
-                credit_eligible: eligible[i],
-                covered_by: CoveredBy::None,
-            },
-            sums: LineSums {
-                quantity: to_decimal(quantity[i], q_scale, i)?,
-                cost: to_decimal(cost[i], c_scale, i)?,
-                rows: rows[i],
-            },
-        });
-    }
-    Ok(out)
-}
-
-/// Merges daily sums into the lines of each profile's periods in plain
-/// Rust: the straightforward reading of SPEC §4 rules 1, 2 and 7 that the
-/// tests hold the polars version to.
-#[cfg(test)]
-fn period_lines(daily: &[DailySums], reference: &Reference) -> PeriodLines {
-    let mut out = PeriodLines::new();
-    for d in daily {
-        let Some(profile) = reference.profiles.get(&d.profile_id) else {
-            continue;
-        };
-        let period = Period::containing(d.date, profile.period_start_day);
-        let is_mosp = reference.account_of(profile).agreement == crate::model::Agreement::Mosp;
-        let kind = if is_mosp && d.key.is_purchase() {
-            Kind::Purchases
-        } else {
-            Kind::Services
-        };
-        let mut key = d.key.clone();
-        if kind == Kind::Services && is_trial_covered(reference, &key, d.date) {
-            key.covered_by = CoveredBy::Trial;
-        }
-        out.entry((d.profile_id.clone(), kind, period.start))
-            .or_default()
-            .entry(key)
-            .or_default()
-            .add(&d.sums);
-    }
-    out
-}
-
-/// SPEC §4 rule 2: credit-eligible usage of a FreeTrial subscription up to
-/// and including its trialEndDate.
-#[cfg(test)]
-fn is_trial_covered(reference: &Reference, key: &LineKey, date: NaiveDate) -> bool {
-    let Some(sub) = reference.subscriptions.get(&*key.subscription_id) else {
-        return false;
-    };
-    key.credit_eligible
-        && sub.offer == Offer::FreeTrial
-        && sub.trial_end_date.is_some_and(|end| date <= end)
-}
-
 /// The exact accepted cost per (profile, period start), for reconciliation.
 pub fn cost_by_period(lines: &PeriodLines) -> BTreeMap<(String, NaiveDate), Decimal> {
     let mut out = BTreeMap::new();
@@ -353,7 +206,10 @@ pub fn cost_by_period(lines: &PeriodLines) -> BTreeMap<(String, NaiveDate), Deci
 
 #[cfg(test)]
 mod tests {
+    use super::oracle::{daily_sums, period_lines};
     use super::*;
+    use crate::day_sums::oracle::{DailySums, frame_to_daily_sums};
+    use crate::model::{CoveredBy, Kind, Period};
 
     /// Every (profile, period) with a usage day.
     fn every_period(

@@ -14,11 +14,9 @@ use polars_arrow::array::{
 };
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 
-use crate::day_sums::{
-    ChunkSums, Interner, LINE_TEXT_COLUMNS, SUBSCRIPTION_COLUMNS, SubscriptionTexts,
-};
+use crate::day_sums::{ChunkSums, LINE_TEXT_COLUMNS, SUBSCRIPTION_COLUMNS, SubscriptionTexts};
+use crate::interner::Interner;
 use crate::parse::USAGE_SCALE;
-use crate::store;
 
 use super::rows::UsageRow;
 
@@ -77,7 +75,7 @@ impl UsageColumns {
 
     /// Adds a row whose line is numbered `line_number` in the chunk's sums.
     pub(super) fn push(&mut self, row: &UsageRow, line: u64, line_number: u32) {
-        self.date.push(store::days_since_epoch(row.date));
+        self.date.push(crate::columns::days_since_epoch(row.date));
         self.subscription.push(row.subscription_position);
         self.line.push(line_number);
         self.quantity.push(row.quantity);
@@ -124,9 +122,9 @@ impl UsageColumns {
                     .into_date()
                     .into_series()
                     .into(),
-                store::decimal_column("quantity", self.quantity, scale)?,
-                store::decimal_column("unit_price", self.unit_price, scale)?,
-                store::decimal_column("cost_in_billing_currency", self.cost, scale)?,
+                crate::columns::decimal_column("quantity", self.quantity, scale)?,
+                crate::columns::decimal_column("unit_price", self.unit_price, scale)?,
+                crate::columns::decimal_column("cost_in_billing_currency", self.cost, scale)?,
                 Column::new("is_azure_credit_eligible".into(), self.credit_eligible),
                 Column::from(self.resource_id.finish().into_series()),
                 Column::new("source_line".into(), self.source_line),

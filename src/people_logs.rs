@@ -1,5 +1,5 @@
-//! The logs people append to, `payments.csv` and `preferences.csv` (SPEC
-//! §2.2, §2.3), are read the same way: optional, re-read whole on every
+//! The logs people append to, `payments.csv`, `preferences.csv` and
+//! `credit_notes.csv` (SPEC §2.2, §2.3, §2.4), are read the same way: optional, re-read whole on every
 //! run, each bad row rejected with a reason into `OUT/rejects/{name}`
 //! (`file, line, reason, detail, raw`, as usage rejects), never stopping
 //! the run. A file lacking a column is rejected whole (`missing_columns`,
