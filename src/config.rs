@@ -308,10 +308,18 @@ impl Settings {
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |problem: String| ConfigError::Invalid {
-            origin: origin.to_string(),
-            problem,
-        };
+        self.check_billing()
+            .and_then(|()| self.check_issuer_and_tax())
+            .and_then(|()| self.check_mail())
+            .and_then(|()| self.check_publish())
+            .map_err(|problem| ConfigError::Invalid {
+                origin: origin.to_string(),
+                problem,
+            })
+    }
+
+    /// The prefixes (distinct, no path separator) and the reminder days.
+    fn check_billing(&self) -> Result<(), String> {
         let prefixes = [
             ("billing.invoice_prefix", &self.billing.invoice_prefix),
             (
@@ -324,101 +332,115 @@ impl Settings {
                 .chars()
                 .any(|c| c.is_control() || c == '/' || c == '\\')
             {
-                return Err(invalid(format!(
+                return Err(format!(
                     "key `{key}`: {prefix:?} may not contain `/`, `\\` or control characters"
-                )));
+                ));
             }
         }
         if self.billing.credit_note_prefix == self.billing.invoice_prefix {
-            return Err(invalid(format!(
+            return Err(format!(
                 "key `billing.credit_note_prefix`: {:?} equals `billing.invoice_prefix`; \
                  credit notes need a sequence of their own (SPEC §4.9)",
                 self.billing.credit_note_prefix
-            )));
+            ));
         }
         if let Some(reminders) = &self.reminders {
             let days = &reminders.days;
             let increasing = days.windows(2).all(|w| w[0] < w[1]);
             if days.is_empty() || days[0] < 1 || !increasing {
-                return Err(invalid(format!(
+                return Err(format!(
                     "key `reminders.days`: {days:?} is not a non-empty list of whole days \
                      after the due date, each at least 1, strictly increasing (SPEC §5.1)"
-                )));
+                ));
             }
         }
+        Ok(())
+    }
+
+    /// The issuer's country and Peppol id, and what `[tax]` needs.
+    fn check_issuer_and_tax(&self) -> Result<(), String> {
         if let Some(country) = &self.issuer.country
             && crate::model::country_code(country).as_deref() != Some(country.as_str())
         {
-            return Err(invalid(format!(
+            return Err(format!(
                 "key `issuer.country`: {country:?} is not an ISO 3166-1 alpha-2 code"
-            )));
+            ));
         }
         if let Some(id) = &self.issuer.peppol_id
             && crate::model::peppol_id(id)
                 .filter(|id| crate::model::peppol_id_passes_checks(id))
                 .is_none()
         {
-            return Err(invalid(format!(
+            return Err(format!(
                 "key `issuer.peppol_id`: {id:?} is not a Peppol participant id `scheme:identifier` \
                  whose check digits pass the official rules (SPEC §6.1)"
-            )));
+            ));
         }
-        if let Some(tax) = &self.tax {
-            if tax.rate.is_sign_negative() || tax.rate >= rust_decimal::Decimal::ONE_HUNDRED {
-                return Err(invalid(format!(
-                    "key `tax.rate`: {} is not a percentage from 0 to under 100",
-                    tax.rate
-                )));
+        let Some(tax) = &self.tax else {
+            return Ok(());
+        };
+        if tax.rate.is_sign_negative() || tax.rate >= rust_decimal::Decimal::ONE_HUNDRED {
+            return Err(format!(
+                "key `tax.rate`: {} is not a percentage from 0 to under 100",
+                tax.rate
+            ));
+        }
+        for (key, value) in [
+            ("issuer.vat_id", &self.issuer.vat_id),
+            ("issuer.country", &self.issuer.country),
+        ] {
+            if value.as_deref().is_none_or(str::is_empty) {
+                return Err(format!("key `{key}` is required with [tax] (SPEC §8)"));
             }
-            for (key, value) in [
-                ("issuer.vat_id", &self.issuer.vat_id),
-                ("issuer.country", &self.issuer.country),
-            ] {
-                if value.as_deref().is_none_or(str::is_empty) {
-                    return Err(invalid(format!(
-                        "key `{key}` is required with [tax] (SPEC §8)"
-                    )));
-                }
-            }
         }
-        if let Some(publish) = &self.publish {
-            return Err(invalid(format!(
-                "key `publish.to`: {:?}: publishing to an object store is not built into this \
-                 faktura yet; remove [publish] and copy OUT's folders with the store's own tools",
-                publish.to
-            )));
-        }
+        Ok(())
+    }
+
+    /// The addresses of `[mail]` and the relay's CA file.
+    fn check_mail(&self) -> Result<(), String> {
         if let Some(ca_file) = &self.mail.smtp.ca_file {
             let pem = std::fs::read(ca_file).map_err(|e| {
-                invalid(format!(
+                format!(
                     "key `mail.smtp.ca_file`: cannot read `{}`: {e}",
                     ca_file.display()
-                ))
+                )
             })?;
             let has_certificate = pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----");
             if !has_certificate
                 || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err()
             {
-                return Err(invalid(format!(
+                return Err(format!(
                     "key `mail.smtp.ca_file`: `{}` is not a PEM certificate",
                     ca_file.display()
-                )));
+                ));
             }
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid(format!(
+            return Err(format!(
                 "key `mail.from`: {:?} is not a mailbox",
                 self.mail.from
-            )));
+            ));
         }
         if let Some(reply_to) = &self.mail.reply_to
             && reply_to.parse::<lettre::message::Mailbox>().is_err()
         {
-            return Err(invalid(format!(
+            return Err(format!(
                 "key `mail.reply_to`: {reply_to:?} is not a mailbox"
-            )));
+            ));
         }
         Ok(())
+    }
+
+    /// `[publish]` is not built yet: said, not ignored.
+    fn check_publish(&self) -> Result<(), String> {
+        match &self.publish {
+            Some(publish) => Err(format!(
+                "key `publish.to`: {:?}: publishing to an object store is not built into this \
+                 faktura yet; remove [publish] and copy OUT's folders with the store's own tools",
+                publish.to
+            )),
+            None => Ok(()),
+        }
     }
 }
 

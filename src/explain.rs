@@ -33,7 +33,7 @@ pub fn explain(
     if !path.exists() {
         return Err(ExplainError::NoLedger(path));
     }
-    let ledger = Ledger::open(&path)?;
+    let ledger = Ledger::open_read_only(&path)?;
     let deliveries = ledger.deliveries()?;
     let decisions: Vec<Decision> = ledger
         .decisions()?
@@ -41,59 +41,88 @@ pub fn explain(
         .filter(|d| d.profile_id == profile)
         .filter(|d| period.is_none_or(|p| d.period.month_key() == p))
         .collect();
-    // Only this profile's invoices are read with their lines.
-    let numbers: Vec<String> = decisions
-        .iter()
-        .filter_map(|d| d.invoice_number.clone())
-        .collect();
-    let issued: std::collections::BTreeMap<String, IssuedInvoice> = ledger
-        .invoice_heads()?
-        .into_iter()
-        .filter(|i| numbers.contains(&i.head.number))
-        .map(|i| (i.head.number.clone(), i))
-        .collect();
-    let credit_notes: Vec<CreditNote> = ledger
-        .credit_notes()?
-        .into_iter()
-        .filter(|n| n.profile_id == profile)
-        .collect();
-    let invoices: Vec<Invoice> = ledger.invoices_numbered(&numbers)?;
+    let invoices = ProfileInvoices::read(&ledger, profile, &decisions)?;
     let mut out = String::new();
     if decisions.is_empty() {
         let scope = period.map_or(String::new(), |p| format!(" for {p}"));
         out += &format!("No decisions recorded for profile {profile}{scope}.\n");
     }
+    let history = InvoiceHistory {
+        deliveries: &deliveries,
+        credit_notes: &invoices.credit_notes,
+    };
     for d in &decisions {
-        let invoice = invoices
-            .iter()
-            .find(|i| Some(&i.number) == d.invoice_number.as_ref())
-            .and_then(|i| Some((i, issued.get(&i.number)?)));
-        let history = InvoiceHistory {
-            deliveries: &deliveries,
-            credit_notes: &credit_notes,
-        };
-        out += &explain_decision(d, invoice, &history);
+        out += &explain_decision(d, invoices.of(d), &history);
         out.push('\n');
     }
     // The preference is the profile's, not a period's: shown when no
     // period is asked for.
-    if period.is_none()
-        && let Some(record) = ledger.preferences_of(profile)?
-    {
-        let record: ProfilePreferences =
-            serde_json::from_str(&record).map_err(|e| LedgerError::Corrupt {
-                what: "preferences.data",
-                detail: e.to_string(),
-            })?;
-        let day = match on {
-            Some(day) => Some(day),
-            None => ledger.latest_as_of()?,
-        };
-        if let Some(day) = day {
-            out += &record.explain(profile, day);
-        }
+    if period.is_none() {
+        out += &explain_preference(&ledger, profile, on)?;
     }
     Ok(out)
+}
+
+/// A profile's invoices of the decisions explained (only those read with
+/// their lines), as issued and as they stand, and its credit notes.
+struct ProfileInvoices {
+    invoices: Vec<Invoice>,
+    issued: std::collections::BTreeMap<String, IssuedInvoice>,
+    credit_notes: Vec<CreditNote>,
+}
+
+impl ProfileInvoices {
+    fn read(ledger: &Ledger, profile: &str, decisions: &[Decision]) -> Result<Self, LedgerError> {
+        let numbers: Vec<String> = decisions
+            .iter()
+            .filter_map(|d| d.invoice_number.clone())
+            .collect();
+        Ok(ProfileInvoices {
+            issued: ledger
+                .invoice_heads()?
+                .into_iter()
+                .filter(|i| numbers.contains(&i.head.number))
+                .map(|i| (i.head.number.clone(), i))
+                .collect(),
+            credit_notes: ledger
+                .credit_notes()?
+                .into_iter()
+                .filter(|n| n.profile_id == profile)
+                .collect(),
+            invoices: ledger.invoices_numbered(&numbers)?,
+        })
+    }
+
+    /// The invoice decision `d` issued, whole and as it stands.
+    fn of(&self, d: &Decision) -> Option<(&Invoice, &IssuedInvoice)> {
+        let invoice = self
+            .invoices
+            .iter()
+            .find(|i| Some(&i.number) == d.invoice_number.as_ref())?;
+        Some((invoice, self.issued.get(&invoice.number)?))
+    }
+}
+
+/// The profile's e-mail invoice preference on `on` (default: the last
+/// run's as_of) and the changes behind it.
+fn explain_preference(
+    ledger: &Ledger,
+    profile: &str,
+    on: Option<NaiveDate>,
+) -> Result<String, ExplainError> {
+    let Some(record) = ledger.preferences_of(profile)? else {
+        return Ok(String::new());
+    };
+    let record: ProfilePreferences =
+        serde_json::from_str(&record).map_err(|e| LedgerError::Corrupt {
+            what: "preferences.data",
+            detail: e.to_string(),
+        })?;
+    let day = match on {
+        Some(day) => Some(day),
+        None => ledger.latest_as_of()?,
+    };
+    Ok(day.map_or(String::new(), |day| record.explain(profile, day)))
 }
 
 fn money(value: Decimal, currency: &str) -> String {
@@ -243,27 +272,7 @@ fn explain_invoice(
         out += &format!(" ({} paid)", m(issued.amount_paid));
     }
     out += ".\n";
-    let a = &invoice.amounts;
-    out += &format!("  Subtotal {}", m(a.subtotal));
-    if !a.trial_covered.is_zero() {
-        out += &format!(", free trial covered {}", m(a.trial_covered));
-    }
-    if !invoice.credits().is_zero() {
-        out += &format!(", credits {}", m(invoice.credits()));
-    }
-    if !a.carried_in.is_zero() {
-        out += &format!(", carried in {}", m(a.carried_in));
-    }
-    if let Some(vat) = &invoice.vat {
-        out += &format!(
-            "; VAT {} ({} % {}), total {}",
-            m(vat.amount),
-            vat.rate.normalize(),
-            vat.category.as_str(),
-            m(invoice.total())
-        );
-    }
-    out += ".\n";
+    out += &amounts_line(invoice);
     if let EinvoiceAddresses::Skipped(why) = &invoice.einvoice {
         out += &format!("  No e-invoice: {why}.\n");
     }
@@ -287,6 +296,33 @@ fn explain_invoice(
     }
     out += &explain_reminders(history.deliveries, &invoice.number);
     out
+}
+
+/// What an invoice's amounts were made of: subtotal, trial, credits,
+/// carry, VAT and total.
+fn amounts_line(invoice: &Invoice) -> String {
+    let m = |v: Decimal| money(v, &invoice.currency);
+    let a = &invoice.amounts;
+    let mut out = format!("  Subtotal {}", m(a.subtotal));
+    if !a.trial_covered.is_zero() {
+        out += &format!(", free trial covered {}", m(a.trial_covered));
+    }
+    if !invoice.credits().is_zero() {
+        out += &format!(", credits {}", m(invoice.credits()));
+    }
+    if !a.carried_in.is_zero() {
+        out += &format!(", carried in {}", m(a.carried_in));
+    }
+    if let Some(vat) = &invoice.vat {
+        out += &format!(
+            "; VAT {} ({} % {}), total {}",
+            m(vat.amount),
+            vat.rate.normalize(),
+            vat.category.as_str(),
+            m(invoice.total())
+        );
+    }
+    out + ".\n"
 }
 
 /// An invoice's credit notes, and its status after them.

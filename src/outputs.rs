@@ -289,7 +289,7 @@ fn invoices_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
         invoices.iter().map(|r| amount(f(r))).collect::<Vec<_>>()
     };
     let scale = AMOUNT_SCALE as usize;
-    let columns = vec![
+    let mut columns = vec![
         string_column("invoice_number", &text(&|r| r.head.number.clone())),
         string_column("billing_account_id", &text(&|r| r.head.account_id.clone())),
         string_column("billing_profile_id", &text(&|r| r.head.profile_id.clone())),
@@ -311,23 +311,10 @@ fn invoices_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
                 .map(|r| r.head.recipients.len() as i64)
                 .collect::<Vec<i64>>(),
         ),
-        opt_string_column(
-            "vat_category",
-            &invoices
-                .iter()
-                .map(|r| r.head.vat.as_ref().map(|v| v.category.as_str().to_string()))
-                .collect::<Vec<_>>(),
-        ),
-        decimal_column(
-            "vat_rate",
-            money(&|r| r.head.vat.as_ref().map_or(Decimal::ZERO, |v| v.rate)),
-            scale,
-        )?,
-        decimal_column(
-            "vat_amount",
-            money(&|r| r.head.vat.as_ref().map_or(Decimal::ZERO, |v| v.amount)),
-            scale,
-        )?,
+    ];
+    let heads: Vec<&InvoiceHead> = invoices.iter().map(|r| &r.head).collect();
+    columns.extend(vat_columns(&heads)?);
+    columns.extend([
         decimal_column("total", money(&|r| r.head.total()), scale)?,
         decimal_column("credited_total", money(&|r| r.credited_total), scale)?,
         Column::new(
@@ -337,8 +324,29 @@ fn invoices_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
                 .map(|r| i64::from(r.reminders_sent))
                 .collect::<Vec<i64>>(),
         ),
-    ];
+    ]);
     Ok(DataFrame::new(invoices.len(), columns)?)
+}
+
+/// `vat_category` (null without VAT), `vat_rate` and `vat_amount` of the
+/// invoices table (SPEC §6).
+fn vat_columns(heads: &[&InvoiceHead]) -> Result<[Column; 3]> {
+    let scale = AMOUNT_SCALE as usize;
+    let vat = |f: fn(&crate::model::Vat) -> Decimal| -> Vec<i128> {
+        heads
+            .iter()
+            .map(|h| amount(h.vat.as_ref().map_or(Decimal::ZERO, f)))
+            .collect()
+    };
+    let categories: Vec<Option<String>> = heads
+        .iter()
+        .map(|h| h.vat.as_ref().map(|v| v.category.as_str().to_string()))
+        .collect();
+    Ok([
+        opt_string_column("vat_category", &categories),
+        decimal_column("vat_rate", vat(|v| v.rate), scale)?,
+        decimal_column("vat_amount", vat(|v| v.amount), scale)?,
+    ])
 }
 
 /// A month's `credit_notes/` (SPEC §6): the notes of invoices whose

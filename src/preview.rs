@@ -82,12 +82,38 @@ pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewErro
     }
     let ledger = Ledger::open_read_only(&path)?;
     let billing_start = billing_start(&settings, &ledger, &path)?;
-    let settle_days = settings.billing.settle_days;
     // Closing the period that contains as_of closes every one before it.
     let open = Period::containing(opts.as_of, profile.period_start_day);
-    let closing = open.end + chrono::Days::new(1 + u64::from(settle_days));
+    let closing = open.end + chrono::Days::new(1 + u64::from(settings.billing.settle_days));
     let mut only = reference.clone();
     only.profiles.retain(|id, _| *id == opts.profile);
+    let commit = decide_on(opts, &settings, &only, &ledger, billing_start, closing)?;
+    let ingested: BTreeSet<NaiveDate> = ledger
+        .days()?
+        .into_iter()
+        .filter(|d| d.present)
+        .map(|d| d.day)
+        .collect();
+    let without_usage = |period: Period| -> Vec<NaiveDate> {
+        period
+            .days()
+            .filter(|d| *d >= billing_start && !ingested.contains(d))
+            .collect()
+    };
+    Ok(estimates_of(opts, commit, &without_usage))
+}
+
+/// What `decide` makes of the profile's periods up to `closing` (when the
+/// open one has closed), on the lines ingested so far, every day present.
+fn decide_on(
+    opts: &PreviewOptions,
+    settings: &Settings,
+    only: &crate::model::Reference,
+    ledger: &Ledger,
+    billing_start: NaiveDate,
+    closing: NaiveDate,
+) -> Result<crate::model::DecideCommit, PreviewError> {
+    let settle_days = settings.billing.settle_days;
     let decided: BTreeMap<DecisionKey, Decision> = ledger
         .decisions()?
         .into_iter()
@@ -99,16 +125,10 @@ pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewErro
         unchecked: &unchecked,
     };
     let wanted =
-        decide::periods_needing_lines(&only, closing, settle_days, billing_start, &decided, &late);
+        decide::periods_needing_lines(only, closing, settle_days, billing_start, &decided, &late);
     let partitions = aggregate::usage_partitions(&opts.out_dir)?;
-    let lines = aggregate::period_lines_read_only(&partitions, &only, &wanted)?;
-    let billed = run::billed_sums_late_usage_may_touch(&ledger, &late)?;
-    let ingested: BTreeSet<NaiveDate> = ledger
-        .days()?
-        .into_iter()
-        .filter(|d| d.present)
-        .map(|d| d.day)
-        .collect();
+    let lines = aggregate::period_lines_read_only(&partitions, only, &wanted)?;
+    let billed = run::billed_sums_late_usage_may_touch(ledger, &late)?;
     // Every day present: rule 6a holds nothing back.
     let every_day: BTreeSet<NaiveDate> = billing_start
         .iter_days()
@@ -116,7 +136,7 @@ pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewErro
         .collect();
     let tax = settings.tax_rule();
     let input = decide::DecideInput {
-        reference: &only,
+        reference: only,
         as_of: closing,
         settle_days,
         billing_start,
@@ -130,7 +150,16 @@ pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewErro
         preferences: &Default::default(),
         tax: tax.as_ref(),
     };
-    let commit = decide::decide(&input);
+    Ok(decide::decide(&input))
+}
+
+/// The commit's decisions of the profile as estimates: no number, decided
+/// on `as_of`, with their lines, VAT and total, in period order.
+fn estimates_of(
+    opts: &PreviewOptions,
+    commit: crate::model::DecideCommit,
+    without_usage: &dyn Fn(Period) -> Vec<NaiveDate>,
+) -> Vec<PeriodEstimate> {
     let mut period_lines: BTreeMap<DecisionKey, Vec<Line>> = commit.lines.into_iter().collect();
     let invoices: BTreeMap<DecisionKey, (Option<Vat>, Decimal)> = commit
         .invoices
@@ -157,11 +186,7 @@ pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewErro
                 None => (None, None),
             };
             PeriodEstimate {
-                days_without_usage: decision
-                    .period
-                    .days()
-                    .filter(|d| *d >= billing_start && !ingested.contains(d))
-                    .collect(),
+                days_without_usage: without_usage(decision.period),
                 lines: period_lines.remove(&key).unwrap_or_default(),
                 decision,
                 vat,
@@ -170,7 +195,7 @@ pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewErro
         })
         .collect();
     estimates.sort_by_key(|e| (e.decision.period.start, e.decision.kind));
-    Ok(estimates)
+    estimates
 }
 
 /// `billing_start` as the run resolves it: configured, else recorded.
@@ -369,23 +394,7 @@ fn period_text(e: &PeriodEstimate) -> String {
         let days: Vec<String> = e.days_without_usage.iter().map(|d| d.to_string()).collect();
         out += &format!("  days without usage so far: {}\n", days.join(", "));
     }
-    for line in &e.lines {
-        let meter = &line.key.meter;
-        let mut how = vec![meter.charge_type.as_str(), meter.pricing_model.as_str()];
-        if line.key.covered_by != crate::model::CoveredBy::None {
-            how.push(line.key.covered_by.as_str());
-        }
-        out += &format!(
-            "  {} · {} · {} ({}): {} × {} = {}\n",
-            line.key.subscription_id,
-            meter.meter_category,
-            meter.meter_name,
-            how.join(", "),
-            line.sums.quantity.normalize(),
-            meter.unit_of_measure,
-            m(line.amount)
-        );
-    }
+    out += &lines_text(e, &m);
     if let Some(a) = &d.amounts {
         out += &format!(
             "  subtotal {}, free trial {}, monthly credit {}, prepaid credit {}, carried in {}\n  amount due {}, carried out {}\n",
@@ -408,6 +417,30 @@ fn period_text(e: &PeriodEstimate) -> String {
         );
     } else if let Some(total) = e.total {
         out += &format!("  total {}\n", m(total));
+    }
+    out
+}
+
+/// The estimate's lines, one a row: subscription, meter, how it was
+/// charged, quantity and amount.
+fn lines_text(e: &PeriodEstimate, m: &dyn Fn(Decimal) -> String) -> String {
+    let mut out = String::new();
+    for line in &e.lines {
+        let meter = &line.key.meter;
+        let mut how = vec![meter.charge_type.as_str(), meter.pricing_model.as_str()];
+        if line.key.covered_by != crate::model::CoveredBy::None {
+            how.push(line.key.covered_by.as_str());
+        }
+        out += &format!(
+            "  {} · {} · {} ({}): {} × {} = {}\n",
+            line.key.subscription_id,
+            meter.meter_category,
+            meter.meter_name,
+            how.join(", "),
+            line.sums.quantity.normalize(),
+            meter.unit_of_measure,
+            m(line.amount)
+        );
     }
     out
 }

@@ -143,6 +143,19 @@ impl RunSummary {
 
     /// Reconciles, lists what needs a person and sets the exit code.
     pub fn finish(&mut self, ledger: &Ledger) -> crate::ledger::Result<()> {
+        self.reconcile(ledger)?;
+        self.needs_attention = self.what_needs_a_person();
+        self.exit_code = if self.needs_attention.is_empty() {
+            0
+        } else {
+            3
+        };
+        Ok(())
+    }
+
+    /// Rows read = accepted + rejected, and the accepted cost, over every
+    /// day ingested so far.
+    fn reconcile(&mut self, ledger: &Ledger) -> crate::ledger::Result<()> {
         let days = ledger.days()?;
         let r = &mut self.reconciliation;
         r.days = days.len();
@@ -158,7 +171,11 @@ impl RunSummary {
             )?;
         }
         r.balanced = r.rows_read == r.rows_accepted + r.rows_rejected;
+        Ok(())
+    }
 
+    /// What makes the run exit 3 (SPEC §7), in words.
+    fn what_needs_a_person(&self) -> Vec<String> {
         let mut attention = Vec::new();
         if let Some(ingest) = &self.ingest {
             let rejected: u64 = ingest.days_ingested.iter().map(|d| d.rows_rejected).sum();
@@ -180,43 +197,28 @@ impl RunSummary {
         for failure in &self.render_failed {
             attention.push(format!("invoice not rendered: {failure}"));
         }
-        if self.delivery.failed > 0 {
-            attention.push(format!(
-                "{} e-mails failed and will be retried",
-                self.delivery.failed
-            ));
+        let counted = [
+            (self.delivery.failed, "e-mails failed and will be retried"),
+            (self.delivery.bounced, "e-mails refused permanently"),
+            (
+                self.payments_rejected,
+                "payments rejected (see rejects/payments.csv)",
+            ),
+            (
+                self.credit_notes_rejected,
+                "credit-note rows rejected (see rejects/credit_notes.csv)",
+            ),
+            (
+                self.preferences_rejected,
+                "e-mail preference changes rejected (see rejects/preferences.csv)",
+            ),
+        ];
+        for (count, what) in counted {
+            if count > 0 {
+                attention.push(format!("{count} {what}"));
+            }
         }
-        if self.delivery.bounced > 0 {
-            attention.push(format!(
-                "{} e-mails refused permanently",
-                self.delivery.bounced
-            ));
-        }
-        if self.payments_rejected > 0 {
-            attention.push(format!(
-                "{} payments rejected (see rejects/payments.csv)",
-                self.payments_rejected
-            ));
-        }
-        if self.credit_notes_rejected > 0 {
-            attention.push(format!(
-                "{} credit-note rows rejected (see rejects/credit_notes.csv)",
-                self.credit_notes_rejected
-            ));
-        }
-        if self.preferences_rejected > 0 {
-            attention.push(format!(
-                "{} e-mail preference changes rejected (see rejects/preferences.csv)",
-                self.preferences_rejected
-            ));
-        }
-        self.needs_attention = attention;
-        self.exit_code = if self.needs_attention.is_empty() {
-            0
-        } else {
-            3
-        };
-        Ok(())
+        attention
     }
 
     /// The short human summary printed at the end of a run.
@@ -232,46 +234,7 @@ impl RunSummary {
                 read - accepted
             );
         }
-        let decisions: Vec<String> = self
-            .decisions
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
-        out += &format!(
-            "  decide:    {} new decisions ({}); {} invoices issued\n",
-            self.decisions.values().sum::<usize>(),
-            if decisions.is_empty() {
-                "none".into()
-            } else {
-                decisions.join(", ")
-            },
-            self.invoices_issued.len()
-        );
-        out += &format!(
-            "  credit:    {} credit notes issued, {} rows rejected, {} waiting\n",
-            self.credit_notes_issued.len(),
-            self.credit_notes_rejected,
-            self.credit_notes_waiting
-        );
-        out += &format!(
-            "  render:    {} PDFs written, {} e-invoices ({} invoices without one)\n",
-            self.pdfs_written,
-            self.einvoices_written,
-            self.einvoices_skipped.len()
-        );
-        out += &format!(
-            "  send:      {} sent, {} failed, {} refused, {} sent earlier\n",
-            self.delivery.sent,
-            self.delivery.failed,
-            self.delivery.bounced,
-            self.delivery.already_sent
-        );
-        out += &format!(
-            "  reminders: {} issued, {} messages sent, {} cancelled\n",
-            self.reminders_issued.len(),
-            self.delivery.reminders_sent,
-            self.delivery.reminders_cancelled
-        );
+        out += &self.after_ingest_lines();
         let r = &self.reconciliation;
         out += &format!(
             "  totals:    {} days, {} rows read = {} accepted + {} rejected{}; accepted cost {}\n",
@@ -295,5 +258,52 @@ impl RunSummary {
             }
         }
         out
+    }
+
+    /// The lines of the stages after ingest: decide, credit notes, render,
+    /// send and reminders.
+    fn after_ingest_lines(&self) -> String {
+        let decisions: Vec<String> = self
+            .decisions
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let decisions = if decisions.is_empty() {
+            "none".to_string()
+        } else {
+            decisions.join(", ")
+        };
+        let d = &self.delivery;
+        [
+            format!(
+                "  decide:    {} new decisions ({decisions}); {} invoices issued",
+                self.decisions.values().sum::<usize>(),
+                self.invoices_issued.len()
+            ),
+            format!(
+                "  credit:    {} credit notes issued, {} rows rejected, {} waiting",
+                self.credit_notes_issued.len(),
+                self.credit_notes_rejected,
+                self.credit_notes_waiting
+            ),
+            format!(
+                "  render:    {} PDFs written, {} e-invoices ({} invoices without one)",
+                self.pdfs_written,
+                self.einvoices_written,
+                self.einvoices_skipped.len()
+            ),
+            format!(
+                "  send:      {} sent, {} failed, {} refused, {} sent earlier",
+                d.sent, d.failed, d.bounced, d.already_sent
+            ),
+            format!(
+                "  reminders: {} issued, {} messages sent, {} cancelled",
+                self.reminders_issued.len(),
+                d.reminders_sent,
+                d.reminders_cancelled
+            ),
+        ]
+        .map(|line| line + "\n")
+        .concat()
     }
 }

@@ -129,6 +129,10 @@ impl<'r> LineMerge<'r> {
     /// Adds one day's cache: its sums (profile, subscription, credit
     /// eligibility, `quantity`, `cost_in_billing_currency`, `rows`) with
     /// either a `line` number into `texts` or the seven line texts.
+    ///
+    /// One loop over a day's ~230,000 groups, long on purpose: the
+    /// month-end merge it is took 1.8 s where polars' join and group-by
+    /// took 23 s (benches/README.md).
     pub(super) fn add_day(
         &mut self,
         day: NaiveDate,

@@ -55,17 +55,7 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
         tracing::info!(invoice = %number, recipients = n, "re-sending on request");
     }
     let documents = Documents::read(ledger)?;
-    let mut todo = Vec::new();
-    let mut cancelled = Vec::new();
-    for delivery in ledger.deliveries()? {
-        match delivery.status.as_str() {
-            "sent" => report.already_sent += 1,
-            "bounced" => report.bounced += 1,
-            "cancelled" => {}
-            _ if documents.reminder_is_void(&delivery) => cancelled.push(delivery),
-            _ => todo.push(delivery),
-        }
-    }
+    let (todo, cancelled) = sort_out(ledger.deliveries()?, &documents, &mut report);
     cancel(ledger, &cancelled, &mut report)?;
     if todo.is_empty() {
         return Ok(report);
@@ -82,15 +72,65 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
     // A batch of deliveries at a time, with only their invoices' lines in memory.
     for batch in todo.chunks(DELIVERIES_PER_BATCH) {
         let to_render = InvoicesToRender::read(ledger, inputs, &documents, batch)?;
-        // Outcomes of the file transport wait for the batch's files to be
-        // on disk; SMTP outcomes are recorded as they arrive.
+        let sending = Sending {
+            inputs,
+            mailer: &mailer,
+            documents: &documents,
+            to_render: &to_render,
+            progress: &progress,
+        };
+        sending.send_batch(batch, senders, ledger, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// The deliveries still to send, and the reminders that never will be
+/// (counting those sent and refused before).
+fn sort_out(
+    deliveries: Vec<Delivery>,
+    documents: &Documents,
+    report: &mut DeliveryReport,
+) -> (Vec<Delivery>, Vec<Delivery>) {
+    let (mut todo, mut cancelled) = (Vec::new(), Vec::new());
+    for delivery in deliveries {
+        match delivery.status.as_str() {
+            "sent" => report.already_sent += 1,
+            "bounced" => report.bounced += 1,
+            "cancelled" => {}
+            _ if documents.reminder_is_void(&delivery) => cancelled.push(delivery),
+            _ => todo.push(delivery),
+        }
+    }
+    (todo, cancelled)
+}
+
+/// One batch's sending: what every sender shares.
+struct Sending<'a> {
+    inputs: &'a Inputs<'a>,
+    mailer: &'a Mailer,
+    documents: &'a Documents,
+    to_render: &'a InvoicesToRender,
+    progress: &'a crate::progress::Progress,
+}
+
+impl Sending<'_> {
+    /// Sends a batch through `senders` senders, recording each outcome: as
+    /// it arrives over SMTP, once the batch's files are on disk for the
+    /// file transport.
+    fn send_batch(
+        &self,
+        batch: &[Delivery],
+        senders: usize,
+        ledger: &mut Ledger,
+        report: &mut DeliveryReport,
+    ) -> Result<(), DeliverError> {
         let mut written = Vec::new();
         pool::send_all(
             batch.to_vec(),
             senders,
-            |delivery| deliver_one(inputs, &mailer, &documents, &to_render, delivery),
+            |delivery| deliver_one(self, delivery),
             |done| {
-                progress.inc_by(done.len() as u64);
+                self.progress.inc_by(done.len() as u64);
                 let records = done.into_iter().map(|(delivery, (outcome, tries))| {
                     let (status, reply) = report.count(&delivery, outcome);
                     DeliveryOutcome {
@@ -102,7 +142,7 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
                         tries,
                     }
                 });
-                match mailer {
+                match self.mailer {
                     Mailer::File { .. } => {
                         written.extend(records);
                         Ok(())
@@ -112,11 +152,11 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
             },
         )?;
         if !written.is_empty() {
-            mailer.make_durable()?;
+            self.mailer.make_durable()?;
             ledger.record_deliveries(&written)?;
         }
+        Ok(())
     }
-    Ok(report)
 }
 
 /// Records reminders that will never be sent as `cancelled`.
@@ -242,27 +282,21 @@ impl DeliveryReport {
 /// cannot be built for its recipient is refused (`bounced`, with the
 /// reason); one whose document or PDF cannot be had now is `failed`, and
 /// tried again on the next run.
-fn deliver_one(
-    inputs: &Inputs,
-    mailer: &Mailer,
-    documents: &Documents,
-    to_render: &InvoicesToRender,
-    delivery: &Delivery,
-) -> (Outcome, u32) {
-    match build(inputs, documents, to_render, delivery) {
-        Ok((message, folder)) => mailer.send_with_retry(&message, &folder, &delivery.recipient),
+fn deliver_one(sending: &Sending, delivery: &Delivery) -> (Outcome, u32) {
+    match build(sending, delivery) {
+        Ok((message, folder)) => {
+            sending
+                .mailer
+                .send_with_retry(&message, &folder, &delivery.recipient)
+        }
         Err(outcome) => (outcome, 1),
     }
 }
 
 /// The message of `delivery` and its outbox folder, or the outcome that
 /// stands for it when it cannot be built.
-fn build(
-    inputs: &Inputs,
-    documents: &Documents,
-    to_render: &InvoicesToRender,
-    delivery: &Delivery,
-) -> Result<(lettre::Message, String), Outcome> {
+fn build(sending: &Sending, delivery: &Delivery) -> Result<(lettre::Message, String), Outcome> {
+    let (inputs, documents) = (sending.inputs, sending.documents);
     let number = &delivery.number;
     let unknown = || Outcome::Transient(format!("outbox names unknown document {number}"));
     let (profile_id, period) = match delivery.document {
@@ -279,27 +313,7 @@ fn build(
         let reason = format!("profile {profile_id} is not in profiles.csv");
         return Err(Outcome::Transient(reason));
     };
-    let path = render::pdf_path(inputs.render.out_dir, period, number);
-    let pdf = std::fs::read(&path).or_else(|e| {
-        let rendered = match delivery.document {
-            Document::CreditNote => documents
-                .credit_notes
-                .get(number)
-                .map(|note| render::render_credit_note_pdf(&inputs.render, note)),
-            _ => to_render
-                .0
-                .get(number)
-                .map(|whole| render::render_pdf(&inputs.render, whole)),
-        };
-        match rendered {
-            Some(Ok(bytes)) => Ok(bytes),
-            Some(Err(e)) => Err(Outcome::Transient(e.to_string())),
-            None => Err(Outcome::Transient(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
-        }
-    })?;
+    let pdf = pdf_of(sending, delivery, period)?;
     let (locale, name, recipient) = (profile.locale, &profile.name, &delivery.recipient);
     let built = match delivery.document {
         Document::Invoice => {
@@ -328,6 +342,39 @@ fn build(
         }
     };
     built.map_err(|e| Outcome::Permanent(e.to_string()))
+}
+
+/// The PDF a message attaches (a reminder: its invoice's), from disk, or
+/// rendered again when it is missing there.
+fn pdf_of(
+    sending: &Sending,
+    delivery: &Delivery,
+    period: crate::model::Period,
+) -> Result<Vec<u8>, Outcome> {
+    let (inputs, number) = (sending.inputs, &delivery.number);
+    let path = render::pdf_path(inputs.render.out_dir, period, number);
+    std::fs::read(&path).or_else(|e| {
+        let rendered = match delivery.document {
+            Document::CreditNote => sending
+                .documents
+                .credit_notes
+                .get(number)
+                .map(|note| render::render_credit_note_pdf(&inputs.render, note)),
+            _ => sending
+                .to_render
+                .0
+                .get(number)
+                .map(|whole| render::render_pdf(&inputs.render, whole)),
+        };
+        match rendered {
+            Some(Ok(bytes)) => Ok(bytes),
+            Some(Err(e)) => Err(Outcome::Transient(e.to_string())),
+            None => Err(Outcome::Transient(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    })
 }
 
 /// Reminder `k` of `invoice`: the day it fell due and what is still owed.

@@ -202,6 +202,37 @@ pub fn ingest(
         ignored_files: listing.ignored.clone(),
         ..Default::default()
     };
+    let todo = days_to_ingest(opts, listing, ingested, &mut report)?;
+    let progress = crate::progress::Progress::new(todo.len() as u64, "ingest");
+    ingest_days(opts, todo, |stats, rejects, fingerprints| {
+        progress.inc();
+        for r in rejects
+            .iter()
+            .filter(|r| r.line == 1 && is_whole_file(r.reason))
+        {
+            report
+                .files_rejected
+                .push((r.file.clone(), r.reason.as_str().to_string()));
+        }
+        record(&stats, &fingerprints).map_err(IngestError::Record)?;
+        report.days_ingested.push(stats);
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+/// A day's files and their fingerprints (none for a file hashed as read).
+type DayToIngest = (NaiveDate, Vec<PathBuf>, Vec<Option<FileFingerprint>>);
+
+/// The days whose files differ from what `ingested` holds for them, with
+/// their fingerprints; the report counts the unchanged days and the files
+/// before billing_start.
+fn days_to_ingest(
+    opts: &IngestOptions,
+    listing: UsageListing,
+    ingested: &IngestedFiles,
+    report: &mut IngestReport,
+) -> Result<Vec<DayToIngest>> {
     let mut candidates = Vec::new();
     for (day, files) in listing.days {
         if day < opts.billing_start {
@@ -243,22 +274,7 @@ pub fn ingest(
             todo.push((day, files, fingerprints));
         }
     }
-    let progress = crate::progress::Progress::new(todo.len() as u64, "ingest");
-    ingest_days(opts, todo, |stats, rejects, fingerprints| {
-        progress.inc();
-        for r in rejects
-            .iter()
-            .filter(|r| r.line == 1 && is_whole_file(r.reason))
-        {
-            report
-                .files_rejected
-                .push((r.file.clone(), r.reason.as_str().to_string()));
-        }
-        record(&stats, &fingerprints).map_err(IngestError::Record)?;
-        report.days_ingested.push(stats);
-        Ok(())
-    })?;
-    Ok(report)
+    Ok(todo)
 }
 
 /// Ingests days one after another, each parsed in parallel chunks: memory
@@ -271,7 +287,7 @@ pub fn ingest(
 /// fingerprint is hashed as it is read.
 fn ingest_days(
     opts: &IngestOptions,
-    days: Vec<(NaiveDate, Vec<PathBuf>, Vec<Option<FileFingerprint>>)>,
+    days: Vec<DayToIngest>,
     mut done: impl FnMut(DayStats, &[Reject], Vec<FileFingerprint>) -> Result<()>,
 ) -> Result<()> {
     let index = ReferenceIndex::new(opts.reference, opts.billing_start);

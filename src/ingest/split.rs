@@ -103,6 +103,11 @@ impl<'c> Splitter<'c> {
     }
 
     /// The next record, skipping empty lines as csv does.
+    ///
+    /// Long on purpose: this is the innermost loop of ingest (every byte
+    /// of every usage file passes here), kept as one function so the
+    /// compiler keeps its state in registers; with it ingest reads 1 M
+    /// rows in 0.92–0.95 s (benches/README.md).
     pub(super) fn next_record(&mut self) -> Result<Option<SplitRecord<'_>>, Unsupported> {
         let bytes = self.chunk.as_bytes();
         self.fields.clear();

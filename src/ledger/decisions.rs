@@ -11,7 +11,7 @@ use crate::model::{
     Billed, DecideCommit, Decision, DecisionCode, DecisionKey, LineKey, LineSums, ProfileState,
 };
 
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 
 use super::outbox::{Document, add_delivery};
 use super::outputs::mark_dirty;
@@ -209,99 +209,11 @@ impl Ledger {
         let path = self.path.clone();
         let wrap = |source| sqlite_error(path.clone(), source);
         let tx = self.write()?;
-        for d in &commit.decisions {
-            tx.execute(
-                "INSERT OR REPLACE INTO decisions (profile_id, kind, period_start, code, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    d.profile_id,
-                    d.kind.as_str(),
-                    d.period.start.to_string(),
-                    d.code.as_str(),
-                    json(d)
-                ],
-            )
-            .map_err(wrap)?;
-            mark_dirty(&tx, "decisions", &d.period.month_key()).map_err(wrap)?;
-        }
-        // Deflated on every core, a chunk of periods at a time: a month
-        // end's stored lines are never all in memory at once.
-        for chunk in commit.lines.chunks(PERIODS_DEFLATED_AT_ONCE) {
-            let stored: Vec<Vec<u8>> = chunk
-                .par_iter()
-                .map(|(_, lines)| stored_lines::encode(lines))
-                .collect();
-            for (((profile, kind, start), _), stored) in chunk.iter().zip(stored) {
-                tx.execute(
-                    "INSERT OR REPLACE INTO lines (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
-                    params![profile, kind.as_str(), start.to_string(), stored],
-                )
-                .map_err(wrap)?;
-                mark_dirty(&tx, "lines", &start.format("%Y-%m").to_string()).map_err(wrap)?;
-            }
-        }
-        let decided_lines: BTreeMap<&DecisionKey, &Vec<crate::model::Line>> = commit
-            .lines
-            .iter()
-            .map(|(key, lines)| (key, lines))
-            .collect();
-        for (key @ (profile, kind, start), billed) in &commit.billed {
-            // What a period billed as decided is its lines' (see billed_since).
-            if decided_lines
-                .get(key)
-                .is_some_and(|lines| billed_by(lines).eq(billed.iter()))
-            {
-                tx.execute(
-                    "DELETE FROM billed WHERE profile_id = ?1 AND kind = ?2 AND period_start = ?3",
-                    params![profile, kind.as_str(), start.to_string()],
-                )
-                .map_err(wrap)?;
-                continue;
-            }
-            let entries: Vec<_> = billed.iter().collect();
-            tx.execute(
-                "INSERT OR REPLACE INTO billed (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
-                params![profile, kind.as_str(), start.to_string(), json(&entries)],
-            )
-            .map_err(wrap)?;
-        }
-        for (seq, invoice) in &commit.invoices {
-            tx.execute(
-                "INSERT INTO invoices (seq, number, period_start, data, amount_paid, status)
-                 VALUES (?1, ?2, ?3, ?4, '0', 'due')",
-                params![
-                    *seq as i64,
-                    invoice.number,
-                    invoice.period.start.to_string(),
-                    json(&invoice.head())
-                ],
-            )
-            .map_err(wrap)?;
-            mark_dirty(&tx, "invoices", &invoice.period.month_key()).map_err(wrap)?;
-            for recipient in &invoice.recipients {
-                add_delivery(&tx, Document::Invoice, &invoice.number, recipient).map_err(wrap)?;
-            }
-        }
-        for (id, state) in &commit.profile_states {
-            tx.execute(
-                "INSERT OR IGNORE INTO profile_state (profile_id, currency, period_start_day, created_date)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, state.currency, state.period_start_day, state.created_date.to_string()],
-            )
-            .map_err(wrap)?;
-        }
-        for day in &commit.seen_fresh_days {
-            tx.execute("DELETE FROM fresh_days WHERE day = ?1", [day.to_string()])
-                .map_err(wrap)?;
-        }
-        tx.execute("DELETE FROM unchecked", []).map_err(wrap)?;
-        for (profile, kind, start) in &commit.unchecked {
-            tx.execute(
-                "INSERT INTO unchecked (profile_id, kind, period_start) VALUES (?1, ?2, ?3)",
-                params![profile, kind.as_str(), start.to_string()],
-            )
-            .map_err(wrap)?;
-        }
+        insert_decisions(&tx, commit).map_err(wrap)?;
+        insert_lines(&tx, commit).map_err(wrap)?;
+        insert_billed(&tx, commit).map_err(wrap)?;
+        insert_invoices(&tx, commit).map_err(wrap)?;
+        insert_late_usage_state(&tx, commit).map_err(wrap)?;
         tx.commit().map_err(wrap)
     }
 
@@ -331,6 +243,115 @@ impl Ledger {
         })?;
         Ok(out)
     }
+}
+
+/// The decisions and profile states of a commit.
+fn insert_decisions(tx: &Transaction, commit: &DecideCommit) -> rusqlite::Result<()> {
+    for d in &commit.decisions {
+        tx.execute(
+            "INSERT OR REPLACE INTO decisions (profile_id, kind, period_start, code, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                d.profile_id,
+                d.kind.as_str(),
+                d.period.start.to_string(),
+                d.code.as_str(),
+                json(d)
+            ],
+        )?;
+        mark_dirty(tx, "decisions", &d.period.month_key())?;
+    }
+    for (id, state) in &commit.profile_states {
+        tx.execute(
+            "INSERT OR IGNORE INTO profile_state (profile_id, currency, period_start_day, created_date)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![id, state.currency, state.period_start_day, state.created_date.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// A commit's period lines, deflated on every core a chunk of periods at a
+/// time: a month end's stored lines are never all in memory at once.
+fn insert_lines(tx: &Transaction, commit: &DecideCommit) -> rusqlite::Result<()> {
+    for chunk in commit.lines.chunks(PERIODS_DEFLATED_AT_ONCE) {
+        let stored: Vec<Vec<u8>> = chunk
+            .par_iter()
+            .map(|(_, lines)| stored_lines::encode(lines))
+            .collect();
+        for (((profile, kind, start), _), stored) in chunk.iter().zip(stored) {
+            tx.execute(
+                "INSERT OR REPLACE INTO lines (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
+                params![profile, kind.as_str(), start.to_string(), stored],
+            )?;
+            mark_dirty(tx, "lines", &start.format("%Y-%m").to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// What each period billed; a period billed as decided keeps no row of
+/// its own (its lines say it, see `billed_since`).
+fn insert_billed(tx: &Transaction, commit: &DecideCommit) -> rusqlite::Result<()> {
+    let decided_lines: BTreeMap<&DecisionKey, &Vec<crate::model::Line>> = commit
+        .lines
+        .iter()
+        .map(|(key, lines)| (key, lines))
+        .collect();
+    for (key @ (profile, kind, start), billed) in &commit.billed {
+        if decided_lines
+            .get(key)
+            .is_some_and(|lines| billed_by(lines).eq(billed.iter()))
+        {
+            tx.execute(
+                "DELETE FROM billed WHERE profile_id = ?1 AND kind = ?2 AND period_start = ?3",
+                params![profile, kind.as_str(), start.to_string()],
+            )?;
+            continue;
+        }
+        let entries: Vec<_> = billed.iter().collect();
+        tx.execute(
+            "INSERT OR REPLACE INTO billed (profile_id, kind, period_start, data) VALUES (?1, ?2, ?3, ?4)",
+            params![profile, kind.as_str(), start.to_string(), json(&entries)],
+        )?;
+    }
+    Ok(())
+}
+
+/// The invoices issued, numbered, with a pending e-mail per recipient.
+fn insert_invoices(tx: &Transaction, commit: &DecideCommit) -> rusqlite::Result<()> {
+    for (seq, invoice) in &commit.invoices {
+        tx.execute(
+            "INSERT INTO invoices (seq, number, period_start, data, amount_paid, status)
+             VALUES (?1, ?2, ?3, ?4, '0', 'due')",
+            params![
+                *seq as i64,
+                invoice.number,
+                invoice.period.start.to_string(),
+                json(&invoice.head())
+            ],
+        )?;
+        mark_dirty(tx, "invoices", &invoice.period.month_key())?;
+        for recipient in &invoice.recipients {
+            add_delivery(tx, Document::Invoice, &invoice.number, recipient)?;
+        }
+    }
+    Ok(())
+}
+
+/// The fresh days this step looked at, and the periods still unchecked.
+fn insert_late_usage_state(tx: &Transaction, commit: &DecideCommit) -> rusqlite::Result<()> {
+    for day in &commit.seen_fresh_days {
+        tx.execute("DELETE FROM fresh_days WHERE day = ?1", [day.to_string()])?;
+    }
+    tx.execute("DELETE FROM unchecked", [])?;
+    for (profile, kind, start) in &commit.unchecked {
+        tx.execute(
+            "INSERT INTO unchecked (profile_id, kind, period_start) VALUES (?1, ?2, ?3)",
+            params![profile, kind.as_str(), start.to_string()],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -72,30 +72,7 @@ pub(super) fn read_profiles(
             )
         });
         let created = p.date(&row, "createdDate");
-        let start_day = match row.get("periodStartDay") {
-            "" => Some(1),
-            v => {
-                let day = v.parse::<u32>().ok().filter(|d| (1..=28).contains(d));
-                p.check(&row, "periodStartDay", day, "a day from 1 to 28")
-            }
-        };
-        let email_invoice = match row.get("emailInvoice") {
-            "" => Some(false),
-            v => p.check(&row, "emailInvoice", parse_bool(v), "a boolean"),
-        };
-        let invoice_email = match row.get("invoiceEmail") {
-            "" => Some(None),
-            _ => p.email(&row, "invoiceEmail").map(Some),
-        };
-        let terms = match row.get("paymentTermsDays") {
-            "" => Some(30),
-            v => p.check(
-                &row,
-                "paymentTermsDays",
-                v.parse::<u32>().ok(),
-                "a whole number of days",
-            ),
-        };
+        let (start_day, email_invoice, invoice_email, terms) = read_billing_columns(&row, p);
         let tax = read_tax_columns(&row, p);
         if let (Some(id), Some(account_id), Some(currency), Some(locale), Some(created_date)) =
             (id, account_id, currency, locale, created)
@@ -124,6 +101,46 @@ pub(super) fn read_profiles(
         }
     }
     out
+}
+
+/// A profile's optional billing columns with their defaults:
+/// periodStartDay (1), emailInvoice (false), invoiceEmail (none) and
+/// paymentTermsDays (30); `None` for one that is invalid.
+#[allow(clippy::type_complexity)]
+fn read_billing_columns(
+    row: &Row,
+    p: &mut Problems,
+) -> (
+    Option<u32>,
+    Option<bool>,
+    Option<Option<String>>,
+    Option<u32>,
+) {
+    let start_day = match row.get("periodStartDay") {
+        "" => Some(1),
+        v => {
+            let day = v.parse::<u32>().ok().filter(|d| (1..=28).contains(d));
+            p.check(row, "periodStartDay", day, "a day from 1 to 28")
+        }
+    };
+    let email_invoice = match row.get("emailInvoice") {
+        "" => Some(false),
+        v => p.check(row, "emailInvoice", parse_bool(v), "a boolean"),
+    };
+    let invoice_email = match row.get("invoiceEmail") {
+        "" => Some(None),
+        _ => p.email(row, "invoiceEmail").map(Some),
+    };
+    let terms = match row.get("paymentTermsDays") {
+        "" => Some(30),
+        v => p.check(
+            row,
+            "paymentTermsDays",
+            v.parse::<u32>().ok(),
+            "a whole number of days",
+        ),
+    };
+    (start_day, email_invoice, invoice_email, terms)
 }
 
 /// A profile's optional VAT and e-invoice columns (SPEC §2.2, §4.8).
@@ -203,16 +220,10 @@ pub(super) fn read_subscriptions(
             )
         });
         let offer = p.required(&row, "offer").and_then(|v| {
-            let parsed = match v.to_ascii_lowercase().as_str() {
-                "payasyougo" => Some(Offer::PayAsYouGo),
-                "freetrial" => Some(Offer::FreeTrial),
-                "monthlycredit" => Some(Offer::MonthlyCredit),
-                _ => None,
-            };
             p.check(
                 &row,
                 "offer",
-                parsed,
+                parse_offer(v),
                 "PayAsYouGo, FreeTrial or MonthlyCredit",
             )
         });
@@ -245,6 +256,16 @@ pub(super) fn read_subscriptions(
         }
     }
     out
+}
+
+/// An offer of subscriptions.csv, in any case.
+fn parse_offer(text: &str) -> Option<Offer> {
+    match text.to_ascii_lowercase().as_str() {
+        "payasyougo" => Some(Offer::PayAsYouGo),
+        "freetrial" => Some(Offer::FreeTrial),
+        "monthlycredit" => Some(Offer::MonthlyCredit),
+        _ => None,
+    }
 }
 
 pub(super) fn read_roles(

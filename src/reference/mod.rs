@@ -206,32 +206,52 @@ fn rows(table: &Table) -> impl Iterator<Item = Row<'_>> {
 /// Reads and validates every reference file of `data_dir`.
 pub fn load_reference(data_dir: &Path) -> Result<Reference, ReferenceErrors> {
     let mut problems = Problems::default();
-    let mut open = |name: &str, required: &[&str], optional: bool| -> Option<Table> {
-        match read_table(data_dir, name, required) {
-            Ok(Some(t)) => Some(t),
-            Ok(None) if optional => None,
-            Ok(None) => {
-                problems.0.push(ReferenceError {
-                    file: name.into(),
-                    line: 0,
-                    column: String::new(),
-                    value: String::new(),
-                    problem: "file is missing".into(),
-                });
-                None
-            }
-            Err(e) => {
-                problems.0.push(e);
-                None
-            }
-        }
-    };
-    let accounts = open(
+    let mut tables = FILES.map(|(name, required, optional)| {
+        open_table(data_dir, name, required, optional, &mut problems)
+    });
+    let [
+        accounts,
+        profiles,
+        subscriptions,
+        roles,
+        recipients,
+        credits,
+    ] = &mut tables;
+    let mut reference = Reference::default();
+    if let Some(t) = accounts {
+        reference.accounts = read_accounts(t, &mut problems);
+    }
+    if let Some(t) = profiles {
+        reference.profiles = read_profiles(t, &reference.accounts, &mut problems);
+    }
+    if let Some(t) = subscriptions {
+        reference.subscriptions = read_subscriptions(t, &reference.profiles, &mut problems);
+    }
+    if let Some(t) = roles {
+        reference.roles = read_roles(t, &reference, &mut problems);
+    }
+    if let Some(t) = recipients {
+        reference.recipients = read_recipients(t, &mut reference, &mut problems);
+    }
+    if let Some(t) = credits {
+        reference.credits = read_credits(t, &reference.profiles, &mut problems);
+    }
+    if problems.0.is_empty() {
+        Ok(reference)
+    } else {
+        Err(ReferenceErrors(problems.0))
+    }
+}
+
+/// The reference files, in the order they are read: name, required
+/// columns, whether the file may be absent (SPEC §2, §2.2).
+const FILES: [(&str, &[&str], bool); 6] = [
+    (
         "accounts.csv",
         &["billingAccountId", "name", "agreement", "adminEmail"],
         false,
-    );
-    let profiles = open(
+    ),
+    (
         "profiles.csv",
         &[
             "billingProfileId",
@@ -242,8 +262,8 @@ pub fn load_reference(data_dir: &Path) -> Result<Reference, ReferenceErrors> {
             "createdDate",
         ],
         false,
-    );
-    let subscriptions = open(
+    ),
+    (
         "subscriptions.csv",
         &[
             "subscriptionId",
@@ -253,10 +273,10 @@ pub fn load_reference(data_dir: &Path) -> Result<Reference, ReferenceErrors> {
             "startDate",
         ],
         false,
-    );
-    let roles = open("roles.csv", &["email", "role", "scope", "scopeId"], false);
-    let recipients = open("recipients.csv", &["billingProfileId", "email"], true);
-    let credits = open(
+    ),
+    ("roles.csv", &["email", "role", "scope", "scopeId"], false),
+    ("recipients.csv", &["billingProfileId", "email"], true),
+    (
         "credits.csv",
         &[
             "creditId",
@@ -266,31 +286,35 @@ pub fn load_reference(data_dir: &Path) -> Result<Reference, ReferenceErrors> {
             "expiryDate",
         ],
         true,
-    );
+    ),
+];
 
-    let mut reference = Reference::default();
-    if let Some(t) = &accounts {
-        reference.accounts = read_accounts(t, &mut problems);
-    }
-    if let Some(t) = &profiles {
-        reference.profiles = read_profiles(t, &reference.accounts, &mut problems);
-    }
-    if let Some(t) = &subscriptions {
-        reference.subscriptions = read_subscriptions(t, &reference.profiles, &mut problems);
-    }
-    if let Some(t) = &roles {
-        reference.roles = read_roles(t, &reference, &mut problems);
-    }
-    if let Some(t) = &recipients {
-        reference.recipients = read_recipients(t, &mut reference, &mut problems);
-    }
-    if let Some(t) = &credits {
-        reference.credits = read_credits(t, &reference.profiles, &mut problems);
-    }
-    if problems.0.is_empty() {
-        Ok(reference)
-    } else {
-        Err(ReferenceErrors(problems.0))
+/// Reads one reference file; a problem (missing when required, a column
+/// lacking, unreadable) is added to `problems`.
+fn open_table(
+    data_dir: &Path,
+    name: &str,
+    required: &[&str],
+    optional: bool,
+    problems: &mut Problems,
+) -> Option<Table> {
+    match read_table(data_dir, name, required) {
+        Ok(Some(t)) => Some(t),
+        Ok(None) if optional => None,
+        Ok(None) => {
+            problems.0.push(ReferenceError {
+                file: name.into(),
+                line: 0,
+                column: String::new(),
+                value: String::new(),
+                problem: "file is missing".into(),
+            });
+            None
+        }
+        Err(e) => {
+            problems.0.push(e);
+            None
+        }
     }
 }
 

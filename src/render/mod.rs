@@ -122,10 +122,19 @@ fn render_missing_invoices(inputs: &Inputs, ledger: &Ledger) -> Result<RenderRep
     if missing.is_empty() {
         return Ok(RenderReport::default());
     }
+    render_pipelined(inputs, ledger, &missing)
+}
+
+/// Renders the invoices numbered `missing` in three steps at once, so the
+/// cores only render: this thread reads the next batch from the ledger,
+/// the pool renders one, and a writer puts the one before on disk
+/// (waiting for the disk, not a core).
+fn render_pipelined(
+    inputs: &Inputs,
+    ledger: &Ledger,
+    missing: &[String],
+) -> Result<RenderReport, RenderError> {
     let progress = crate::progress::Progress::new(missing.len() as u64, "render");
-    // Three steps at once, so the cores only render: this thread reads the
-    // next batch from the ledger, the pool renders one, and a writer puts
-    // the one before on disk (waiting for the disk, not a core).
     let (batches, to_render) = sync_channel::<Vec<Invoice>>(1);
     let (rendered, to_write) = sync_channel::<Vec<Rendered>>(1);
     std::thread::scope(|scope| {

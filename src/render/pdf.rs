@@ -171,28 +171,9 @@ fn table_rows(invoice: &Invoice, parties: &Parties) -> Vec<TableRow> {
         };
         rows.push(TableRow::Group(title));
         for line in lines {
-            let meter = &line.key.meter;
-            // Usage at on-demand prices is the plain case; otherwise the
-            // charge type and pricing model are Azure's own words.
-            let mut how: Vec<&str> = Vec::new();
-            if !meter.charge_type.eq_ignore_ascii_case("Usage") {
-                how.push(&meter.charge_type);
-            }
-            if meter.pricing_model != "OnDemand" {
-                how.push(&meter.pricing_model);
-            }
-            match line.key.covered_by {
-                CoveredBy::None => {}
-                CoveredBy::Trial => how.push(labels.free_trial),
-                CoveredBy::Adjustment => how.push(labels.adjustment),
-            }
-            let note = if how.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", how.join(", "))
-            };
+            let note = line_note(line, labels);
             rows.push(TableRow::Line {
-                description: meter.meter_name.clone(),
+                description: line.key.meter.meter_name.clone(),
                 note,
                 quantity: quantity_with_unit(
                     locale,
@@ -204,6 +185,30 @@ fn table_rows(invoice: &Invoice, parties: &Parties) -> Vec<TableRow> {
         }
     }
     rows
+}
+
+/// What tells a line from others of its meter: ` (Refund, Spot)`, the
+/// trial or adjustment; nothing for usage at on-demand prices, the plain
+/// case (the charge type and pricing model are Azure's own words).
+fn line_note(line: &Line, labels: &crate::locale::Labels) -> String {
+    let meter = &line.key.meter;
+    let mut how: Vec<&str> = Vec::new();
+    if !meter.charge_type.eq_ignore_ascii_case("Usage") {
+        how.push(&meter.charge_type);
+    }
+    if meter.pricing_model != "OnDemand" {
+        how.push(&meter.pricing_model);
+    }
+    match line.key.covered_by {
+        CoveredBy::None => {}
+        CoveredBy::Trial => how.push(labels.free_trial),
+        CoveredBy::Adjustment => how.push(labels.adjustment),
+    }
+    if how.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", how.join(", "))
+    }
 }
 
 /// `744 Hour` for Azure's `1 Hour` units, `496 × 10K` for the others.
