@@ -269,9 +269,15 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let default_file = data_dir.join("faktura.toml");
+        let default_exists = default_file
+            .try_exists()
+            .map_err(|source| ConfigError::Read {
+                path: default_file.clone(),
+                source,
+            })?;
         let file = config_file
             .map(Path::to_path_buf)
-            .or_else(|| default_file.exists().then_some(default_file));
+            .or_else(|| default_exists.then_some(default_file));
         let (mut table, origin) = match &file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -7,7 +7,7 @@
 //! then marked clean, so a run killed in between simply rewrites it next
 //! time (from the ledger alone, to the same bytes).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -30,8 +30,12 @@ use crate::store;
 pub enum OutputsError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Building the table of one partition file from the ledger.
+    #[error("cannot build `{path}` from the ledger: {source}")]
+    Table { path: PathBuf, source: PolarsError },
+    /// A column built before its partition is known (named by `write_dirty`).
     #[error("cannot build a table from the ledger: {0}")]
-    Table(#[from] PolarsError),
+    Frame(#[from] PolarsError),
     #[error(transparent)]
     Parquet(#[from] store::ParquetError),
     #[error(transparent)]
@@ -58,16 +62,23 @@ pub fn write_dirty(out_dir: &Path, ledger: &mut Ledger, at_hand: &LinesAtHand) -
     let dirty = ledger.dirty()?;
     for (folder, month) in &dirty {
         let path = out_dir.join(format!("{folder}/period={month}/{folder}.parquet"));
+        let named = |e: OutputsError| match e {
+            OutputsError::Frame(source) => OutputsError::Table {
+                path: path.clone(),
+                source,
+            },
+            other => other,
+        };
         let mut df = match folder.as_str() {
-            "decisions" => decisions_frame(ledger, month)?,
+            "decisions" => decisions_frame(ledger, month).map_err(named)?,
             "lines" => {
-                let bytes = lines_parquet(ledger, month, at_hand)?;
+                let bytes = lines_parquet(ledger, month, at_hand).map_err(named)?;
                 store::write_atomic(&path, &bytes)?;
                 ledger.clear_dirty(folder, month)?;
                 continue;
             }
-            "invoices" => invoices_frame(ledger, month)?,
-            "credit_notes" => credit_notes_frame(ledger, month)?,
+            "invoices" => invoices_frame(ledger, month).map_err(named)?,
+            "credit_notes" => credit_notes_frame(ledger, month).map_err(named)?,
             other => return Err(OutputsError::UnknownFolder(other.to_string())),
         };
         store::write_parquet(&path, &mut df)?;

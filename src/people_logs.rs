@@ -81,7 +81,7 @@ pub fn read_log(
     required: &[&str],
     mut each: impl FnMut(&LogRow),
 ) -> Result<Option<RowReject>, LogError> {
-    if !path.exists() {
+    if !store::exists(path)? {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(store::failed("read", path))?;

@@ -33,7 +33,7 @@ pub enum PreflightError {
 /// OUT with issued invoices but no ledger is refused: numbering and
 /// sending again from scratch would duplicate both.
 pub fn check_ledger_present(out_dir: &Path) -> Result<(), PreflightError> {
-    if out_dir.join("ledger.sqlite").exists() {
+    if crate::store::exists(&out_dir.join("ledger.sqlite"))? {
         return Ok(());
     }
     let mut evidence = Vec::new();

@@ -172,6 +172,13 @@ pub fn remove_if_exists(path: &Path) -> Result<(), FileError> {
     }
 }
 
+/// Whether `path` exists. Only "not found" counts as absent: a path that
+/// cannot be looked at (no permission on its folder, an I/O error) is an
+/// error naming it and the reason, never taken for a missing file.
+pub fn exists(path: &Path) -> Result<bool, FileError> {
+    path.try_exists().map_err(failed("inspect", path))
+}
+
 /// The entries of folder `dir`, sorted; none when it does not exist. Only
 /// "not found" counts as absent: a folder that cannot be listed (no
 /// permission, an I/O error) is an error naming it and the reason.

@@ -275,8 +275,15 @@ fn preview_changes_nothing_under_out_and_answers_while_a_run_holds_the_lock() {
     let data = sample_copy();
     let out = tempfile::tempdir().unwrap();
     run(data.path(), out.path(), "2026-11-20");
+    // A run holds the lock (the OS lock faktura takes), as a nightly run
+    // in progress would: a second run is refused, preview answers.
     let lock = out.path().join(".lock");
     std::fs::write(&lock, "pid 4242 since 2026-11-20T02:30:00+00:00\n").unwrap();
+    let held = std::fs::File::open(&lock).unwrap();
+    held.lock().unwrap();
+    let (code, stderr) = run(data.path(), out.path(), "2026-11-21");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("pid 4242"), "{stderr}");
     let before: BTreeMap<_, _> = files_under(out.path())
         .into_iter()
         .map(|p| {
@@ -310,6 +317,7 @@ fn preview_changes_nothing_under_out_and_answers_while_a_run_holds_the_lock() {
         })
         .collect();
     assert!(before == after, "preview changed OUT");
+    held.unlock().unwrap();
 
     let output = faktura(&[
         "preview",

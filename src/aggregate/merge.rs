@@ -159,7 +159,7 @@ impl<'r> LineMerge<'r> {
             .collect();
         let scale = *self.scale.get_or_insert(q_scale);
         if q_scale != scale || c_scale != scale {
-            return Err(AggregateError::Polars(PolarsError::ComputeError(
+            return Err(AggregateError::Frame(PolarsError::ComputeError(
                 format!("the sums of {day} are at scale {q_scale}/{c_scale}, not {scale}").into(),
             )));
         }
@@ -266,7 +266,7 @@ impl<'r> LineMerge<'r> {
                             .copied()
                             .filter(|id| *id != u32::MAX)
                             .ok_or_else(|| {
-                                AggregateError::Polars(PolarsError::ComputeError(
+                                AggregateError::Frame(PolarsError::ComputeError(
                                     format!("a day's sums name line {local}, which its texts lack")
                                         .into(),
                                 ))

@@ -24,8 +24,12 @@ pub use crate::model::PeriodLines;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AggregateError {
-    #[error("cannot sum usage: {0}")]
-    Polars(#[from] PolarsError),
+    /// Reading or summing the usage of a file (a day's partition or cache).
+    #[error("cannot sum usage from `{path}`: {source}")]
+    Polars { path: PathBuf, source: PolarsError },
+    /// Merging frames already read (no file involved).
+    #[error("cannot merge usage sums: {0}")]
+    Frame(#[from] PolarsError),
     #[error(transparent)]
     File(#[from] store::FileError),
     #[error(transparent)]
@@ -43,7 +47,7 @@ pub fn usage_partitions(out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for day in store::list_dir(&out_dir.join("usage"))? {
         let path = day.join("usage.parquet");
-        if path.exists() {
+        if store::exists(&path)? {
             files.push(path);
         }
     }
@@ -83,8 +87,9 @@ pub fn daily_caches(partitions: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut caches = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let cache = cache_of(partition);
-        if !cache.exists() {
-            store::write_cache_parquet(&cache, &mut sums_of_partition(partition)?)?;
+        if !store::exists(&cache)? {
+            let mut sums = sums_of_partition(partition).map_err(at(partition))?;
+            store::write_cache_parquet(&cache, &mut sums)?;
         }
         caches.push(cache);
     }
@@ -99,23 +104,43 @@ fn read_cache(
     cache: &Path,
     caches: Caches,
 ) -> Result<(DataFrame, Option<DataFrame>)> {
-    if !cache.exists() {
+    let of_partition = || sums_of_partition(partition).map_err(at(partition));
+    if !store::exists(cache)? {
         // Only read-only: `daily_caches` wrote every missing one otherwise.
-        return Ok((sums_of_partition(partition)?, None));
+        return Ok((of_partition()?, None));
     }
-    let sums = scan(cache)?.collect()?;
+    let sums = scan(cache).and_then(|f| f.collect()).map_err(at(cache))?;
     if sums.column("line").is_err() {
         return Ok((sums, None));
     }
     let texts = crate::day_sums::line_texts_path(cache);
-    if texts.exists() {
-        return Ok((sums, Some(scan(&texts)?.collect()?)));
+    if store::exists(&texts)? {
+        let texts = scan(&texts).and_then(|f| f.collect()).map_err(at(&texts))?;
+        return Ok((sums, Some(texts)));
     }
-    let mut sums = sums_of_partition(partition)?;
+    let mut sums = of_partition()?;
     if caches == Caches::Write {
         store::write_cache_parquet(cache, &mut sums)?;
     }
     Ok((sums, None))
+}
+
+/// A polars error while reading or summing the file at `path`.
+fn at(path: &Path) -> impl FnOnce(PolarsError) -> AggregateError + '_ {
+    move |source| AggregateError::Polars {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl AggregateError {
+    /// A merge error about the frame read from the file at `path`, named.
+    fn located(self, path: &Path) -> AggregateError {
+        match self {
+            AggregateError::Frame(source) => at(path)(source),
+            other => other,
+        }
+    }
 }
 
 /// A usage partition summed by polars into the shape of its daily cache.
@@ -187,8 +212,11 @@ fn merge_period_lines(
     }
     for partition in &needed {
         let day = partition_day(partition).expect("needed partitions have a day");
-        let (sums, texts) = read_cache(partition, &cache_of(partition), caches)?;
-        merge.add_day(day, &sums, texts.as_ref())?;
+        let cache = cache_of(partition);
+        let (sums, texts) = read_cache(partition, &cache, caches)?;
+        merge
+            .add_day(day, &sums, texts.as_ref())
+            .map_err(|e| e.located(&cache))?;
     }
     merge.into_period_lines()
 }

@@ -153,9 +153,6 @@ impl Problems {
 
 fn read_table(dir: &Path, name: &str, required: &[&str]) -> Result<Option<Table>, ReferenceError> {
     let path = dir.join(name);
-    if !path.exists() {
-        return Ok(None);
-    }
     let file_error = |line: u64, problem: String| ReferenceError {
         file: name.to_string(),
         line,
@@ -163,6 +160,18 @@ fn read_table(dir: &Path, name: &str, required: &[&str]) -> Result<Option<Table>
         value: String::new(),
         problem,
     };
+    // Only "not found" is an absent file: one that cannot be looked at is
+    // a problem, never an optional file left out.
+    match path.try_exists() {
+        Ok(true) => {}
+        Ok(false) => return Ok(None),
+        Err(e) => {
+            return Err(file_error(
+                0,
+                format!("cannot look at `{}`: {e}", path.display()),
+            ));
+        }
+    }
     let bytes = std::fs::read(&path).map_err(|e| file_error(0, format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| file_error(0, "not valid UTF-8".into()))?;
     let mut reader = csv::ReaderBuilder::new()
