@@ -273,8 +273,12 @@ fn explain_invoice(
     }
     out += ".\n";
     out += &amounts_line(invoice);
-    if let EinvoiceAddresses::Skipped(why) = &invoice.einvoice {
-        out += &format!("  No e-invoice: {why}.\n");
+    match &invoice.einvoice {
+        EinvoiceAddresses::Skipped(why) => out += &format!("  No e-invoice: {why}.\n"),
+        EinvoiceAddresses::NoSeller => {
+            out += "  No e-invoice: the issuer has no Peppol address (issuer.peppol_id, or a NO, SE or DK vat_id).\n"
+        }
+        EinvoiceAddresses::Unrecorded | EinvoiceAddresses::To { .. } => {}
     }
     out += &explain_credit_notes(invoice, issued, history.credit_notes);
     let of_invoice = |document: Document| {

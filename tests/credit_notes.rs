@@ -451,3 +451,39 @@ fn a_buyer_without_a_peppol_address_gets_no_einvoice_and_explain_says_why() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("0007:5566778898"), "{stderr}");
 }
+
+#[test]
+fn without_a_seller_address_no_einvoice_is_written_and_the_summary_says_so_once() {
+    let data = sample_copy();
+    let config = std::fs::read_to_string(data.path().join("faktura.toml")).unwrap();
+    std::fs::write(
+        data.path().join("faktura.toml"),
+        config
+            .replace("peppol_id = \"0192:123456785\"\n", "")
+            .replace(
+                "vat_id = \"NO 123 456 785 MVA\"",
+                "vat_id = \"GB 123 4567 89\"",
+            )
+            .replace("country = \"NO\"", "country = \"GB\""),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(data.path(), out.path(), AS_OF);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(files_under(&out.path().join("einvoice")).is_empty());
+    let summary = summary(out.path());
+    assert_eq!(summary["einvoices_skipped"], serde_json::json!([]));
+    let warnings: Vec<&str> = summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.contains("no e-invoices are written"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{summary}");
+    let explained = explain(out.path(), "PRF-NORDLYS-NO", Some("2026-10"));
+    assert!(
+        explained.contains("No e-invoice: the issuer has no Peppol address"),
+        "{explained}"
+    );
+}

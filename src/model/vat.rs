@@ -94,7 +94,11 @@ pub enum EinvoiceAddresses {
     /// addresses were recorded: derived when rendered).
     #[default]
     Unrecorded,
-    /// No e-invoice, and why.
+    /// No e-invoice: the issuer has no Peppol address (no e-invoice at all
+    /// is written; the run summary says so once).
+    NoSeller,
+    /// No e-invoice: the buyer has no Peppol address, and why (counted in
+    /// the summary's `einvoices_skipped`).
     Skipped(String),
     /// Seller's and buyer's Peppol participant ids.
     To { seller: String, buyer: String },
@@ -105,10 +109,7 @@ impl EinvoiceAddresses {
     /// for; the seller's `seller_peppol_id`. Either missing: no e-invoice.
     pub fn between(seller: Option<&str>, profile: &Profile) -> EinvoiceAddresses {
         let Some(seller) = seller else {
-            return EinvoiceAddresses::Skipped(
-                "the issuer has no Peppol address (issuer.peppol_id, or a NO, SE or DK vat_id)"
-                    .into(),
-            );
+            return EinvoiceAddresses::NoSeller;
         };
         let buyer = profile
             .peppol_id
