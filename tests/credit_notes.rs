@@ -14,8 +14,8 @@ use mail_parser::{MessageParser, MimeHeaders};
 use rust_decimal::Decimal;
 
 use crate::common::{
-    explain, faktura, files_under, pdf_text, read_parquet_dir, run, run_args, sample_copy,
-    sample_dir, snapshot, strings,
+    explain, faktura, files_under, keep_for_the_validator, pdf_text, read_parquet_dir, run,
+    run_args, sample_copy, sample_dir, snapshot, strings,
 };
 
 const AS_OF: &str = "2026-12-03";
@@ -99,19 +99,6 @@ fn invoice_status(out: &Path) -> BTreeMap<String, (String, Decimal, i64)> {
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
-}
-
-/// Copies `OUT/einvoice` to `target/tmp/einvoices/{name}` for `.ci/run`.
-fn keep_for_the_validator(out: &Path, name: &str) {
-    let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("einvoices")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&keep);
-    for file in files_under(&out.join("einvoice")) {
-        let target = keep.join(file.strip_prefix(out.join("einvoice")).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, target).unwrap();
-    }
 }
 
 fn summary(out: &Path) -> serde_json::Value {

@@ -11,7 +11,9 @@ use std::path::Path;
 use quick_xml::events::Event;
 use rust_decimal::Decimal;
 
-use crate::common::{files_under, read_parquet_dir, run, sample_copy, strings};
+use crate::common::{
+    files_under, keep_for_the_validator, read_parquet_dir, run, sample_copy, strings,
+};
 
 const AS_OF: &str = "2026-12-03";
 
@@ -243,19 +245,6 @@ fn peppol_ids(data: &Path) -> BTreeMap<String, String> {
         .filter(|r| !r[peppol].is_empty())
         .map(|r| (r[id].to_string(), r[peppol].to_string()))
         .collect()
-}
-
-/// Copies `OUT/einvoice` to `target/tmp/einvoices/{name}` for `.ci/run`.
-fn keep_for_the_validator(out: &Path, name: &str) {
-    let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("einvoices")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&keep);
-    for file in files_under(&out.join("einvoice")) {
-        let target = keep.join(file.strip_prefix(out.join("einvoice")).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, target).unwrap();
-    }
 }
 
 #[test]

@@ -55,47 +55,39 @@ impl Ledger {
     /// Every delivery: invoices' and credit notes' by number, then
     /// reminders' by invoice and reminder.
     pub fn deliveries(&self) -> Result<Vec<Delivery>> {
-        let mut out = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT invoice_number, recipient, message_id, status, attempts, last_reply, document
-                 FROM outbox ORDER BY invoice_number, recipient",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                let document: String = r.get(6)?;
-                Ok(Delivery {
-                    document: if document == "credit_note" {
-                        Document::CreditNote
-                    } else {
-                        Document::Invoice
-                    },
-                    number: r.get(0)?,
-                    recipient: r.get(1)?,
-                    message_id: r.get(2)?,
-                    status: r.get(3)?,
-                    attempts: r.get(4)?,
-                    last_reply: r.get(5)?,
-                    issued_on: None,
+        // One shape for both tables: the document (its kind, or the
+        // reminder's number) and when it was issued come last.
+        let mut out = self.deliveries_of(
+            "SELECT invoice_number, recipient, message_id, status, attempts, last_reply,
+                    document, NULL FROM outbox ORDER BY invoice_number, recipient",
+            |r| {
+                let kind: String = r.get(6)?;
+                Ok(match kind.as_str() {
+                    "credit_note" => Document::CreditNote,
+                    _ => Document::Invoice,
                 })
-            })
-            .map_err(self.err())?;
-        for row in rows {
-            out.push(row.map_err(self.err())?);
-        }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT invoice_number, recipient, message_id, status, attempts, last_reply, reminder,
-                 issued_on FROM reminder_outbox ORDER BY invoice_number, reminder, recipient",
-            )
-            .map_err(self.err())?;
+            },
+        )?;
+        out.extend(self.deliveries_of(
+            "SELECT invoice_number, recipient, message_id, status, attempts, last_reply,
+                    reminder, issued_on FROM reminder_outbox
+             ORDER BY invoice_number, reminder, recipient",
+            |r| Ok(Document::Reminder(r.get(6)?)),
+        )?);
+        Ok(out)
+    }
+
+    /// The deliveries `sql` selects, its seventh column read by `document`.
+    fn deliveries_of(
+        &self,
+        sql: &str,
+        document: impl Fn(&rusqlite::Row) -> rusqlite::Result<Document>,
+    ) -> Result<Vec<Delivery>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(Delivery {
-                    document: Document::Reminder(r.get(6)?),
+                    document: document(r)?,
                     number: r.get(0)?,
                     recipient: r.get(1)?,
                     message_id: r.get(2)?,
@@ -106,10 +98,8 @@ impl Ledger {
                 })
             })
             .map_err(self.err())?;
-        for row in rows {
-            out.push(row.map_err(self.err())?);
-        }
-        Ok(out)
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(self.err())
     }
 
     /// Records several outcomes in one transaction (one sync for a batch),

@@ -6,11 +6,13 @@
 //! Reproducible: the same credit note gives byte-identical bytes
 //! (creation date = issue date, document id derived from the number).
 
-use crate::model::{CreditNote, VatCategory};
+use crate::model::CreditNote;
 
 use super::canvas::{Canvas, LEFT, RIGHT, text_width};
 use super::document::{DocumentInfo, write_pdf};
-use super::pdf::{Parties, TEMPLATE_VERSION, draw_customer, draw_facts, draw_issuer, vat_label};
+use super::pdf::{
+    Parties, TEMPLATE_VERSION, draw_customer, draw_facts, draw_issuer, draw_tax_and_page, vat_label,
+};
 
 /// Lines of the reason printed at most (a longer reason is cut with `…`).
 const REASON_LINES: usize = 12;
@@ -82,21 +84,7 @@ fn draw_footer(page: &mut Canvas, note: &CreditNote, parties: &Parties) {
         false,
         &format!("{} {}", labels.corrects_invoice, note.invoice_number),
     );
-    let tax = match (&note.vat, &parties.issuer.vat_id) {
-        (Some(vat), _) if vat.category == VatCategory::AE => format!("{}.", labels.reverse_charge),
-        (Some(_), Some(id)) => format!("{} {id}", labels.vat_id),
-        (Some(_), None) => String::new(),
-        (None, Some(id)) => format!("{}. {} {id}", labels.excludes_vat, labels.vat_id),
-        (None, None) => format!("{}.", labels.excludes_vat),
-    };
-    page.text(LEFT, 286.5, 7.5, false, &tax);
-    page.text_right(
-        RIGHT,
-        286.5,
-        7.5,
-        false,
-        &format!("{} 1 {} 1", labels.page, labels.of),
-    );
+    draw_tax_and_page(page, note.vat.as_ref(), parties.issuer, labels, (1, 1));
 }
 
 /// `text` in lines no wider than `width` (mm at `size` points), broken at

@@ -449,7 +449,19 @@ fn draw_footer(
         false,
         &format!("{}: {}", labels.payment_reference, invoice.number),
     );
-    let tax = match (&invoice.vat, &issuer.vat_id) {
+    draw_tax_and_page(page, invoice.vat.as_ref(), issuer, labels, (number, count));
+}
+
+/// The footer's last line: the reverse-charge note, the issuer's VAT
+/// number or that amounts exclude VAT; and "page x of y".
+pub(super) fn draw_tax_and_page(
+    page: &mut Canvas,
+    vat: Option<&Vat>,
+    issuer: &IssuerSettings,
+    labels: &crate::locale::Labels,
+    (number, count): (usize, usize),
+) {
+    let tax = match (vat, &issuer.vat_id) {
         (Some(vat), _) if vat.category == VatCategory::AE => format!("{}.", labels.reverse_charge),
         (Some(_), Some(id)) => format!("{} {id}", labels.vat_id),
         (Some(_), None) => String::new(),

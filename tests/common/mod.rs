@@ -180,3 +180,17 @@ pub fn snapshot(out: &Path) -> BTreeMap<String, Vec<u8>> {
 pub fn pdf_text(bytes: &[u8]) -> String {
     pdf_extract::extract_text_from_mem(bytes).expect("PDF parses")
 }
+
+/// Copies `OUT/einvoice` to `target/tmp/einvoices/{name}` for `.ci/run`,
+/// which checks every file there with the official Peppol validator.
+pub fn keep_for_the_validator(out: &Path, name: &str) {
+    let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("einvoices")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&keep);
+    for file in files_under(&out.join("einvoice")) {
+        let target = keep.join(file.strip_prefix(out.join("einvoice")).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, target).unwrap();
+    }
+}
