@@ -37,6 +37,18 @@ fn dec(value: &serde_json::Value) -> Decimal {
     value.to_string().trim_matches('"').parse().unwrap()
 }
 
+/// The text columns of a line's key, as the lines table names them.
+const LINE_TEXTS: [&str; 8] = [
+    "subscription_id",
+    "meter_id",
+    "meter_category",
+    "meter_name",
+    "unit_of_measure",
+    "charge_type",
+    "publisher_type",
+    "pricing_model",
+];
+
 /// A line as (its key's texts, covered_by, quantity, cost, amount, rows).
 type LineKey = (Vec<String>, String, Decimal, Decimal, Decimal, i64);
 
@@ -46,19 +58,10 @@ fn preview_lines(period: &serde_json::Value) -> BTreeSet<LineKey> {
         .unwrap()
         .iter()
         .map(|l| {
-            let texts = [
-                "subscription_id",
-                "meter_id",
-                "meter_category",
-                "meter_name",
-                "unit_of_measure",
-                "charge_type",
-                "publisher_type",
-                "pricing_model",
-            ]
-            .iter()
-            .map(|c| l[*c].as_str().unwrap().to_string())
-            .collect();
+            let texts = LINE_TEXTS
+                .iter()
+                .map(|c| l[*c].as_str().unwrap().to_string())
+                .collect();
             (
                 texts,
                 l["covered_by"].as_str().unwrap().to_string(),
@@ -98,17 +101,7 @@ fn decided_lines(out: &Path, profile: &str, kind: &str, start: &str) -> BTreeSet
             .as_primitive::<arrow::datatypes::Int64Type>()
             .clone();
         let (quantity, cost, amount) = (decimal("quantity"), decimal("cost"), decimal("amount"));
-        let text_columns = [
-            "subscription_id",
-            "meter_id",
-            "meter_category",
-            "meter_name",
-            "unit_of_measure",
-            "charge_type",
-            "publisher_type",
-            "pricing_model",
-        ]
-        .map(|c| strings(&batch, c));
+        let text_columns = LINE_TEXTS.map(|c| strings(&batch, c));
         let (profiles, kinds, covered) = (
             strings(&batch, "billing_profile_id"),
             strings(&batch, "kind"),
