@@ -5,7 +5,9 @@ types (decimals as DECIMAL(38,10), dates as DATE), each day's CSV to one
 zstd parquet file (no PARTITION_BY, which buffers every partition). Then
 the invoice lines per profile, month, subscription and line key with
 exact DECIMAL sums, from that parquet. The same work as faktura's ingest
-+ aggregate stages.
++ aggregate stages. As an expert would: only the columns billing needs are
+kept (a 65-column export's others are read as VARCHAR and dropped), the
+date format given (Azure's MM/DD/YYYY where the file has it).
 Usage: duckdb_month.py DATA/usage OUT_DIR
 Prints seconds per step and the number of lines as JSON."""
 import glob
@@ -16,7 +18,7 @@ import time
 
 import duckdb
 
-from duckdb_columns import columns_of
+from duckdb_columns import columns_of, dateformat_of, needed_of
 
 usage, out = sys.argv[1], sys.argv[2]
 con = duckdb.connect(config={
@@ -28,7 +30,8 @@ t0 = time.monotonic()
 for path in sorted(glob.glob(f"{usage}/*.csv")):
     day = os.path.basename(path)[:10]
     con.execute(f"""
-        COPY (SELECT * FROM read_csv('{path}', header = true, dateformat = '%Y-%m-%d', columns = {columns_of(path)!r}))
+        COPY (SELECT {needed_of(path)} FROM read_csv('{path}', header = true,
+              dateformat = '{dateformat_of(path)}', columns = {columns_of(path)!r}))
         TO '{out}/usage/{day}.parquet' (FORMAT parquet, COMPRESSION zstd)
     """)
 t1 = time.monotonic()

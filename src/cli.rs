@@ -152,7 +152,11 @@ pub struct GenArgs {
     /// The usage's shape: `classic` (15 meters, 3-10 a subscription,
     /// uniform) or `azure` (a large tenant's month: 2,000 meters, 5-40 a
     /// subscription drawn Zipf-skewed, skewed volumes, Azure's charge and
-    /// pricing mix, up to 8 fraction digits). The options below override it.
+    /// pricing mix, up to 8 fraction digits), `plain` (the azure month with
+    /// 16 columns, long GUID ids, nothing quoted, one resource id per
+    /// resource) or `wide` (the azure month as Azure's 65-column MCA
+    /// export, with `tags` and `additionalInfo` JSON). The options below
+    /// override it.
     #[arg(long, value_enum, default_value = "classic")]
     pub shape: Shape,
     /// Meters in the catalogue.
@@ -174,6 +178,8 @@ pub struct GenArgs {
 pub enum Shape {
     Classic,
     Azure,
+    Plain,
+    Wide,
 }
 
 impl From<Shape> for faktura::synth::ShapePreset {
@@ -181,6 +187,8 @@ impl From<Shape> for faktura::synth::ShapePreset {
         match shape {
             Shape::Classic => faktura::synth::ShapePreset::Classic,
             Shape::Azure => faktura::synth::ShapePreset::Azure,
+            Shape::Plain => faktura::synth::ShapePreset::Plain,
+            Shape::Wide => faktura::synth::ShapePreset::Wide,
         }
     }
 }

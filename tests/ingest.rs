@@ -701,3 +701,67 @@ fn real_ea_exports_are_read_row_for_row() {
         assert_eq!(accepted.normalize(), expected.normalize(), "{name}");
     }
 }
+
+/// `faktura gen --shape plain` and `--shape wide` (issue 34): the same seed
+/// gives the same bytes; plain has 16 columns and nothing quoted, wide
+/// Azure's 65 MCA columns at over 1 KB a row; every row of both is
+/// accepted.
+#[test]
+fn the_plain_and_wide_shapes_are_reproducible_and_read_row_for_row() {
+    for (shape, columns) in [("plain", 16), ("wide", 65)] {
+        let generate = |dir: &Path| {
+            let output = faktura(&[
+                "gen",
+                "--out",
+                dir.to_str().unwrap(),
+                "--days",
+                "2",
+                "--rows-per-day",
+                "3000",
+                "--profiles",
+                "40",
+                "--seed",
+                "11",
+                "--shape",
+                shape,
+            ]);
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        generate(a.path());
+        generate(b.path());
+        for file in files_under(a.path()) {
+            let twin = b.path().join(file.strip_prefix(a.path()).unwrap());
+            assert!(
+                std::fs::read(&file).unwrap() == std::fs::read(&twin).unwrap(),
+                "{shape}: {}",
+                file.display()
+            );
+        }
+        let day = std::fs::read_to_string(a.path().join("usage/2026-10-01.csv")).unwrap();
+        let mut reader = csv::Reader::from_reader(day.as_bytes());
+        assert_eq!(reader.headers().unwrap().len(), columns, "{shape}");
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert!(rows.iter().all(|r| r.len() == columns), "{shape}");
+        if shape == "plain" {
+            assert!(!day.contains('"'), "plain: a quoted field");
+        } else {
+            let bytes = day.len() / (rows.len() + 1);
+            assert!(bytes > 1024, "wide: {bytes} bytes a row");
+        }
+        let out = tempfile::tempdir().unwrap();
+        assert_eq!(
+            stage("ingest", a.path(), out.path()),
+            0,
+            "{shape}: {:?}",
+            rejects(out.path())
+        );
+        let r = &latest_summary(out.path())["reconciliation"];
+        assert_eq!(r["rows_read"], 6000, "{shape}");
+        assert_eq!(r["rows_accepted"], 6000, "{shape}");
+    }
+}

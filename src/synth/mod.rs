@@ -67,7 +67,7 @@ mod usage;
 
 pub use invoice::synthetic_invoice;
 use reference::write_reference;
-pub use shape::{ShapePreset, UsageShape, parse_range};
+pub use shape::{Layout, ShapePreset, UsageShape, parse_range};
 use usage::{RowPlan, choose_meters, meters, write_day};
 
 #[derive(Debug, thiserror::Error)]

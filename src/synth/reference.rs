@@ -37,7 +37,7 @@ pub(super) fn write_reference(
     opts: &GenOptions,
     rng: &mut Rng,
 ) -> Result<(Vec<GenProfile>, Vec<GenSubscription>)> {
-    let mut files = ReferenceFiles::new();
+    let mut files = ReferenceFiles::new(opts.shape.long_ids());
     let mut p = 0u32;
     let mut account_index = 0u32;
     while p < opts.profiles {
@@ -63,6 +63,8 @@ struct GenAccount {
 
 /// The reference files as they are generated, and what the usage needs.
 struct ReferenceFiles {
+    /// Ids as Azure writes them (the plain and wide shapes).
+    long_ids: bool,
     accounts: String,
     profiles_csv: String,
     subscriptions_csv: String,
@@ -74,8 +76,9 @@ struct ReferenceFiles {
 }
 
 impl ReferenceFiles {
-    fn new() -> ReferenceFiles {
+    fn new(long_ids: bool) -> ReferenceFiles {
         ReferenceFiles {
+            long_ids,
             accounts: "billingAccountId,name,agreement,adminEmail\n".into(),
             profiles_csv: "billingProfileId,billingAccountId,name,currency,locale,createdDate,periodStartDay,emailInvoice,invoiceEmail,paymentTermsDays,address,country,vatId,vatCategory,peppolId\n".into(),
             subscriptions_csv:
@@ -92,7 +95,13 @@ impl ReferenceFiles {
     /// Account `index`: every tenth is MOSP (one profile), every seventh
     /// MPA, the rest MCA with one to three profiles; its admin an Owner.
     fn account(&mut self, index: u32, rng: &mut Rng) -> Result<GenAccount> {
-        let id = format!("acct-{:05}-{}", index, &rng.guid()[..8]);
+        let short = format!("acct-{:05}-{}", index, &rng.guid()[..8]);
+        // An MCA billing account id: two GUIDs and the agreement's date.
+        let id = if self.long_ids {
+            format!("{}:{}_2019-05-31", rng.guid(), rng.guid())
+        } else {
+            short
+        };
         let mosp = index % 10 == 9;
         let profiles = if mosp { 1 } else { 1 + rng.below(3) as u32 };
         let agreement = match (mosp, index % 7 == 3) {
@@ -130,6 +139,8 @@ impl ReferenceFiles {
         let a = account.index;
         let id = if account.mosp {
             rng.guid()
+        } else if self.long_ids {
+            mca_profile_id(p)
         } else {
             format!("prof-{p:06}")
         };
@@ -228,6 +239,24 @@ impl ReferenceFiles {
         }
         Ok(())
     }
+}
+
+/// An MCA billing profile id as Azure writes them (`AB12-CD34-EF5-GH6`),
+/// unique per profile number.
+fn mca_profile_id(p: u32) -> String {
+    const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut n = u64::from(p) * 2_654_435_761 % 24u64.pow(7) + u64::from(p) * 24u64.pow(7);
+    let mut text = String::new();
+    for (i, len) in [4, 4, 3, 3].into_iter().enumerate() {
+        if i > 0 {
+            text.push('-');
+        }
+        for _ in 0..len {
+            text.push(LETTERS[(n % 24) as usize] as char);
+            n /= 24;
+        }
+    }
+    text
 }
 
 /// A profile's `country, vatId, vatCategory, peppolId`, cycling through the

@@ -14,6 +14,25 @@ use super::Rng;
 pub enum ShapePreset {
     Classic,
     Azure,
+    /// A plainer month (issue 34): 16 columns, no `tags` or
+    /// `isAzureCreditEligible`, almost nothing quoted, long GUID-based ids,
+    /// one resource id per resource, repeated day after day.
+    Plain,
+    /// Azure's full MCA cost and usage details export: its 65 columns in
+    /// Azure's order and casing, `tags` and `additionalInfo` JSON, well
+    /// over 1 KB a row.
+    Wide,
+}
+
+/// How a usage file's columns are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// faktura's usage columns (with Azure's `tags` under `azure_mix`).
+    Usage,
+    /// The plain shape's 16 columns.
+    Plain,
+    /// Azure's 65 MCA columns.
+    Wide,
 }
 
 /// How generated usage is shaped.
@@ -32,6 +51,8 @@ pub struct UsageShape {
     /// type and pricing model, 1 row in 200 is a refund, and values have
     /// 4 (quantity), 6 (price) and 10 (cost) fraction digits.
     pub azure_mix: bool,
+    /// The columns a file has.
+    pub layout: Layout,
 }
 
 impl UsageShape {
@@ -43,6 +64,7 @@ impl UsageShape {
                 meter_skew: 0.0,
                 volume_skew: 0.0,
                 azure_mix: false,
+                layout: Layout::Usage,
             },
             ShapePreset::Azure => UsageShape {
                 catalogue: 2_000,
@@ -50,8 +72,23 @@ impl UsageShape {
                 meter_skew: 1.0,
                 volume_skew: 0.5,
                 azure_mix: true,
+                layout: Layout::Usage,
+            },
+            ShapePreset::Plain => UsageShape {
+                layout: Layout::Plain,
+                ..UsageShape::preset(ShapePreset::Azure)
+            },
+            ShapePreset::Wide => UsageShape {
+                layout: Layout::Wide,
+                ..UsageShape::preset(ShapePreset::Azure)
             },
         }
+    }
+
+    /// Ids as Azure writes them: GUID-based billing accounts (~85
+    /// characters), MCA-style profile ids.
+    pub(super) fn long_ids(&self) -> bool {
+        self.layout != Layout::Usage
     }
 
     /// Whether this is the classic shape, generated exactly as before the

@@ -10,7 +10,7 @@ use crate::store;
 use chrono::NaiveDate;
 
 use super::reference::{GenProfile, GenSubscription};
-use super::shape::{UsageShape, Zipf};
+use super::shape::{Layout, UsageShape, Zipf};
 use super::{GenOptions, Result, Rng, Scaled, Trimmed};
 
 /// A meter of the catalogue: category, name (CSV-quoted when needed), unit,
@@ -19,6 +19,8 @@ pub(super) struct Meter {
     pub(super) id: String,
     pub(super) category: &'static str,
     pub(super) name: String,
+    /// The name without commas and quotes, never quoted (the plain shape's).
+    pub(super) plain_name: String,
     pub(super) unit: &'static str,
     pub(super) price_micros: u64,
     /// The unit price at scale 8, with up to 8 significant fraction
@@ -186,6 +188,7 @@ pub(super) fn meters(rng: &mut Rng, shape: &UsageShape) -> Vec<Meter> {
                 id: rng.guid(),
                 category,
                 name: csv_field(name),
+                plain_name: plain(name),
                 unit,
                 price_micros,
                 price_e8: price_micros as i128 * 100,
@@ -205,12 +208,23 @@ pub(super) fn meters(rng: &mut Rng, shape: &UsageShape) -> Vec<Meter> {
         let meter = Meter {
             id: rng.guid(),
             name: csv_field(&name),
+            plain_name: plain(&name),
             price_e8,
-            ..*base
+            category: base.category,
+            unit: base.unit,
+            price_micros: base.price_micros,
+            publisher: base.publisher,
+            pricing: base.pricing,
+            charge: base.charge,
         };
         catalogue.push(meter);
     }
     catalogue
+}
+
+/// `name` without the commas and quotes that would make it a quoted field.
+fn plain(name: &str) -> String {
+    name.replace(", ", " ").replace([',', '"'], "")
 }
 
 /// Regions of the catalogue's variants: commas, quotes and æøå included.
@@ -276,6 +290,14 @@ pub(super) const HEADER: &str = "date,billingAccountId,billingProfileId,subscrip
 /// object in a quoted cell (an extra column faktura ignores).
 const HEADER_WITH_TAGS: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,isAzureCreditEligible,resourceId,tags\n";
 
+/// The plain shape's 16 columns: no `isAzureCreditEligible`, no `tags`.
+const PLAIN_HEADER: &str = "date,billingAccountId,billingProfileId,subscriptionId,meterId,meterCategory,meterName,unitOfMeasure,quantity,unitPrice,costInBillingCurrency,billingCurrency,chargeType,publisherType,pricingModel,resourceId\n";
+
+/// Azure's MCA cost and usage details columns (version 2023-12-01-preview,
+/// in Azure's order and casing; Microsoft's `cost-usage-details-mca`
+/// schema).
+const WIDE_HEADER: &str = "invoiceId,previousInvoiceId,billingAccountId,billingAccountName,billingProfileId,billingProfileName,invoiceSectionId,invoiceSectionName,resellerName,resellerMpnId,costCenter,billingPeriodEndDate,billingPeriodStartDate,servicePeriodEndDate,servicePeriodStartDate,date,serviceFamily,productOrderId,productOrderName,consumedService,meterId,meterName,meterCategory,meterSubCategory,meterRegion,ProductId,ProductName,SubscriptionId,subscriptionName,publisherType,publisherId,publisherName,resourceGroupName,ResourceId,resourceLocation,location,effectivePrice,quantity,unitOfMeasure,chargeType,billingCurrency,pricingCurrency,costInBillingCurrency,costInPricingCurrency,costInUsd,paygCostInBillingCurrency,paygCostInUsd,exchangeRatePricingToBilling,exchangeRateDate,isAzureCreditEligible,serviceInfo1,serviceInfo2,additionalInfo,tags,PayGPrice,frequency,term,reservationId,reservationName,pricingModel,unitPrice,costAllocationRuleName,benefitId,benefitName,provider\n";
+
 /// What every day's rows are drawn from: the reference's profiles and
 /// subscriptions, the catalogue, and the shape's skews as tables.
 pub(super) struct RowPlan<'a> {
@@ -335,10 +357,11 @@ pub(super) fn write_day(
     let file = std::fs::File::create(&path).map_err(store::failed("create", &path))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let written = |result: std::io::Result<()>| result.map_err(store::failed("write", &path));
-    let header = if plan.shape.azure_mix {
-        HEADER_WITH_TAGS
-    } else {
-        HEADER
+    let header = match plan.shape.layout {
+        Layout::Plain => PLAIN_HEADER,
+        Layout::Wide => WIDE_HEADER,
+        Layout::Usage if plan.shape.azure_mix => HEADER_WITH_TAGS,
+        Layout::Usage => HEADER,
     };
     written(out.write_all(header.as_bytes()))?;
     let mut line = String::with_capacity(512);
@@ -437,6 +460,11 @@ fn write_row(
     values: &RowValues,
     rng: &mut Rng,
 ) -> Result<()> {
+    match plan.shape.layout {
+        Layout::Usage => {}
+        Layout::Plain => return plain_row(line, day, plan, sub, meter, values),
+        Layout::Wide => return wide_row(line, day, plan, sub, meter, values),
+    }
     let profile = &plan.profiles[sub.profile];
     let eligible = if meter.publisher == "Azure" {
         "True"
@@ -474,5 +502,117 @@ fn write_row(
             sub.profile % 5_000
         )?;
     }
+    Ok(())
+}
+
+/// The resource a subscription's usage of `meter` comes from: the same id
+/// day after day, as a real resource's.
+fn resource_id(sub: &GenSubscription, meter: &Meter) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/vm-{}",
+        sub.id,
+        sub.resource_group,
+        &meter.id[..8]
+    )
+}
+
+/// A row of the plain shape's 16 columns, nothing quoted.
+fn plain_row(
+    line: &mut String,
+    day: NaiveDate,
+    plan: &RowPlan,
+    sub: &GenSubscription,
+    meter: &Meter,
+    values: &RowValues,
+) -> Result<()> {
+    let profile = &plan.profiles[sub.profile];
+    writeln!(
+        line,
+        "{day},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        profile.account,
+        profile.id,
+        sub.id,
+        meter.id,
+        meter.category,
+        meter.plain_name,
+        meter.unit,
+        values.quantity,
+        values.price,
+        values.cost,
+        profile.currency,
+        values.charge,
+        meter.publisher,
+        values.pricing,
+        resource_id(sub, meter),
+    )?;
+    Ok(())
+}
+
+/// A row of Azure's 65 MCA columns, its dates written `MM/DD/YYYY` as the
+/// export writes them, with `additionalInfo` and `tags` JSON.
+fn wide_row(
+    line: &mut String,
+    day: NaiveDate,
+    plan: &RowPlan,
+    sub: &GenSubscription,
+    meter: &Meter,
+    values: &RowValues,
+) -> Result<()> {
+    use chrono::Datelike;
+    let profile = &plan.profiles[sub.profile];
+    let us = |d: NaiveDate| d.format("%m/%d/%Y").to_string();
+    let month_start = day.with_day(1).expect("day 1 exists");
+    let month_end = month_start + chrono::Months::new(1) - chrono::Days::new(1);
+    let eligible = if meter.publisher == "Azure" {
+        "True"
+    } else {
+        "False"
+    };
+    let pricing = if values.pricing == "OnDemand" {
+        "On Demand"
+    } else {
+        values.pricing
+    };
+    let (quantity, price, cost) = (&values.quantity, &values.price, &values.cost);
+    let sub_index = sub.profile;
+    write!(
+        line,
+        ",,{account},Customer {sub_index},{profile_id},Profile {sub_index},{profile_id}-IS1,Default,,,CC-{cc:04},\
+         {end},{start},{end},{start},{date},Compute,,,Microsoft.Compute,{meter_id},{name},{category},{category},\
+         West Europe,DZH318Z0BQ4K/00{cc:02},\"{category} {plain}\",{sub_id},Subscription {sub_index},{publisher},,\
+         Microsoft,{rg},{resource},westeurope,EU West,{price},{quantity},{unit},{charge},{currency},{currency},\
+         {cost},{cost},{cost},{cost},{cost},1,{start},{eligible},,",
+        account = profile.account,
+        profile_id = profile.id,
+        cc = sub_index % 100,
+        end = us(month_end),
+        start = us(month_start),
+        date = us(day),
+        meter_id = meter.id,
+        name = meter.name,
+        category = meter.category,
+        plain = meter.plain_name,
+        sub_id = sub.id,
+        publisher = meter.publisher,
+        rg = sub.resource_group,
+        resource = resource_id(sub, meter),
+        unit = meter.unit,
+        charge = values.charge,
+        currency = profile.currency,
+    )?;
+    writeln!(
+        line,
+        ",\"{{\"\"ImageType\"\":\"\"Canonical\"\",\"\"ServiceType\"\":\"\"Standard_{unit_tag}\"\",\"\"VMName\"\":\"\"vm-{vm}\"\",\"\"UsageType\"\":\"\"ComputeHR\"\",\"\"VCPUs\"\":{vcpus},\"\"ConsumptionMeter\"\":\"\"{meter_id}\"\",\"\"ResourceCategory\"\":\"\"{category}\"\",\"\"RINormalizationRatio\"\":\"\"1\"\"}}\",\
+         \"{{\"\"environment\"\":\"\"{env}\"\",\"\"costCenter\"\":\"\"CC-{cc:04}\"\",\"\"owner\"\":\"\"team-{team}@example.com\"\"}}\",\
+         {price},UsageBased,,,,{pricing},{price},,,,Azure",
+        unit_tag = meter.category.len(),
+        vm = &meter.id[..8],
+        vcpus = 2 << (sub_index % 4),
+        meter_id = meter.id,
+        category = meter.category,
+        env = ["prod", "dev", "test", "shared"][sub_index % 4],
+        cc = sub_index % 5_000,
+        team = sub_index % 97,
+    )?;
     Ok(())
 }
