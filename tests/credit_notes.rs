@@ -248,7 +248,8 @@ fn every_locale_titles_its_credit_note_and_control_characters_are_left_out() {
          EN,INV-00000001,2026-12-03,,Wrong\u{7} meter\u{0} billed\n\
          NB,INV-00000003,2026-12-03,100,Feil måler\n\
          NL,INV-00000004,2026-12-03,,Verkeerde meter\n\
-         SV,INV-00000005,2026-12-03,1.00,Fel mätare\u{1b}\n",
+         SV,INV-00000005,2026-12-03,1.00,Fel mätare\u{1b}\n\
+         CTRL,INV-00000006,2026-12-03,1.00,\u{7}\u{1}\n",
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -283,6 +284,10 @@ fn every_locale_titles_its_credit_note_and_control_characters_are_left_out() {
             "{number}"
         );
     }
+    // A reason of control characters alone leaves no empty element behind
+    // (PEPPOL-EN16931-R008); the validator checks the file in CI.
+    let xml = std::fs::read_to_string(out.path().join("einvoice/2026-11/CN-00000005.xml")).unwrap();
+    assert!(!xml.contains("></cbc:"), "an empty element in\n{xml}");
     // The table keeps the reason as written.
     assert_eq!(
         note_rows(out.path())[0].reason,

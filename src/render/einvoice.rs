@@ -571,9 +571,16 @@ fn compact(vat_id: &str) -> String {
         .collect()
 }
 
+/// `<element>value</element>`, or nothing when `value` is empty once the
+/// characters XML forbids are left out: Peppol allows no empty element
+/// (PEPPOL-EN16931-R008), and a reason of control characters alone is one.
 fn text(w: &mut W, element: &str, value: &str) -> Io {
+    let value = xml_chars(value);
+    if value.trim().is_empty() {
+        return Ok(());
+    }
     w.create_element(element)
-        .write_text_content(BytesText::new(&xml_chars(value)))?;
+        .write_text_content(BytesText::new(&value))?;
     Ok(())
 }
 
