@@ -129,10 +129,9 @@ fn issue(issuing: &Issuing, requests: Vec<Request>, run: &mut CreditNoteRun) {
             continue;
         };
         let so_far = credited.entry(invoice.number.clone()).or_default();
-        match credit_note(&request, invoice, so_far) {
+        match credit_note(&request, invoice, so_far, issuing.as_of) {
             Ok(mut note) => {
                 note.number = format!("{}{seq:08}", issuing.prefix);
-                note.issue_date = issuing.as_of;
                 so_far.add(&note);
                 run.issued.push((seq, note));
                 seq += 1;
@@ -152,11 +151,12 @@ fn reject(request: &Request, (reason, detail): (&'static str, String)) -> RowRej
 }
 
 /// The credit note `request` asks for against `invoice`, which earlier
-/// notes credited `so_far` (SPEC §4.9); unnumbered.
+/// notes credited `so_far` (SPEC §4.9), issued on `as_of`; unnumbered.
 fn credit_note(
     request: &Request,
     invoice: &InvoiceHead,
     so_far: &Credited,
+    as_of: NaiveDate,
 ) -> Result<CreditNote, (&'static str, String)> {
     if request.date < invoice.invoice_date {
         return Err((
@@ -192,7 +192,7 @@ fn credit_note(
         kind: invoice.kind,
         period: invoice.period,
         currency: invoice.currency.clone(),
-        issue_date: request.date,
+        issue_date: as_of,
         reason: request.reason.clone(),
         net_amount: net,
         vat: so_far.vat_of_next(invoice, net),

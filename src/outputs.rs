@@ -405,29 +405,44 @@ fn credit_notes_frame(ledger: &Ledger, month: &str) -> Result<DataFrame> {
     Ok(DataFrame::new(notes.len(), columns)?)
 }
 
+/// What an invoice's status follows from on a run (SPEC §6).
+pub struct Statuses<'a> {
+    pub as_of: NaiveDate,
+    /// The payments accepted so far, per invoice number.
+    pub paid: &'a std::collections::BTreeMap<String, Decimal>,
+    /// Every credit note issued so far.
+    pub credit_notes: &'a [CreditNote],
+}
+
 /// Brings each invoice's payments, credited total and status up to date
-/// for `as_of` (SPEC §6): `paid` holds the payments accepted so far per
-/// invoice number. Returns how many invoices changed.
+/// (SPEC §6), in `invoices` and in the ledger. Returns how many changed.
 pub fn update_statuses(
     ledger: &mut Ledger,
-    as_of: NaiveDate,
-    paid: &std::collections::BTreeMap<String, Decimal>,
+    statuses: &Statuses,
+    invoices: &mut [IssuedInvoice],
 ) -> Result<usize> {
-    let mut credited: std::collections::BTreeMap<String, Decimal> = Default::default();
-    for note in ledger.credit_notes()? {
-        *credited.entry(note.invoice_number.clone()).or_default() += note.total();
+    let mut credited: std::collections::BTreeMap<&str, Decimal> = Default::default();
+    for note in statuses.credit_notes {
+        *credited.entry(note.invoice_number.as_str()).or_default() += note.total();
     }
     let mut updates = Vec::new();
-    for issued in ledger.invoice_heads()? {
+    for issued in invoices.iter_mut() {
         let invoice = &issued.head;
-        let amount_paid = paid.get(&invoice.number).copied().unwrap_or_default();
-        let credited_total = credited.get(&invoice.number).copied().unwrap_or_default();
+        let amount_paid = statuses
+            .paid
+            .get(&invoice.number)
+            .copied()
+            .unwrap_or_default();
+        let credited_total = credited
+            .get(invoice.number.as_str())
+            .copied()
+            .unwrap_or_default();
         let status = InvoiceStatus::of(
             invoice.total(),
             credited_total,
             amount_paid,
             invoice.due_date,
-            as_of,
+            statuses.as_of,
         )
         .as_str();
         if amount_paid != issued.amount_paid
@@ -441,6 +456,9 @@ pub fn update_statuses(
                 credited_total,
                 status,
             });
+            issued.amount_paid = amount_paid;
+            issued.credited_total = credited_total;
+            issued.status = status.to_string();
         }
     }
     ledger.update_statuses(&updates)?;

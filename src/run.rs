@@ -425,14 +425,20 @@ fn record_payments_and_outputs(
     summary: &mut RunSummary,
     decided_lines: &[(model::DecisionKey, Vec<model::Line>)],
 ) -> anyhow::Result<usize> {
-    let invoices = ledger.invoice_heads()?;
-    issue_credit_notes(ctx, ledger, summary, &invoices)?;
+    // The issued invoices are read once: credit notes, payments, statuses
+    // and reminders all work on this copy, which the statuses keep current.
+    let mut invoices = ledger.invoice_heads()?;
+    let credit_notes = issue_credit_notes(ctx, ledger, summary, &invoices)?;
     let payments = payments::read_payments(&ctx.opts.data_dir, &invoices, ctx.reference)
         .context("failed to read payments")?;
     payments::write_rejects(&ctx.opts.out_dir, &payments.rejects)?;
     summary.payments_rejected = payments.rejects.len();
-    outputs::update_statuses(ledger, ctx.opts.as_of, &payments.paid_by_invoice)?;
-    let invoices = ledger.invoice_heads()?;
+    let statuses = outputs::Statuses {
+        as_of: ctx.opts.as_of,
+        paid: &payments.paid_by_invoice,
+        credit_notes: &credit_notes,
+    };
+    outputs::update_statuses(ledger, &statuses, &mut invoices)?;
     summary.overpaid = payments::overpaid(&invoices);
     issue_reminders(ctx, ledger, summary, &invoices)?;
     let at_hand: outputs::LinesAtHand = decided_lines
@@ -443,14 +449,15 @@ fn record_payments_and_outputs(
 }
 
 /// Judges credit_notes.csv (SPEC §2.4, §4.9) against the issued invoices
-/// and records the credit notes it issues, numbered, with their e-mails.
+/// and records the credit notes it issues, numbered, with their e-mails;
+/// returns every credit note issued so far.
 fn issue_credit_notes(
     ctx: &StageContext,
     ledger: &mut Ledger,
     summary: &mut RunSummary,
     invoices: &[ledger::IssuedInvoice],
-) -> anyhow::Result<()> {
-    let issued = ledger.credit_notes()?;
+) -> anyhow::Result<Vec<model::CreditNote>> {
+    let mut issued = ledger.credit_notes()?;
     let issuing = credit_notes::Issuing {
         as_of: ctx.opts.as_of,
         prefix: &ctx.settings.billing.credit_note_prefix,
@@ -467,7 +474,8 @@ fn issue_credit_notes(
     summary.credit_notes_issued = run.issued.iter().map(|(_, n)| n.number.clone()).collect();
     summary.credit_notes_rejected = run.rejects.len();
     summary.credit_notes_waiting = run.waiting;
-    Ok(())
+    issued.extend(run.issued.into_iter().map(|(_, note)| note));
+    Ok(issued)
 }
 
 /// Issues the reminders due on `as_of` (SPEC §5.1), with `[reminders]`.

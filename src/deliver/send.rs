@@ -54,8 +54,15 @@ pub fn send_pending(inputs: &Inputs, ledger: &mut Ledger) -> Result<DeliveryRepo
         let n = ledger.reset_deliveries(number)?;
         tracing::info!(invoice = %number, recipients = n, "re-sending on request");
     }
+    let deliveries = ledger.deliveries()?;
+    let finished = |d: &Delivery| matches!(d.status.as_str(), "sent" | "bounced" | "cancelled");
+    if deliveries.iter().all(finished) {
+        // A night with nothing to send reads no invoice or credit note.
+        sort_out(deliveries, &Documents::default(), &mut report);
+        return Ok(report);
+    }
     let documents = Documents::read(ledger)?;
-    let (todo, cancelled) = sort_out(ledger.deliveries()?, &documents, &mut report);
+    let (todo, cancelled) = sort_out(deliveries, &documents, &mut report);
     cancel(ledger, &cancelled, &mut report)?;
     if todo.is_empty() {
         return Ok(report);
@@ -188,6 +195,7 @@ const DELIVERIES_PER_BATCH: usize = 512;
 const FILE_WRITERS: usize = 4;
 
 /// Every issued invoice (without lines) and credit note: all a message needs.
+#[derive(Default)]
 struct Documents {
     invoices: BTreeMap<String, IssuedInvoice>,
     credit_notes: BTreeMap<String, CreditNote>,

@@ -440,3 +440,9 @@ pub fn message_id(invoice_number: &str, recipient: &str) -> String {
     let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
     format!("<{invoice_number}.{hash}@faktura.invoice>")
 }
+
+/// The deterministic Message-ID of a reminder (SPEC §5.1), per (invoice,
+/// reminder, recipient).
+pub fn reminder_message_id(invoice_number: &str, reminder: u32, recipient: &str) -> String {
+    message_id(&format!("{invoice_number}.reminder-{reminder}"), recipient)
+}

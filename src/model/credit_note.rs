@@ -104,9 +104,3 @@ impl Credited {
         })
     }
 }
-
-/// The deterministic Message-ID of a reminder (SPEC §5.1), per (invoice,
-/// reminder, recipient).
-pub fn reminder_message_id(invoice_number: &str, reminder: u32, recipient: &str) -> String {
-    super::message_id(&format!("{invoice_number}.reminder-{reminder}"), recipient)
-}
