@@ -325,7 +325,8 @@ mod tests {
              K,INV-1,2026-11-10\n\
              L,INV-1,2026-11-10,1,x,y\n\
              M,INV-1,2026-12-02,1,waits\n\
-             N,INV-1,2026-11-10,1.000,fine by value\n"
+             N,INV-1,2026-11-10,1.000,fine by value\n\
+             O,INV-1,2026-11-10,1E+30,huge\n"
         );
         let run = judge(&csv, &invoices, &[]);
         let reasons: Vec<(u64, &str)> = run.rejects.iter().map(|r| (r.line, r.reason)).collect();
@@ -344,6 +345,7 @@ mod tests {
                 (12, "missing_value"),
                 (13, "too_few_fields"),
                 (14, "too_many_fields"),
+                (17, "bad_number"),
             ]
         );
         assert_eq!(run.waiting, 1);

@@ -134,11 +134,18 @@ fn starttls_and_tls_deliver_with_the_test_ca_and_auth_goes_over_tls() {
         for summary in crate::common::files_under(&out.path().join("runs")) {
             assert!(!std::fs::read_to_string(summary).unwrap().contains(secret));
         }
-        let (_, config_out) = faktura_env(
-            &["config", "--data", data.path().to_str().unwrap()],
-            &[("FAKTURA_SMTP_PASSWORD".into(), secret.into())],
+        // `faktura config` prints the resolved settings on stdout.
+        let config = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+            .args(["config", "--data", data.path().to_str().unwrap()])
+            .env("FAKTURA_SMTP_PASSWORD", secret)
+            .output()
+            .unwrap();
+        assert!(config.status.success());
+        let printed = String::from_utf8_lossy(&config.stdout);
+        assert!(printed.contains("[mail.smtp]"), "{printed}");
+        assert!(
+            !printed.contains(secret) && !String::from_utf8_lossy(&config.stderr).contains(secret)
         );
-        assert!(!config_out.contains(secret));
     }
 }
 
