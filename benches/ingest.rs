@@ -37,8 +37,9 @@ fn ingest_generated(c: &mut Criterion) {
     group.bench_function(format!("{} rows", rows_per_day * 4), |b| {
         b.iter(|| {
             let out = tempfile::tempdir().unwrap();
+            let usage = faktura::data_source::UsageSource::Folder(data.path().to_path_buf());
             let opts = faktura::ingest::IngestOptions {
-                data_dir: data.path(),
+                usage: &usage,
                 out_dir: out.path(),
                 billing_start: start,
                 reference: &reference,

@@ -29,7 +29,7 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Absent: no reminders (SPEC §5.1).
     pub reminders: Option<ReminderSettings>,
-    /// Where outputs are mirrored (SPEC §8); not supported by this faktura.
+    /// Where outputs are mirrored (SPEC §8).
     pub publish: Option<PublishSettings>,
 }
 
@@ -437,14 +437,17 @@ impl Settings {
         Ok(())
     }
 
-    /// `[publish]` is not built yet: said, not ignored.
+    /// `[publish] to` is an object-store URL (`s3://`, `az://`, `gs://`).
     fn check_publish(&self) -> Result<(), String> {
         match &self.publish {
-            Some(publish) => Err(format!(
-                "key `publish.to`: {:?}: publishing to an object store is not built into this \
-                 faktura yet; remove [publish] and copy OUT's folders with the store's own tools",
+            Some(publish) if !crate::remote::is_store_url(&publish.to) => Err(format!(
+                "key `publish.to`: {:?} is not an object-store URL \
+                 (s3://bucket/prefix, az://container/prefix or gs://bucket/prefix)",
                 publish.to
             )),
+            Some(publish) => crate::remote::Remote::open(&publish.to)
+                .map(drop)
+                .map_err(|e| format!("key `publish.to`: {e}")),
             None => Ok(()),
         }
     }

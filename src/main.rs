@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Config(a) => match faktura::run::load_inputs(&a.data, a.config.as_deref()) {
-            Ok((settings, _)) => report(toml::to_string(&settings).map_err(Into::into)),
+            Ok((_, settings, _)) => report(toml::to_string(&settings).map_err(Into::into)),
             Err(e) => fail(&e.into(), ExitStatus::BadInput),
         },
     };

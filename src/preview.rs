@@ -72,7 +72,7 @@ pub struct PeriodEstimate {
 /// The estimate of `opts.profile`'s open periods, in period order,
 /// `services` before `purchases` within a period.
 pub fn preview(opts: &PreviewOptions) -> Result<Vec<PeriodEstimate>, PreviewError> {
-    let (settings, reference) = run::load_inputs(&opts.data_dir, opts.config.as_deref())?;
+    let (_data, settings, reference) = run::load_inputs(&opts.data_dir, opts.config.as_deref())?;
     let Some(profile) = reference.profiles.get(&opts.profile) else {
         return Err(PreviewError::UnknownProfile(opts.profile.clone()));
     };

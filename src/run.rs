@@ -11,6 +11,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 
 use crate::config::{self, Settings};
+use crate::data_source::Data;
 use crate::ledger::{self, Ledger};
 use crate::model::{self, DecisionCode, Reference};
 use crate::summary::RunSummary;
@@ -72,6 +73,9 @@ pub enum RunError {
     Preflight(#[from] preflight::PreflightError),
     #[error(transparent)]
     Locked(#[from] store::LockError),
+    /// DATA in an object store that cannot be reached, authenticated or listed.
+    #[error(transparent)]
+    Data(#[from] crate::remote::RemoteError),
     /// `--shard` without a configured billing_start.
     #[error("`--shard` needs billing.billing_start in the configuration")]
     ShardNeedsBillingStart,
@@ -86,21 +90,24 @@ impl RunError {
             | RunError::Reference(_)
             | RunError::ShardNeedsBillingStart
             | RunError::Preflight(preflight::PreflightError::Recorded(_)) => ExitStatus::BadInput,
-            RunError::Preflight(_) | RunError::Locked(_) | RunError::Failed(_) => {
-                ExitStatus::Failed
-            }
+            RunError::Preflight(_)
+            | RunError::Locked(_)
+            | RunError::Data(_)
+            | RunError::Failed(_) => ExitStatus::Failed,
         }
     }
 }
 
-/// Settings and reference data of a data directory, validated; nothing is written.
+/// DATA at `location` (a folder or an object-store URL), opened, with
+/// its settings and reference data, validated; nothing is written.
 pub fn load_inputs(
-    data_dir: &Path,
+    location: &Path,
     config: Option<&Path>,
-) -> Result<(Settings, Reference), RunError> {
-    let settings = Settings::load(data_dir, config, &|name| std::env::var(name).ok())?;
-    let reference = reference::load_reference(data_dir)?;
-    Ok((settings, reference))
+) -> Result<(Data, Settings, Reference), RunError> {
+    let data = Data::open(location)?;
+    let settings = Settings::load(data.dir(), config, &|name| std::env::var(name).ok())?;
+    let reference = reference::load_reference(data.dir())?;
+    Ok((data, settings, reference))
 }
 
 /// A shard worker: ingests its share of the days into OUT's usage and
@@ -111,7 +118,7 @@ pub fn run_shard(
     opts: &RunOptions,
     shard: ingest::Shard,
 ) -> Result<ingest::IngestReport, RunError> {
-    let (settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
+    let (data, settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
     let billing_start = settings
         .billing
         .billing_start
@@ -119,7 +126,7 @@ pub fn run_shard(
     create_out(&opts.out_dir).context("failed to create OUT")?;
     let report = ingest::ingest_shard(
         &ingest::IngestOptions {
-            data_dir: &opts.data_dir,
+            usage: data.usage(),
             out_dir: &opts.out_dir,
             billing_start,
             reference: &reference,
@@ -137,14 +144,14 @@ fn create_out(out_dir: &Path) -> Result<(), store::FileError> {
 /// The nightly job, or one stage of it: checks, then the stages, then the
 /// summary (`OUT/runs/`), recorded in the ledger.
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
-    let (settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
+    let (data, settings, reference) = load_inputs(&opts.data_dir, opts.config.as_deref())?;
     create_out(&opts.out_dir).context("failed to create OUT")?;
     let mut lock = store::lock_out(&opts.out_dir)?;
     preflight::check_ledger_present(&opts.out_dir)?;
     let mut ledger =
         Ledger::open(&opts.out_dir.join("ledger.sqlite")).context("failed to open the ledger")?;
     let billing_start = preflight::resolve_billing_start(&settings, &mut ledger, || {
-        let listing = ingest::list_usage_files(&opts.data_dir)?;
+        let listing = data.usage().list()?;
         Ok(listing.days.keys().next().copied())
     })?;
     preflight::check_recorded_profiles(&reference, &ledger)?;
@@ -172,11 +179,20 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
     let ctx = StageContext {
         opts,
+        data: &data,
         settings: &settings,
         reference: &reference,
         billing_start,
     };
     run_stages(&ctx, &mut ledger, &mut summary)?;
+    if let (Stages::All, Some(publish)) = (opts.stages, &settings.publish) {
+        timed(&mut summary, "publish", |s| {
+            let report = crate::publish::publish(&opts.out_dir, &publish.to, &mut ledger)
+                .context("failed to publish")?;
+            s.publish = Some(report);
+            Ok(())
+        })?;
+    }
     finish(opts, run_id, &mut ledger, &mut summary)?;
     Ok(summary)
 }
@@ -205,6 +221,8 @@ fn finish(
 /// What every stage of one run shares.
 struct StageContext<'a> {
     opts: &'a RunOptions,
+    /// DATA, opened (its reference files in `data.dir()`).
+    data: &'a Data,
     settings: &'a Settings,
     reference: &'a Reference,
     billing_start: NaiveDate,
@@ -276,7 +294,7 @@ fn ingest_stage(
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let options = ingest::IngestOptions {
-        data_dir: &ctx.opts.data_dir,
+        usage: ctx.data.usage(),
         out_dir: &ctx.opts.out_dir,
         billing_start: ctx.billing_start,
         reference: ctx.reference,
@@ -429,7 +447,7 @@ fn record_payments_and_outputs(
     // and reminders all work on this copy, which the statuses keep current.
     let mut invoices = ledger.invoice_heads()?;
     let credit_notes = issue_credit_notes(ctx, ledger, summary, &invoices)?;
-    let payments = payments::read_payments(&ctx.opts.data_dir, &invoices, ctx.reference)
+    let payments = payments::read_payments(ctx.data.dir(), &invoices, ctx.reference)
         .context("failed to read payments")?;
     payments::write_rejects(&ctx.opts.out_dir, &payments.rejects)?;
     summary.payments_rejected = payments.rejects.len();
@@ -465,7 +483,7 @@ fn issue_credit_notes(
         invoices,
         issued: &issued,
     };
-    let run = credit_notes::judge_credit_notes(&ctx.opts.data_dir, &issuing)
+    let run = credit_notes::judge_credit_notes(ctx.data.dir(), &issuing)
         .context("failed to read credit notes")?;
     credit_notes::write_rejects(&ctx.opts.out_dir, &run.rejects)?;
     ledger
@@ -506,7 +524,7 @@ fn read_preferences(
     ledger: &mut Ledger,
     summary: &mut RunSummary,
 ) -> anyhow::Result<model::PreferenceChanges> {
-    let log = preferences::read_preferences(&ctx.opts.data_dir, ctx.reference)
+    let log = preferences::read_preferences(ctx.data.dir(), ctx.reference)
         .context("failed to read preferences")?;
     preferences::write_rejects(&ctx.opts.out_dir, &log.rejects)?;
     summary.preferences_rejected = log.rejects.len();

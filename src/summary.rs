@@ -59,6 +59,9 @@ pub struct RunSummary {
     pub overpaid: Vec<String>,
     /// Periods currently held for missing usage: `profile kind period_start`.
     pub held: Vec<String>,
+    /// What `[publish]` copied this run; absent when nothing is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<crate::publish::PublishReport>,
     /// All ingested days so far (from the ledger).
     pub reconciliation: Reconciliation,
     /// What needs a person; non-empty means exit 3.
@@ -95,6 +98,7 @@ impl RunSummary {
             preferences_rejected: 0,
             overpaid: Vec::new(),
             held: Vec::new(),
+            publish: None,
             reconciliation: Reconciliation::default(),
             needs_attention: Vec::new(),
             warnings: Vec::new(),
@@ -218,6 +222,14 @@ impl RunSummary {
                 attention.push(format!("{count} {what}"));
             }
         }
+        if let Some(p) = self.publish.as_ref().filter(|p| p.pending > 0) {
+            attention.push(format!(
+                "{} files not yet published to {} (the next run retries): {}",
+                p.pending,
+                p.to,
+                p.failure.as_deref().unwrap_or("stopped")
+            ));
+        }
         attention
     }
 
@@ -305,5 +317,16 @@ impl RunSummary {
         ]
         .map(|line| line + "\n")
         .concat()
+            + &self.publish_line()
+    }
+
+    fn publish_line(&self) -> String {
+        match &self.publish {
+            Some(p) => format!(
+                "  publish:   {} uploaded, {} deleted, {} unchanged, {} pending ({})\n",
+                p.uploaded, p.deleted, p.unchanged, p.pending, p.to
+            ),
+            None => String::new(),
+        }
     }
 }

@@ -31,3 +31,5 @@ mod reminders;
 mod preview;
 // SMTP over TLS to a real TLS relay: STARTTLS, SMTPS, AUTH, and every TLS failure.
 mod tls;
+// DATA in S3 and Azure Blob (moto, Azurite), and [publish].
+mod stores;

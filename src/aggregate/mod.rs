@@ -275,8 +275,9 @@ mod tests {
             })
             .unwrap();
             let reference = crate::reference::load_reference(data.path()).unwrap();
+            let usage = crate::data_source::UsageSource::Folder(data.path().to_path_buf());
             let opts = crate::ingest::IngestOptions {
-                data_dir: data.path(),
+                usage: &usage,
                 out_dir: out.path(),
                 billing_start: start,
                 reference: &reference,

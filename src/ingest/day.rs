@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::data_source::UsageSource;
 use crate::day_sums::{ChunkSums, DayCache, DaySums};
 use crate::model::{DayStats, FileFingerprint};
 use crate::parse::{Header, USAGE_SCALE, UsageSum};
@@ -22,7 +23,7 @@ use super::index::ReferenceIndex;
 use super::listing::{ReadHash, fingerprint};
 use super::partition::PartitionWriter;
 use super::rows::{ChunkError, ChunkOutput, UsageHeader, parse_chunk, whole_file};
-use super::{IngestError, IngestOptions, Reject, RejectReason, Result, relative};
+use super::{IngestError, IngestOptions, Reject, RejectReason, Result};
 
 /// Bytes read from a usage file at a time; records are cut at block ends,
 /// so memory stays flat however large a file or a day is. 32 MB rather
@@ -129,7 +130,7 @@ pub(super) fn try_parse_day(
     let mut read = Ok(());
     let mut taken = Vec::with_capacity(files.len());
     for (path, fingerprint) in files.iter().zip(fingerprints) {
-        let rel = relative(opts.data_dir, path);
+        let rel = opts.usage.relative(path);
         taken.push(fingerprint.clone());
         if let Some(detail) = unreadable.get(path) {
             stats.files_rejected += 1;
@@ -142,6 +143,7 @@ pub(super) fn try_parse_day(
             continue;
         }
         let file = FileInput {
+            usage: opts.usage,
             path,
             rel: &rel,
             day,
@@ -184,7 +186,12 @@ pub(super) fn try_parse_day(
         .zip(taken)
         .map(|(path, taken)| match taken {
             Some(fingerprint) => Ok(fingerprint),
-            None => fingerprint(opts.data_dir, path, None),
+            None => match fingerprint(opts.usage, path, None) {
+                // Gone since it was listed: recorded as never read, so
+                // the next run reads it again.
+                Err(_) if unreadable.contains_key(path) => Ok(never_read(opts, path)),
+                taken => taken,
+            },
         })
         .collect::<std::result::Result<_, store::FileError>>()?;
     let completing = CompletingDay {
@@ -196,6 +203,18 @@ pub(super) fn try_parse_day(
         out_dir: opts.out_dir.to_path_buf(),
     };
     Ok((completing, fingerprints))
+}
+
+/// The fingerprint of a file that could not be read at all: no hash of
+/// its bytes, so it never equals the file's next fingerprint.
+fn never_read(opts: &IngestOptions, path: &Path) -> FileFingerprint {
+    FileFingerprint {
+        path: opts.usage.relative(path),
+        size: opts.usage.stamp(path).map_or(0, |s| s.size),
+        content_hash: "unread".into(),
+        modified_ns: None,
+        etag: None,
+    }
 }
 
 /// A day being completed: its stats and rejects when done.
@@ -252,6 +271,7 @@ impl CompletingDay {
 
 /// A usage file being read.
 pub(super) struct FileInput<'a> {
+    pub(super) usage: &'a UsageSource,
     pub(super) path: &'a Path,
     pub(super) rel: &'a str,
     pub(super) day: NaiveDate,
@@ -270,20 +290,6 @@ pub(super) enum FileOutcome {
         fingerprint: Option<FileFingerprint>,
     },
     Rejected,
-}
-
-/// The file's reader (decompressing a `.gz`) and its metadata when opened.
-pub(super) fn open_usage_file(path: &Path) -> std::io::Result<(Box<dyn Read>, std::fs::Metadata)> {
-    let file = std::fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-            file,
-        )))
-    } else {
-        Box::new(file)
-    };
-    Ok((reader, metadata))
 }
 
 /// Fills `buf` up to `BLOCK_BYTES` (more if it already holds that much);
@@ -340,12 +346,14 @@ fn read_file_into(
     rejects: &mut Vec<Reject>,
     sums: &std::sync::mpsc::SyncSender<ChunkSums>,
 ) -> Result<FileOutcome, DayError> {
-    let (mut reader, metadata) =
-        open_usage_file(file.path).map_err(|e| unreadable(file, format!("cannot open: {e}")))?;
+    let (mut reader, stamp) = file
+        .usage
+        .open(file.path)
+        .map_err(|e| unreadable(file, format!("cannot open: {e}")))?;
     let mut buf = HashedBuffer {
         bytes,
         unhashed: 0,
-        hash: file.hash.then(|| ReadHash::new(&metadata)),
+        hash: file.hash.then(|| ReadHash::new(stamp)),
     };
     let mut eof = buf.fill(reader.as_mut(), file.path)?;
     if buf.bytes.starts_with(b"\xEF\xBB\xBF") {

@@ -1,76 +1,34 @@
-//! Listing `DATA/usage` by day, and file fingerprints (size, content hash,
-//! modification time): a day is re-ingested only when its files changed.
+//! File fingerprints (size, content hash, and the modification time or
+//! ETag they were taken at): a day is re-ingested only when its files
+//! changed. The files are listed and opened through
+//! [`crate::data_source::UsageSource`], a folder or an object store.
 //!
 //! Contents are hashed with BLAKE3 (recorded as `blake3:` and hex). A
 //! ledger from before version 4 holds SHA-256 hashes (bare hex): a file
 //! fingerprinted then is hashed with SHA-256 again to be compared, so an
 //! upgrade re-ingests no unchanged day.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-use chrono::NaiveDate;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::FileFingerprint;
-use crate::parse::parse_iso_date;
+use crate::data_source::UsageSource;
+use crate::model::{FileFingerprint, Stamp};
 use crate::store;
-
-use super::relative;
-
-/// The usage files of `DATA/usage`, grouped by the day their name starts with.
-pub struct UsageListing {
-    pub days: BTreeMap<NaiveDate, Vec<PathBuf>>,
-    pub ignored: Vec<String>,
-}
-
-/// Lists `DATA/usage`: `YYYY-MM-DD*.csv` and `.csv.gz` files by day.
-pub fn list_usage_files(data_dir: &Path) -> Result<UsageListing, store::FileError> {
-    let mut listing = UsageListing {
-        days: BTreeMap::new(),
-        ignored: Vec::new(),
-    };
-    for path in store::list_dir(&data_dir.join("usage"))? {
-        // Metadata follows a symbolic link: a linked file is read like any
-        // other. One gone since it was listed is not there.
-        match std::fs::metadata(&path) {
-            Ok(metadata) if metadata.is_file() => {}
-            Ok(_) => continue,
-            Err(reason) if reason.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(reason) => return Err(store::failed("inspect", &path)(reason)),
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let day = name.get(..10).and_then(parse_iso_date);
-        let is_csv = name.ends_with(".csv") || name.ends_with(".csv.gz");
-        match day {
-            Some(day) if is_csv => listing.days.entry(day).or_default().push(path),
-            _ => listing.ignored.push(format!("usage/{name}")),
-        }
-    }
-    for files in listing.days.values_mut() {
-        files.sort();
-    }
-    listing.ignored.sort();
-    Ok(listing)
-}
 
 /// The fingerprint of the file at `path`, hashed as `known` (what the
 /// ledger holds for it, if anything) was, so the two compare.
 pub(super) fn fingerprint(
-    data_dir: &Path,
+    usage: &UsageSource,
     path: &Path,
     known: Option<&FileFingerprint>,
 ) -> Result<FileFingerprint, store::FileError> {
-    let mut file = std::fs::File::open(path).map_err(store::failed("open", path))?;
-    let metadata = file.metadata().map_err(store::failed("read", path))?;
+    let (mut file, stamp) = usage.open_raw(path).map_err(store::failed("open", path))?;
     let mut hash = match known {
-        Some(known) if is_sha256(&known.content_hash) => ReadHash::sha256(&metadata),
-        _ => ReadHash::new(&metadata),
+        Some(known) if is_sha256(&known.content_hash) => ReadHash::sha256(stamp),
+        _ => ReadHash::new(stamp),
     };
     let mut block = vec![0; 1 << 20];
     loop {
@@ -81,7 +39,7 @@ pub(super) fn fingerprint(
             Err(e) => return Err(store::failed("read", path)(e)),
         }
     }
-    Ok(hash.finish(relative(data_dir, path)))
+    Ok(hash.finish(usage.relative(path)))
 }
 
 /// A file's content hash taken from the bytes as they are read, so a file
@@ -89,7 +47,8 @@ pub(super) fn fingerprint(
 pub(super) struct ReadHash {
     hasher: ContentHasher,
     size: u64,
-    modified_ns: Option<i64>,
+    /// The file's stamp when it was opened.
+    stamp: Stamp,
 }
 
 /// BLAKE3 for every file hashed now; SHA-256 only to compare a file with a
@@ -100,21 +59,21 @@ enum ContentHasher {
 }
 
 impl ReadHash {
-    /// A BLAKE3 hash; `metadata` is the file's when it was opened.
-    pub(super) fn new(metadata: &std::fs::Metadata) -> ReadHash {
-        ReadHash::with(metadata, ContentHasher::Blake3(Box::default()))
+    /// A BLAKE3 hash; `stamp` is the file's when it was opened.
+    pub(super) fn new(stamp: Stamp) -> ReadHash {
+        ReadHash::with(stamp, ContentHasher::Blake3(Box::default()))
     }
 
     /// A SHA-256 hash, as faktura took before ledger version 4.
-    fn sha256(metadata: &std::fs::Metadata) -> ReadHash {
-        ReadHash::with(metadata, ContentHasher::Sha256(Sha256::new()))
+    fn sha256(stamp: Stamp) -> ReadHash {
+        ReadHash::with(stamp, ContentHasher::Sha256(Sha256::new()))
     }
 
-    fn with(metadata: &std::fs::Metadata, hasher: ContentHasher) -> ReadHash {
+    fn with(stamp: Stamp, hasher: ContentHasher) -> ReadHash {
         ReadHash {
             hasher,
             size: 0,
-            modified_ns: modified_ns(metadata),
+            stamp,
         }
     }
 
@@ -138,7 +97,8 @@ impl ReadHash {
             path,
             size: self.size,
             content_hash,
-            modified_ns: self.modified_ns,
+            modified_ns: self.stamp.modified_ns,
+            etag: self.stamp.etag,
         }
     }
 }
@@ -155,25 +115,23 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The fingerprint of `path`: taken from `known` when the file still has
-/// the size and modification time it had when it was hashed; `None` when
-/// the file is certainly not one ingested before (a path or size the
-/// ledger does not know) and is plain CSV, so it is hashed as it is read
-/// to be ingested; else hashed now.
+/// the size and modification time (or ETag) it had when it was hashed;
+/// `None` when the file is certainly not one ingested before (a path or
+/// size the ledger does not know) and is plain CSV, so it is hashed as it
+/// is read to be ingested; else hashed now.
 pub(super) fn fingerprint_unless_new(
-    data_dir: &Path,
+    usage: &UsageSource,
     path: &Path,
     known: &HashMap<String, FileFingerprint>,
 ) -> Result<Option<FileFingerprint>, store::FileError> {
-    let metadata = std::fs::metadata(path).map_err(store::failed("read", path))?;
+    let stamp = usage.stamp(path)?;
     let known = known
-        .get(&relative(data_dir, path))
-        .filter(|k| k.size == metadata.len());
+        .get(&usage.relative(path))
+        .filter(|k| k.size == stamp.size);
     match known {
-        Some(k) if k.modified_ns.is_some() && k.modified_ns == modified_ns(&metadata) => {
-            Ok(Some(k.clone()))
-        }
+        Some(k) if stamp.matches(k) => Ok(Some(k.clone())),
         None if hashed_as_read(path) => Ok(None),
-        known => fingerprint(data_dir, path, known).map(Some),
+        known => fingerprint(usage, path, known).map(Some),
     }
 }
 
@@ -181,13 +139,4 @@ pub(super) fn fingerprint_unless_new(
 /// so it can hash them as it parses.
 pub(super) fn hashed_as_read(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "csv")
-}
-
-pub(super) fn modified_ns(metadata: &std::fs::Metadata) -> Option<i64> {
-    let since_epoch = metadata
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    i64::try_from(since_epoch.as_nanos()).ok()
 }

@@ -34,10 +34,10 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
+use crate::data_source::{UsageListing, UsageSource};
 use crate::model::{DayStats, FileFingerprint, Reference};
 use crate::store;
 
-pub use listing::{UsageListing, list_usage_files};
 pub use shard::{Manifest, Shard, adopt_manifests, ingest_shard};
 
 use day::{Completion, parse_day};
@@ -145,9 +145,10 @@ pub struct Reject {
     pub raw: String,
 }
 
-/// What ingest needs besides the data directory.
+/// What ingest reads and where it writes.
 pub struct IngestOptions<'a> {
-    pub data_dir: &'a Path,
+    /// DATA's usage files (a folder's or an object store's).
+    pub usage: &'a UsageSource,
     pub out_dir: &'a Path,
     pub billing_start: NaiveDate,
     pub reference: &'a Reference,
@@ -197,7 +198,7 @@ pub fn ingest(
     ingested: &IngestedFiles,
     mut record: impl RecordDay,
 ) -> Result<IngestReport> {
-    let listing = list_usage_files(opts.data_dir)?;
+    let listing = opts.usage.list()?;
     let mut report = IngestReport {
         ignored_files: listing.ignored.clone(),
         ..Default::default()
@@ -238,7 +239,7 @@ fn days_to_ingest(
         if day < opts.billing_start {
             report
                 .files_before_billing_start
-                .extend(files.iter().map(|f| relative(opts.data_dir, f)));
+                .extend(files.iter().map(|f| opts.usage.relative(f)));
         } else {
             candidates.push((day, files));
         }
@@ -256,7 +257,7 @@ fn days_to_ingest(
         .map(|(_, files)| {
             files
                 .par_iter()
-                .map(|f| fingerprint_unless_new(opts.data_dir, f, &known))
+                .map(|f| fingerprint_unless_new(opts.usage, f, &known))
                 .collect()
         })
         .collect::<std::result::Result<_, store::FileError>>()?;
@@ -320,13 +321,6 @@ fn is_whole_file(reason: RejectReason) -> bool {
         reason,
         RejectReason::MissingColumns | RejectReason::Unreadable
     )
-}
-
-fn relative(data_dir: &Path, path: &Path) -> String {
-    path.strip_prefix(data_dir)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .replace('\\', "/")
 }
 
 #[cfg(test)]

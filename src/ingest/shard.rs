@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::model::{DayStats, FileFingerprint};
 use crate::store;
 
-use super::listing::{fingerprint, hashed_as_read, list_usage_files};
+use super::listing::{fingerprint, hashed_as_read};
 use super::{IngestError, IngestOptions, IngestReport, RecordDay, Result, ingest_days};
 
 /// One shard of N (`--shard I/N`): the days whose ordinal modulo N is I.
@@ -43,7 +43,7 @@ pub struct Manifest {
 /// no ledger to compare with) and writes `OUT/manifests/shard-I-of-N.json`.
 /// Takes no lock and never touches the ledger.
 pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> Result<IngestReport> {
-    let listing = list_usage_files(opts.data_dir)?;
+    let listing = opts.usage.list()?;
     let mut report = IngestReport::default();
     let mut manifest = Manifest::default();
     let mut todo = Vec::new();
@@ -56,7 +56,7 @@ pub fn ingest_shard(opts: &IngestOptions, shard: Shard) -> Result<IngestReport> 
             .par_iter()
             .map(|f| match hashed_as_read(f) {
                 true => Ok(None),
-                false => fingerprint(opts.data_dir, f, None).map(Some),
+                false => fingerprint(opts.usage, f, None).map(Some),
             })
             .collect::<std::result::Result<Vec<_>, store::FileError>>()?;
         todo.push((day, files, fingerprints));

@@ -130,7 +130,10 @@ fn october_first() -> NaiveDate {
 
 /// The usage file of [`october_first`], checked against `index`.
 fn october_first_file<'a>(index: &'a ReferenceIndex<'a>) -> FileInput<'a> {
+    static USAGE: std::sync::LazyLock<UsageSource> =
+        std::sync::LazyLock::new(|| UsageSource::Folder(PathBuf::from(".")));
     FileInput {
+        usage: &USAGE,
         path: Path::new("usage/2026-10-01.csv"),
         rel: "usage/2026-10-01.csv",
         day: october_first(),

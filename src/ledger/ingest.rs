@@ -9,14 +9,18 @@ use rusqlite::params;
 
 use super::{Ledger, LedgerError, Result, date, sqlite_error};
 
-const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.content_hash, s.modified_ns
+const FINGERPRINT_COLUMNS: &str = "SELECT f.path, f.size, f.content_hash, s.modified_ns, o.etag
      FROM ingested_files f LEFT JOIN file_stamps s
-     ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash";
+     ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash
+     LEFT JOIN object_stamps o
+     ON o.path = f.path AND o.size = f.size AND o.content_hash = f.content_hash";
 
 const FINGERPRINT_COLUMNS_WITH_DAY: &str =
-    "SELECT f.path, f.size, f.content_hash, s.modified_ns, f.day
+    "SELECT f.path, f.size, f.content_hash, s.modified_ns, o.etag, f.day
      FROM ingested_files f LEFT JOIN file_stamps s
-     ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash";
+     ON s.path = f.path AND s.size = f.size AND s.content_hash = f.content_hash
+     LEFT JOIN object_stamps o
+     ON o.path = f.path AND o.size = f.size AND o.content_hash = f.content_hash";
 
 impl Ledger {
     pub fn ingested_files(&self, day: NaiveDate) -> Result<Vec<FileFingerprint>> {
@@ -41,12 +45,13 @@ impl Ledger {
             .map_err(self.err())?;
         let mut rows = stmt.query([]).map_err(self.err())?;
         while let Some(r) = rows.next().map_err(self.err())? {
-            let day: String = r.get(4).map_err(self.err())?;
+            let day: String = r.get(5).map_err(self.err())?;
             let fingerprint = FileFingerprint {
                 path: r.get(0).map_err(self.err())?,
                 size: r.get::<_, i64>(1).map_err(self.err())? as u64,
                 content_hash: r.get(2).map_err(self.err())?,
                 modified_ns: r.get(3).map_err(self.err())?,
+                etag: r.get(4).map_err(self.err())?,
             };
             by_day
                 .entry(date("ingested_files.day", &day)?)
@@ -69,6 +74,7 @@ impl Ledger {
                     size: r.get::<_, i64>(1)? as u64,
                     content_hash: r.get(2)?,
                     modified_ns: r.get(3)?,
+                    etag: r.get(4)?,
                 })
             })
             .map_err(self.err())?;
@@ -97,6 +103,14 @@ impl Ledger {
                     "INSERT OR REPLACE INTO file_stamps (path, size, modified_ns, content_hash)
                      VALUES (?1, ?2, ?3, ?4)",
                     params![f.path, f.size as i64, modified_ns, f.content_hash],
+                )
+                .map_err(wrap)?;
+            }
+            if let Some(etag) = &f.etag {
+                tx.execute(
+                    "INSERT OR REPLACE INTO object_stamps (path, size, etag, content_hash)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![f.path, f.size as i64, etag, f.content_hash],
                 )
                 .map_err(wrap)?;
             }

@@ -69,8 +69,10 @@ fn sqlite_error(path: String, source: rusqlite::Error) -> LedgerError {
 /// versions kept as they are (`ingest::listing`). Version 5 adds credit
 /// notes (`credit_notes`), the invoices' `credited_total` and
 /// `reminders_sent`, the outbox's `document` (an invoice or a credit
-/// note) and the reminders' outbox (`reminder_outbox`).
-const SCHEMA_VERSION: i64 = 5;
+/// note) and the reminders' outbox (`reminder_outbox`). Version 6 adds
+/// the ETags of usage objects read from a store (`object_stamps`) and
+/// what was published where (`published`).
+const SCHEMA_VERSION: i64 = 6;
 
 /// The tables (every statement is idempotent).
 const SCHEMA: &str = "
@@ -119,6 +121,12 @@ CREATE TABLE IF NOT EXISTS unchecked (
 CREATE TABLE IF NOT EXISTS file_stamps (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, modified_ns INTEGER NOT NULL,
     content_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS object_stamps (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL,
+    content_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS published (
+    target TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+    modified_ns INTEGER NOT NULL, content_hash TEXT NOT NULL, PRIMARY KEY (target, path));
 CREATE TABLE IF NOT EXISTS preferences (profile_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, as_of TEXT NOT NULL, exit_code INTEGER, summary TEXT);
@@ -137,6 +145,7 @@ mod invoices;
 mod outbox;
 mod outputs;
 mod preferences;
+mod published;
 mod reminders;
 mod runs;
 mod stored_lines;
@@ -146,6 +155,7 @@ pub use crate::model::{
 };
 pub use invoices::{IssuedInvoice, StatusUpdate};
 pub use outbox::{Delivery, DeliveryOutcome, Document};
+pub use published::PublishedFile;
 pub use reminders::ReminderIssue;
 
 /// A row's first `N` columns as text.
@@ -274,7 +284,7 @@ impl Ledger {
             }
         }
         tx.execute_batch(SCHEMA).map_err(wrap)?;
-        // 4 -> 5: columns the existing tables lack.
+        // 4 -> 5: columns the existing tables lack. 5 -> 6: new tables only.
         for (table, column, definition) in [
             ("invoices", "credited_total", "TEXT NOT NULL DEFAULT '0'"),
             ("invoices", "reminders_sent", "INTEGER NOT NULL DEFAULT 0"),

@@ -17,6 +17,10 @@ pub struct FileFingerprint {
     /// the epoch): a file with the same size and time is not hashed again.
     #[serde(default)]
     pub modified_ns: Option<i64>,
+    /// The object's ETag when it was hashed, for DATA in an object store:
+    /// an object with the same size and ETag is not read again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl FileFingerprint {
@@ -24,6 +28,39 @@ impl FileFingerprint {
     pub fn same_file(&self, other: &FileFingerprint) -> bool {
         (&self.path, self.size, &self.content_hash)
             == (&other.path, other.size, &other.content_hash)
+    }
+}
+
+/// What a usage file is known by without reading it: its size and
+/// modification time (a local file) or its size and ETag (an object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub modified_ns: Option<i64>,
+    pub etag: Option<String>,
+}
+
+impl Stamp {
+    /// A local file's stamp.
+    pub fn of_file(metadata: &std::fs::Metadata) -> Stamp {
+        let modified_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_nanos()).ok());
+        Stamp {
+            size: metadata.len(),
+            modified_ns,
+            etag: None,
+        }
+    }
+
+    /// Whether `fingerprint` was taken of the file as it is now: the same
+    /// size, and the same modification time or ETag.
+    pub fn matches(&self, fingerprint: &FileFingerprint) -> bool {
+        let same_time = self.modified_ns.is_some() && self.modified_ns == fingerprint.modified_ns;
+        let same_etag = self.etag.is_some() && self.etag == fingerprint.etag;
+        self.size == fingerprint.size && (same_time || same_etag)
     }
 }
 

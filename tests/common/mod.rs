@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod smtp;
+pub mod stores;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
