@@ -408,3 +408,62 @@ fn a_failed_publish_is_completed_by_the_next_run() {
         .collect();
     assert!(server.download_all("lake", "out") == expected);
 }
+
+/// A run killed while it publishes: the next run completes the target,
+/// which then holds exactly OUT's files (none half-written).
+#[test]
+fn a_publish_killed_part_way_is_completed_by_the_next_run() {
+    let Some(server) = stores::start(Kind::S3) else {
+        return;
+    };
+    server.create_bucket("lake");
+    let data = crate::common::generated(40, 300, 30, 11);
+    let config = data.path().join("faktura.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap_or_default();
+    toml += "\n[publish]\nto = \"s3://lake/out\"\n";
+    std::fs::write(&config, toml).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let args = run_args(data.path(), out.path(), "2026-11-20");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+        .args(&args)
+        .envs(server.env())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the first objects are in the store.
+    let client = server.client("lake");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut killed = false;
+    while child.try_wait().unwrap().is_none() {
+        if stores::count(&client, "out") > 0 {
+            child.kill().unwrap(); // SIGKILL
+            killed = true;
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no upload within 2 minutes"
+        );
+    }
+    child.wait().unwrap();
+    assert!(
+        killed,
+        "the run ended before it could be killed while publishing"
+    );
+    let published = |out: &Path| -> BTreeMap<String, Vec<u8>> {
+        outputs(out)
+            .into_iter()
+            .filter(|(k, _)| faktura::publish::FOLDERS.contains(&k.split('/').next().unwrap()))
+            .collect()
+    };
+    let partial = server.download_all("lake", "out");
+    assert!(
+        partial.len() < published(out.path()).len(),
+        "killed part-way"
+    );
+
+    let (code, log) = faktura_env(&args, &server.env());
+    assert!(log.contains(" 0 pending"), "{log}");
+    assert!(code == 0 || code == 3, "{log}");
+    assert!(server.download_all("lake", "out") == published(out.path()));
+}

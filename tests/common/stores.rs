@@ -294,6 +294,12 @@ pub fn put(client: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
         .unwrap();
 }
 
+/// How many objects `client`'s bucket holds under `prefix`.
+pub fn count(client: &Arc<dyn ObjectStore>, prefix: &str) -> usize {
+    use futures::StreamExt;
+    runtime().block_on(client.list(Some(&ObjectPath::from(prefix))).count())
+}
+
 /// Deletes the object at `key`.
 pub fn delete(client: &Arc<dyn ObjectStore>, key: &str) {
     runtime()
