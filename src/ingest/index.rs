@@ -86,22 +86,31 @@ impl<'a> ReferenceIndex<'a> {
 }
 
 /// Subscriptions by id in an open-addressed table whose 128-byte slots
-/// hold all a row's check needs: the three ids and the subscription's
-/// dates and currency. Usage rows name subscriptions in no order, so a
-/// lookup in a table this large (2.2 MB of ids for 20,000 subscriptions)
-/// misses the cache; here it misses once, on a slot fetched ahead
-/// ([`SubscriptionTable::probe`]), where a map of ids to entries missed
-/// two or three times in a row. At most half full: 256 to 512 bytes a
+/// hold the subscription's id and checks, and the number of its owner
+/// (profile and account), whose ids are kept once each in one small arena.
+/// Usage rows name subscriptions in no order, so a lookup in a table this
+/// large (2.5 MB for 20,000 subscriptions) misses the cache; here it
+/// misses once, on a slot fetched ahead ([`SubscriptionTable::probe`]),
+/// and the owners' ids (a few hundred KB for 5,000 profiles, read by
+/// every row) stay cached. Ids of 80-character accounts made every slot
+/// spill its ids to the heap when all three ids were kept in the slot:
+/// three more misses a row. At most half full: 256 to 512 bytes a
 /// subscription.
 struct SubscriptionTable<'a> {
     slots: Vec<Slot>,
-    /// The ids of subscriptions whose ids do not fit in a slot.
-    spilled: Vec<[&'a str; 3]>,
+    /// The subscription ids that do not fit in a slot.
+    spilled: Vec<&'a str>,
+    /// Profile and account ids, one after another, for each owner.
+    arena: Vec<u8>,
+    /// Each owner's profile id and account id, as ranges of `arena`.
+    owners: Vec<[(u32, u32); 2]>,
+    /// Owners by their ids, while the table is built.
+    owner_numbers: crate::FastMap<[&'a str; 2], u32>,
     hasher: foldhash::fast::FixedState,
 }
 
-/// Bytes of ids a slot holds.
-const INLINE_IDS: usize = 100;
+/// Bytes of a subscription id a slot holds.
+const INLINE_IDS: usize = 96;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(128))]
@@ -109,11 +118,13 @@ struct Slot {
     /// 0 for an empty slot, else from the id's hash (never 0).
     tag: u32,
     check: SubscriptionCheck,
-    /// The lengths of the subscription's, profile's and account's ids.
-    lens: [u8; 3],
+    /// The subscription's owner in [`SubscriptionTable::owners`].
+    owner: u32,
+    /// The length of the subscription's id.
+    len: u8,
     spilled: bool,
-    /// The three ids one after another; when they do not fit (`spilled`),
-    /// the first four bytes are their index in `spilled`.
+    /// The subscription's id; when it does not fit (`spilled`), the first
+    /// four bytes are its index in `spilled`.
     ids: [u8; INLINE_IDS],
 }
 
@@ -128,7 +139,8 @@ const EMPTY: Slot = Slot {
         },
         first_period_start: NaiveDate::MIN,
     },
-    lens: [0; 3],
+    owner: 0,
+    len: 0,
     spilled: false,
     ids: [0; INLINE_IDS],
 };
@@ -146,6 +158,9 @@ impl<'a> SubscriptionTable<'a> {
         SubscriptionTable {
             slots: vec![EMPTY; len],
             spilled: Vec::new(),
+            arena: Vec::new(),
+            owners: Vec::new(),
+            owner_numbers: Default::default(),
             hasher: foldhash::fast::FixedState::default(),
         }
     }
@@ -169,37 +184,48 @@ impl<'a> SubscriptionTable<'a> {
 
     /// Adds a subscription by its ids (subscription, profile, account);
     /// subscription ids are unique (the reference's map keys).
-    fn insert(&mut self, ids: [&'a str; 3], check: SubscriptionCheck) {
-        let Probe { mut at, tag } = self.start(ids[0]);
+    fn insert(&mut self, [id, profile, account]: [&'a str; 3], check: SubscriptionCheck) {
+        let Probe { mut at, tag } = self.start(id);
         while self.slots[at].tag != 0 {
             at = (at + 1) & (self.slots.len() - 1);
         }
         let mut slot = Slot {
             tag,
             check,
+            owner: self.owner(profile, account),
             ..EMPTY
         };
-        let lens = ids.map(|id| u8::try_from(id.len()).ok());
-        match lens {
-            [Some(a), Some(b), Some(c)]
-                if usize::from(a) + usize::from(b) + usize::from(c) <= INLINE_IDS =>
-            {
-                slot.lens = [a, b, c];
-                let mut end = 0;
-                for id in ids {
-                    slot.ids[end..end + id.len()].copy_from_slice(id.as_bytes());
-                    end += id.len();
-                }
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE_IDS => {
+                slot.len = len;
+                slot.ids[..id.len()].copy_from_slice(id.as_bytes());
             }
             _ => {
                 slot.spilled = true;
                 let index =
                     u32::try_from(self.spilled.len()).expect("fewer than 2^32 subscriptions");
                 slot.ids[..4].copy_from_slice(&index.to_le_bytes());
-                self.spilled.push(ids);
+                self.spilled.push(id);
             }
         }
         self.slots[at] = slot;
+    }
+
+    /// The number of the owner with these ids, added if new.
+    fn owner(&mut self, profile: &'a str, account: &'a str) -> u32 {
+        if let Some(&number) = self.owner_numbers.get(&[profile, account]) {
+            return number;
+        }
+        let number = u32::try_from(self.owners.len()).expect("fewer than 2^32 profiles");
+        let mut range = |id: &str| {
+            let start = u32::try_from(self.arena.len()).expect("ids under 4 GB");
+            self.arena.extend_from_slice(id.as_bytes());
+            (start, id.len() as u32)
+        };
+        let owner = [range(profile), range(account)];
+        self.owners.push(owner);
+        self.owner_numbers.insert([profile, account], number);
+        number
     }
 
     /// The check of the subscription of these ids (subscription, profile,
@@ -224,16 +250,15 @@ impl<'a> SubscriptionTable<'a> {
 
     /// The ids (subscription, profile, account) a slot stands for.
     fn ids_of<'s>(&'s self, slot: &'s Slot) -> [&'s [u8]; 3] {
-        if slot.spilled {
+        let id = if slot.spilled {
             let index = u32::from_le_bytes(slot.ids[..4].try_into().expect("four bytes"));
-            return self.spilled[index as usize].map(str::as_bytes);
-        }
-        let [a, b, c] = slot.lens.map(usize::from);
-        [
-            &slot.ids[..a],
-            &slot.ids[a..a + b],
-            &slot.ids[a + b..a + b + c],
-        ]
+            self.spilled[index as usize].as_bytes()
+        } else {
+            &slot.ids[..usize::from(slot.len)]
+        };
+        let [profile, account] = self.owners[slot.owner as usize]
+            .map(|(start, len)| &self.arena[start as usize..(start + len) as usize]);
+        [id, profile, account]
     }
 }
 
@@ -269,18 +294,22 @@ mod tests {
     fn ids_are_found_only_with_their_profile_and_account_inline_or_spilled() {
         let long = "a".repeat(90);
         let longer = "b".repeat(300);
+        let account = "c".repeat(84);
         let subs: Vec<[&str; 3]> = vec![
             ["S1", "P1", "A1"],
             ["S2", "P1", "A1"],
             ["S3", &long, "A2"],
             [&longer, "P3", "A3"],
             ["", "P4", "A4"],
+            ["S5", "P5", &account],
+            ["S6", "P5", &account],
         ];
         // Twelve ids in a table of 32 slots: some end up past their first
         // slot, so finding them walks over other ids' slots.
         let names: Vec<String> = (0..7).map(|i| format!("S1{i}")).collect();
         let mut table = SubscriptionTable::with_capacity(subs.len() + names.len());
         assert_eq!(table.slots.len(), 32);
+        assert_eq!(std::mem::size_of::<Slot>(), 128);
         for (ids, position) in subs.iter().zip(0..) {
             table.insert(*ids, check(position));
         }
@@ -311,5 +340,11 @@ mod tests {
         assert_eq!(find(["S1P1", "", "A1"]), None, "ids split elsewhere");
         assert_eq!(find([&longer[1..], "P3", "A3"]), None);
         assert_eq!(find(["S9", "P1", "A1"]), None, "unknown");
+        assert_eq!(
+            find(["S5", "P5", &account[1..]]),
+            None,
+            "a long account's suffix"
+        );
+        assert_eq!(table.owners.len(), 6, "P1, P5 and P9 kept once");
     }
 }
