@@ -67,7 +67,7 @@ pub struct RunOptions {
 pub enum RunError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Reference(#[from] reference::ReferenceErrors),
     #[error(transparent)]
     Preflight(#[from] preflight::PreflightError),
