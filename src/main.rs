@@ -10,7 +10,6 @@ use cli::{Cli, Command, LogFormat, StageArgs};
 use faktura::run::{ExitStatus, RunOptions, Stages};
 
 fn main() -> ExitCode {
-    keep_freed_memory();
     let cli = Cli::parse();
     init_logging(&cli);
     let status = match cli.command {
@@ -164,20 +163,6 @@ fn report(result: anyhow::Result<String>) -> ExitStatus {
 fn fail(error: &anyhow::Error, status: ExitStatus) -> ExitStatus {
     eprintln!("error: {error:#}");
     status
-}
-
-/// glibc's malloc hands blocks of a few MB (parse blocks, column buffers,
-/// parquet pages) back to the system when freed and faults them in again,
-/// zeroed, for the next day: keep them up to 32 MB (glibc's ceiling) in
-/// the process instead.
-fn keep_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes malloc's tuning; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-    }
 }
 
 fn init_logging(cli: &Cli) {

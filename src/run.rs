@@ -124,16 +124,14 @@ pub fn run_shard(
         .billing_start
         .ok_or(RunError::ShardNeedsBillingStart)?;
     create_out(&opts.out_dir).context("failed to create OUT")?;
-    let report = ingest::ingest_shard(
-        &ingest::IngestOptions {
-            usage: data.usage(),
-            out_dir: &opts.out_dir,
-            billing_start,
-            reference: &reference,
-        },
-        shard,
-    )
-    .context("failed to ingest the shard")?;
+    let options = ingest::IngestOptions {
+        usage: data.usage(),
+        out_dir: &opts.out_dir,
+        billing_start,
+        reference: &reference,
+    };
+    let report = crate::memory::keeping_freed_blocks(|| ingest::ingest_shard(&options, shard))
+        .context("failed to ingest the shard")?;
     Ok(report)
 }
 
@@ -300,8 +298,10 @@ fn ingest_stage(
         reference: ctx.reference,
     };
     let ingested = ledger.ingested_files_by_day()?;
-    let report = ingest::ingest(&options, &ingested, |stats, files| {
-        Ok(ledger.record_day(stats, files)?)
+    let report = crate::memory::keeping_freed_blocks(|| {
+        ingest::ingest(&options, &ingested, |stats, files| {
+            Ok(ledger.record_day(stats, files)?)
+        })
     })
     .context("failed to ingest usage")?;
     tracing::info!(
