@@ -171,6 +171,7 @@ impl UsageSource {
             UsageSource::Folder(_) => {
                 let file = std::fs::File::open(path)?;
                 let metadata = file.metadata()?;
+                read_ahead(&file);
                 Ok((Box::new(file), Stamp::of_file(&metadata)))
             }
             UsageSource::Store(usage) => {
@@ -181,6 +182,23 @@ impl UsageSource {
             }
         }
     }
+}
+
+/// Asks the kernel to read the whole file into the page cache in the
+/// background, so a file the cache has dropped (a nightly job's) is read
+/// from disk while its first blocks are parsed, not block by block between
+/// parses. A hint: nothing changes if it is not taken.
+fn read_ahead(file: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only advises the kernel about this open file.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 /// The regular files of `DATA/usage` (a symbolic link to one is read like
