@@ -486,3 +486,67 @@ fn a_publish_killed_part_way_is_completed_by_the_next_run() {
     assert!(code == 0 || code == 3, "{log}");
     assert!(server.download_all("lake", "out") == published(out.path()));
 }
+
+/// The Kubernetes example's shape: four shard workers read DATA from the
+/// bucket into one OUT, then one run from the bucket adopts their days
+/// (their ETags recorded: nothing read again) and equals a single run of
+/// the folder.
+#[test]
+fn shard_workers_reading_s3_then_one_run_equal_a_single_run() {
+    let Some(server) = stores::start(Kind::S3) else {
+        return;
+    };
+    server.create_bucket("exports");
+    let data = crate::common::generated(35, 400, 10, 9);
+    std::fs::write(
+        data.path().join("faktura.toml"),
+        "[billing]\nbilling_start = \"2026-10-01\"\n",
+    )
+    .unwrap();
+    server.upload_dir("exports", "azure", data.path());
+    let url = server.url("exports", "azure");
+    let single = tempfile::tempdir().unwrap();
+    let (code, log) = run_with(
+        &server,
+        data.path().to_str().unwrap(),
+        single.path(),
+        "2026-11-10",
+        &[],
+    );
+    assert_eq!(code, 3, "{log}"); // periods after the last day are held
+
+    let sharded = tempfile::tempdir().unwrap();
+    let o = sharded.path().to_str().unwrap();
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+                .args([
+                    "ingest",
+                    "--data",
+                    &url,
+                    "--out",
+                    o,
+                    "--as-of",
+                    "2026-11-10",
+                ])
+                .args(["--shard", &format!("{i}/4")])
+                .envs(server.env())
+                .output()
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    }
+    let (code, log) = run_with(&server, &url, sharded.path(), "2026-11-10", &[]);
+    assert_eq!(code, 3, "{log}");
+    assert!(log.contains("0 days ingested, 35 unchanged"), "{log}");
+    let (mut a, mut b) = (outputs(single.path()), outputs(sharded.path()));
+    // The outbox's file names and Message-IDs are the same; compare all.
+    a.retain(|k, _| !k.starts_with("manifests/"));
+    b.retain(|k, _| !k.starts_with("manifests/"));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (path, bytes) in &a {
+        assert!(b[path] == *bytes, "{path} differs");
+    }
+}
