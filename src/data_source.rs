@@ -176,7 +176,7 @@ impl UsageSource {
             }
             UsageSource::Store(usage) => {
                 let stamp = usage.stamp(path);
-                let key = usage.key(path);
+                let key = self.relative(path);
                 let reader = usage.remote.reader(&key, stamp.etag.as_deref())?;
                 Ok((Box::new(reader), stamp))
             }
@@ -255,13 +255,6 @@ impl StoreUsage {
             root,
             objects,
         })
-    }
-
-    fn key(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
     }
 
     fn stamp(&self, path: &Path) -> Stamp {

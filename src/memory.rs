@@ -49,9 +49,10 @@ fn resident_kb() -> Option<u64> {
 /// 32 MB (its ceiling) in the process: parse blocks, column buffers and
 /// parquet pages are otherwise handed back to the system when freed and
 /// faulted in again, zeroed, for the next day (a tenth of ingest's CPU
-/// time on a plain month went to that). Afterwards malloc's defaults
-/// return, and what is free goes back to the system, so the later stages'
-/// peaks are as before.
+/// time on a plain month went to that). Afterwards the thresholds go back
+/// to glibc's initial 128 KB (fixed: glibc no longer raises its mmap
+/// threshold by itself) and what is free goes back to the system, so the
+/// later stages do not carry ingest's free memory in their peaks.
 pub fn keeping_freed_blocks<T>(work: impl FnOnce() -> T) -> T {
     set_malloc_thresholds(32 << 20, 256 << 20);
     let out = work();

@@ -12,6 +12,34 @@ fn outputs(out: &Path) -> BTreeMap<String, Vec<u8>> {
     snapshot(out)
 }
 
+/// OUT's files under the folders `[publish]` mirrors.
+fn published(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    outputs(out)
+        .into_iter()
+        .filter(|(k, _)| faktura::publish::FOLDERS.contains(&k.split('/').next().unwrap()))
+        .collect()
+}
+
+/// Adds `[publish] to = URL` to DATA's faktura.toml (made if absent).
+fn publish_to(data: &Path, url: &str) {
+    let config = data.join("faktura.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap_or_default();
+    toml += &format!("\n[publish]\nto = \"{url}\"\n");
+    std::fs::write(&config, toml).unwrap();
+}
+
+/// The store's environment with its endpoint moved to a port nobody
+/// listens on: the store is down.
+fn env_with_store_down(server: &StoreServer) -> Env {
+    let mut env = server.env();
+    for (k, v) in &mut env {
+        if k == "AWS_ENDPOINT" {
+            *v = format!("http://127.0.0.1:{}", free_port());
+        }
+    }
+    env
+}
+
 /// `faktura run` with the store's environment; exit code and stderr.
 fn run_with(
     server: &StoreServer,
@@ -254,12 +282,7 @@ fn store_faults_fail_the_run_naming_the_url() {
     server.create_bucket("exports");
     let out = tempfile::tempdir().unwrap();
     let data = sample_copy();
-    let mut down = server.env();
-    for (k, v) in &mut down {
-        if k == "AWS_ENDPOINT" {
-            *v = format!("http://127.0.0.1:{}", free_port());
-        }
-    }
+    let down = env_with_store_down(&server);
     let no_credentials: Vec<(String, String)> = server
         .env()
         .into_iter()
@@ -324,20 +347,11 @@ fn publish_mirrors_out(kind: Kind) {
     };
     server.create_bucket("lake");
     let data = sample_copy();
-    let config = data.path().join("faktura.toml");
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml += &format!("\n[publish]\nto = \"{}\"\n", server.url("lake", "faktura"));
-    std::fs::write(&config, toml).unwrap();
+    publish_to(data.path(), &server.url("lake", "faktura"));
     let out = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap();
     let (code, log) = run_with(&server, data_dir, out.path(), "2026-12-05", &[]);
     assert_eq!(code, 3, "{log}");
-    let published = |out: &Path| -> BTreeMap<String, Vec<u8>> {
-        outputs(out)
-            .into_iter()
-            .filter(|(k, _)| faktura::publish::FOLDERS.contains(&k.split('/').next().unwrap()))
-            .collect()
-    };
     let first = published(out.path());
     assert!(
         log.contains(&format!(
@@ -394,18 +408,10 @@ fn a_failed_publish_is_completed_by_the_next_run() {
     };
     server.create_bucket("lake");
     let data = sample_copy();
-    let config = data.path().join("faktura.toml");
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml += "\n[publish]\nto = \"s3://lake/out\"\n";
-    std::fs::write(&config, toml).unwrap();
+    publish_to(data.path(), "s3://lake/out");
     let out = tempfile::tempdir().unwrap();
     let args = run_args(data.path(), out.path(), "2026-12-05");
-    let mut down = server.env();
-    for (k, v) in &mut down {
-        if k == "AWS_ENDPOINT" {
-            *v = format!("http://127.0.0.1:{}", free_port());
-        }
-    }
+    let down = env_with_store_down(&server);
     let (code, log) = faktura_env(&args, &down);
     assert_eq!(code, 3, "{log}");
     assert!(
@@ -421,11 +427,7 @@ fn a_failed_publish_is_completed_by_the_next_run() {
     let (code, log) = faktura_env(&args, &server.env());
     assert!(log.contains(" 0 pending"), "{log}");
     assert_eq!(code, 3, "{log}"); // the sample's rejected rows
-    let expected: BTreeMap<String, Vec<u8>> = outputs(out.path())
-        .into_iter()
-        .filter(|(k, _)| faktura::publish::FOLDERS.contains(&k.split('/').next().unwrap()))
-        .collect();
-    assert!(server.download_all("lake", "out") == expected);
+    assert!(server.download_all("lake", "out") == published(out.path()));
 }
 
 /// A run killed while it publishes: the next run completes the target,
@@ -437,10 +439,7 @@ fn a_publish_killed_part_way_is_completed_by_the_next_run() {
     };
     server.create_bucket("lake");
     let data = crate::common::generated(40, 300, 30, 11);
-    let config = data.path().join("faktura.toml");
-    let mut toml = std::fs::read_to_string(&config).unwrap_or_default();
-    toml += "\n[publish]\nto = \"s3://lake/out\"\n";
-    std::fs::write(&config, toml).unwrap();
+    publish_to(data.path(), "s3://lake/out");
     let out = tempfile::tempdir().unwrap();
     let args = run_args(data.path(), out.path(), "2026-11-20");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
@@ -469,12 +468,6 @@ fn a_publish_killed_part_way_is_completed_by_the_next_run() {
         killed,
         "the run ended before it could be killed while publishing"
     );
-    let published = |out: &Path| -> BTreeMap<String, Vec<u8>> {
-        outputs(out)
-            .into_iter()
-            .filter(|(k, _)| faktura::publish::FOLDERS.contains(&k.split('/').next().unwrap()))
-            .collect()
-    };
     let partial = server.download_all("lake", "out");
     assert!(
         partial.len() < published(out.path()).len(),
