@@ -127,10 +127,23 @@ impl Remote {
         format!("{}/{key}", self.url)
     }
 
+    /// The object path of `key`, its characters as they are: a listed key
+    /// such as `usage/2026-10-02 export ø%.csv` is read back under that
+    /// same key. (object_store's `join` percent-encodes `%`, `#`, non-ASCII
+    /// and more, which names another key.) Only a key `parse` refuses
+    /// (control characters, `.` or `..` parts) is encoded.
     fn location(&self, key: &str) -> ObjectPath {
-        key.split('/')
-            .filter(|part| !part.is_empty())
-            .fold(self.prefix.clone(), |path, part| path.join(part))
+        let parts: Vec<&str> = key.split('/').filter(|part| !part.is_empty()).collect();
+        let joined = std::iter::once(self.prefix.as_ref())
+            .filter(|prefix| !prefix.is_empty())
+            .chain(parts.iter().copied())
+            .collect::<Vec<_>>()
+            .join("/");
+        ObjectPath::parse(&joined).unwrap_or_else(|_| {
+            parts
+                .iter()
+                .fold(self.prefix.clone(), |path, part| path.join(*part))
+        })
     }
 
     /// The objects directly in `folder` (`""`: at the prefix itself), by
@@ -420,6 +433,13 @@ mod tests {
         );
         let bare = Remote::open("s3://exports").unwrap();
         assert_eq!(bare.location("profiles.csv").as_ref(), "profiles.csv");
+        let odd = "usage/2026-10-02 export (copy) ø%#[1].csv";
+        assert_eq!(
+            bare.location(odd).as_ref(),
+            odd,
+            "listed keys read back as they are"
+        );
+        assert_eq!(bare.location("usage/a\u{1}b").as_ref(), "usage/a%01b");
     }
 
     #[test]

@@ -54,7 +54,8 @@ fn run_with(
 }
 
 /// The sample with a stray nested key and a stray name in usage/, which
-/// a folder and a store both leave alone.
+/// a folder and a store both leave alone, and a day's file under a name
+/// with spaces, `%`, `#`, brackets and a non-ASCII letter.
 fn sample_with_strays() -> tempfile::TempDir {
     let data = sample_copy();
     let usage = data.path().join("usage");
@@ -65,6 +66,12 @@ fn sample_with_strays() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(usage.join("README.txt"), "exports land here\n").unwrap();
+    // A name with characters object_store would percent-encode in a path.
+    std::fs::rename(
+        usage.join("2026-10-02.csv"),
+        usage.join("2026-10-02 export (copy) ø%#[1].csv"),
+    )
+    .unwrap();
     data
 }
 

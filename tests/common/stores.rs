@@ -290,7 +290,7 @@ impl StoreServer {
 /// Puts `bytes` at `key`.
 pub fn put(client: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
     runtime()
-        .block_on(client.put(&ObjectPath::from(key), PutPayload::from(bytes)))
+        .block_on(client.put(&ObjectPath::parse(key).unwrap(), PutPayload::from(bytes)))
         .unwrap();
 }
 
@@ -303,7 +303,7 @@ pub fn count(client: &Arc<dyn ObjectStore>, prefix: &str) -> usize {
 /// Deletes the object at `key`.
 pub fn delete(client: &Arc<dyn ObjectStore>, key: &str) {
     runtime()
-        .block_on(client.delete(&ObjectPath::from(key)))
+        .block_on(client.delete(&ObjectPath::parse(key).unwrap()))
         .unwrap();
 }
 
