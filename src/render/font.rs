@@ -152,7 +152,8 @@ impl Face {
         made
     }
 
-    fn subset(&self, codes: &[u16]) -> FontObjects {
+    /// printpdf's subset of the face with the glyphs of `codes`.
+    pub(super) fn glyph_subset(&self, codes: &[u16]) -> printpdf::SubsetFont {
         let used_glyphs: BTreeMap<u16, String> = codes
             .iter()
             .filter_map(|&code| {
@@ -161,8 +162,11 @@ impl Face {
                 (glyph != 0).then_some((glyph, text))
             })
             .collect();
-        let subset =
-            printpdf::subset_font(&self.parsed, &used_glyphs).expect("the bundled font subsets");
+        printpdf::subset_font(&self.parsed, &used_glyphs).expect("the bundled font subsets")
+    }
+
+    fn subset(&self, codes: &[u16]) -> FontObjects {
+        let subset = self.glyph_subset(codes);
         let max_code = codes.last().copied().unwrap_or(0);
         let mut cid_to_gid = vec![0u8; 2 * (usize::from(max_code) + 1)];
         for &code in codes {
@@ -179,10 +183,11 @@ impl Face {
                 .collect(),
         }
         .to_cmap_string(self.resource);
+        let program = super::sfnt::slim(&subset.bytes);
         FontObjects {
             base_font: format!("{}+{}", self.subset_tag(codes), self.postscript_name),
-            program_length: subset.bytes.len(),
-            program: deflate(&subset.bytes),
+            program_length: program.len(),
+            program: deflate(&program),
             to_unicode: deflate(to_unicode.as_bytes()),
             cid_to_gid: deflate(&cid_to_gid),
             widths: self.widths(codes),

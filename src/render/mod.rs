@@ -17,6 +17,7 @@ mod document;
 pub mod einvoice;
 mod font;
 mod pdf;
+mod sfnt;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
