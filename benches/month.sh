@@ -16,6 +16,7 @@ WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
 echo "work dir: $WORK (run output in $WORK/runs.log)"
 cargo build --release --quiet
+cargo build --release --quiet --example floor
 # A copy: a rebuild while this runs must not change the binary measured.
 cp target/release/faktura "$WORK/faktura"
 BIN=$WORK/faktura
@@ -44,6 +45,9 @@ fi
 # month-end run (aggregate, decide, render, send to the file transport).
 cat "$WORK"/data/usage/*.csv > /dev/null
 $MEASURE "$BIN" ingest --data "$WORK/data" --out "$WORK/out" --as-of 2026-11-05 > "$WORK/ingest.json"
+# The machine's floor in the same sitting: reading the files, and reading
+# and splitting them with the csv crate (examples/floor.rs).
+target/release/examples/floor "$WORK/data/usage" > "$WORK/floor.json"
 $MEASURE "$BIN" aggregate --data "$WORK/data" --out "$WORK/out" --as-of 2026-11-05 > "$WORK/aggregate.json"
 $MEASURE "$BIN" run --data "$WORK/data" --out "$WORK/out" --as-of 2026-11-05 > "$WORK/close.json"
 
@@ -88,6 +92,10 @@ def stage(name, measured, run):
     return secs
 print("faktura, stage by stage:")
 fi = stage("ingest", ingest, ingest_run)
+floor = load("floor")
+print(f"  floor: reading the files {floor['read_seconds']:.2f} s, reading and splitting them with csv "
+      f"{floor['read_and_split_seconds']:.2f} s (both cores): ingest is "
+      f"{fi / floor['read_and_split_seconds']:.1f}x the split floor")
 fa = stage("aggregate", aggregate, aggregate_run)
 print(f"duckdb (threads=2, preserve_insertion_order=false, explicit types): ingest {steps['ingest']:.2f} s "
       f"+ aggregate {steps['aggregate']:.2f} s; peak RSS {duck['max_rss_mb']:.0f} MB")
