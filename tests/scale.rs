@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{faktura_env, read_parquet_dir, snapshot};
+use crate::common::{faktura_env, ingest_shards_at_once, read_parquet_dir, snapshot};
 
 #[test]
 fn four_shards_then_one_run_equal_a_single_run() {
@@ -35,27 +35,7 @@ fn four_shards_then_one_run_equal_a_single_run() {
     let sharded = tempfile::tempdir().unwrap();
     let o = sharded.path().to_str().unwrap();
     // The workers run at the same time, as an Indexed Job's pods would.
-    let workers: Vec<_> = (0..4)
-        .map(|i| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
-                .args([
-                    "ingest",
-                    "--data",
-                    d,
-                    "--out",
-                    o,
-                    "--as-of",
-                    "2026-11-10",
-                    "--shard",
-                    &format!("{i}/4"),
-                ])
-                .output()
-        })
-        .collect();
-    for w in workers {
-        let w = w.unwrap();
-        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
-    }
+    ingest_shards_at_once(d, sharded.path(), "2026-11-10", 4, &[]);
     assert!(
         !sharded.path().join("ledger.sqlite").exists(),
         "shard workers never touch the ledger"

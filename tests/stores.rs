@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::common::stores::{self, Kind, StoreServer};
-use crate::common::{faktura_env, files_under, run_args, sample_copy, snapshot};
+use crate::common::{
+    faktura_env, files_under, ingest_shards_at_once, run_args, sample_copy, snapshot,
+};
 
 /// OUT's files but the ledger, the lock and the run summaries.
 fn outputs(out: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -516,28 +518,7 @@ fn shard_workers_reading_s3_then_one_run_equal_a_single_run() {
     assert_eq!(code, 3, "{log}"); // periods after the last day are held
 
     let sharded = tempfile::tempdir().unwrap();
-    let o = sharded.path().to_str().unwrap();
-    let workers: Vec<_> = (0..4)
-        .map(|i| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
-                .args([
-                    "ingest",
-                    "--data",
-                    &url,
-                    "--out",
-                    o,
-                    "--as-of",
-                    "2026-11-10",
-                ])
-                .args(["--shard", &format!("{i}/4")])
-                .envs(server.env())
-                .output()
-                .unwrap()
-        })
-        .collect();
-    for w in workers {
-        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
-    }
+    ingest_shards_at_once(&url, sharded.path(), "2026-11-10", 4, &server.env());
     let (code, log) = run_with(&server, &url, sharded.path(), "2026-11-10", &[]);
     assert_eq!(code, 3, "{log}");
     assert!(log.contains("0 days ingested, 35 unchanged"), "{log}");

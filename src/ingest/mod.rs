@@ -226,7 +226,8 @@ pub fn ingest(
 type DayToIngest = (NaiveDate, Vec<PathBuf>, Vec<Option<FileFingerprint>>);
 
 /// The days whose files differ from what `ingested` holds for them (or,
-/// in a store, whose objects were uploaded again), with their fingerprints; the report counts the unchanged days and the files
+/// in a store, whose objects were uploaded again), with their
+/// fingerprints; the report counts the unchanged days and the files
 /// before billing_start.
 fn days_to_ingest(
     opts: &IngestOptions,
@@ -264,13 +265,11 @@ fn days_to_ingest(
     let mut todo = Vec::new();
     for ((day, files), fingerprints) in candidates.into_iter().zip(fingerprints) {
         let before = ingested.get(&day).map_or(&[][..], Vec::as_slice);
-        // An object of a store is known by its ETag too: one uploaded
-        // again is read again even when its bytes are the same.
         let unchanged = before.len() == fingerprints.len()
-            && before.iter().zip(&fingerprints).all(|(a, b)| {
-                b.as_ref()
-                    .is_some_and(|b| a.same_file(b) && (b.etag.is_none() || a.etag == b.etag))
-            });
+            && before
+                .iter()
+                .zip(&fingerprints)
+                .all(|(a, b)| b.as_ref().is_some_and(|b| a.same_file(b)));
         if unchanged {
             report.days_unchanged += 1;
         } else {

@@ -24,10 +24,13 @@ pub struct FileFingerprint {
 }
 
 impl FileFingerprint {
-    /// Same path and contents (the modification time aside).
+    /// Same path and contents (the modification time aside), `other`
+    /// being the newer. An object of a store is known by its ETag too: one
+    /// uploaded again is a new file even when its bytes are the same.
     pub fn same_file(&self, other: &FileFingerprint) -> bool {
         (&self.path, self.size, &self.content_hash)
             == (&other.path, other.size, &other.content_hash)
+            && (other.etag.is_none() || self.etag == other.etag)
     }
 }
 

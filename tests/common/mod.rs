@@ -58,6 +58,46 @@ pub fn faktura_env(args: &[&str], env: &[(String, String)]) -> (i32, String) {
     )
 }
 
+/// `faktura ingest --shard I/N` for every I into one OUT, the workers all
+/// started before any is waited for, as an Indexed Job's pods run; panics
+/// naming a worker that failed.
+pub fn ingest_shards_at_once(
+    data: &str,
+    out: &Path,
+    as_of: &str,
+    shards: u32,
+    env: &[(String, String)],
+) {
+    let workers: Vec<_> = (0..shards)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_faktura"))
+                .args([
+                    "ingest",
+                    "--data",
+                    data,
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--as-of",
+                    as_of,
+                ])
+                .args(["--shard", &format!("{i}/{shards}")])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("faktura starts")
+        })
+        .collect();
+    for (i, worker) in workers.into_iter().enumerate() {
+        let output = worker.wait_with_output().expect("faktura runs");
+        assert!(
+            output.status.success(),
+            "shard {i}/{shards}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// `faktura gen` into a new temporary directory (start 2026-10-01).
 pub fn generated(days: u32, rows_per_day: u32, profiles: u32, seed: u32) -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
