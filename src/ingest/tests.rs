@@ -323,12 +323,17 @@ const SUBSCRIPTIONS: [[&str; 4]; 3] = [
     ["ACC-NORDLYS", "PRF-NORDLYS-SE", "SUB-SE-PROD", "SEK"],
 ];
 
-/// A valid usage row of subscription `sub` and meter `meter`.
-fn usage_row(sub: usize, meter: usize, i: usize) -> String {
+/// A valid usage row of subscription `sub`, meter `meter` and resource
+/// `resource` (none for 0).
+fn usage_row(sub: usize, meter: usize, resource: usize, i: usize) -> String {
     let [account, profile, subscription, currency] = SUBSCRIPTIONS[sub];
+    let resource = match resource {
+        0 => String::new(),
+        r => format!("/subscriptions/{subscription}/resourceGroups/rg/vm-{r}"),
+    };
     format!(
         "2026-10-01,{account},{profile},{subscription},m-{meter},Virtual Machines,\
-         \"D{meter}s v3, \"\"Øst\"\"\",1 Hour,24,1.03,{i}.5,{currency},Usage,Azure,OnDemand,True,/r/{i}"
+         \"D{meter}s v3, \"\"Øst\"\"\",1 Hour,24,1.03,{i}.5,{currency},Usage,Azure,OnDemand,True,{resource}"
     )
 }
 
@@ -338,11 +343,18 @@ proptest! {
     /// A partition written from dictionaries is, byte for byte, the file
     /// polars writes from the same rows as strings: with few distinct
     /// values or mostly distinct ones (where polars may choose plain
-    /// encoding), from one chunk or several, of one file or two.
+    /// encoding), resources with and without rows lacking one, from one
+    /// chunk or several, of one file or two.
     #[test]
     fn a_partition_is_the_file_polars_writes_from_strings(
-        picks in (1usize..400).prop_flat_map(|meters| {
-            prop::collection::vec((0usize..3, 0..meters), 1..500)
+        picks in (1usize..400, 1usize..700).prop_flat_map(|(meters, resources)| {
+            let every_row_has_one = any::<bool>();
+            (prop::collection::vec((0usize..3, 0..meters, 0..resources), 1..500), every_row_has_one)
+                .prop_map(|(picks, every_row_has_one)| {
+                    picks.into_iter().map(|(sub, meter, resource)| {
+                        (sub, meter, resource + usize::from(every_row_has_one))
+                    }).collect::<Vec<_>>()
+                })
         }),
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
     ) {
@@ -352,8 +364,8 @@ proptest! {
             rel: "usage/2026-10-01-b.csv",
             ..october_first_file(&index)
         }];
-        let rows: Vec<String> = picks.iter().enumerate().map(|(i, &(sub, meter))| {
-            usage_row(sub, meter, i)
+        let rows: Vec<String> = picks.iter().enumerate().map(|(i, &(sub, meter, resource))| {
+            usage_row(sub, meter, resource, i)
         }).collect();
         let mut ends: Vec<usize> = cuts.iter().map(|c| c.index(rows.len())).collect();
         ends.push(rows.len());
