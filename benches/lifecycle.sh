@@ -56,6 +56,11 @@ PY
   for mode in without with; do
     rm -rf "$WORK/r-night"
     cp -a "$WORK/r-out" "$WORK/r-night"
+    # The copy's gigabytes on disk before the night starts, as last
+    # night's files are: else the first flush of the night's own messages
+    # (the file transport syncs before recording them sent) writes the
+    # copy too, and the night without messages never waits for it.
+    sync
     cp "$WORK/r-data/faktura.toml" "$WORK/r-$mode.toml"
     [ "$mode" = with ] && printf '[reminders]\ndays = [14]\n' >> "$WORK/r-$mode.toml"
     $MEASURE "$BIN" run --data "$WORK/r-data" --out "$WORK/r-night" --as-of 2026-12-20 \
