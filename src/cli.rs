@@ -62,8 +62,8 @@ pub struct StageArgs {
     /// The data directory (SPEC §2).
     #[arg(long)]
     pub data: PathBuf,
-    /// The output directory (SPEC §6).
-    #[arg(long)]
+    /// The output directory (SPEC §6), a local folder.
+    #[arg(long, value_parser = local_folder)]
     pub out: PathBuf,
     /// The run date; default: today in UTC.
     #[arg(long)]
@@ -94,7 +94,7 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    #[arg(long)]
+    #[arg(long, value_parser = local_folder)]
     pub out: PathBuf,
     #[arg(long)]
     pub profile: String,
@@ -113,7 +113,7 @@ pub struct PreviewArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// The output directory whose ingested usage and ledger are read.
-    #[arg(long)]
+    #[arg(long, value_parser = local_folder)]
     pub out: PathBuf,
     #[arg(long)]
     pub profile: String,
@@ -199,4 +199,53 @@ pub struct ConfigArgs {
     pub data: PathBuf,
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// `--out` as a path: OUT is always a local folder (SPEC §2: it holds the
+/// ledger and the lock). A URL is refused (exit 2) rather than made a
+/// local folder named `s3:`.
+fn local_folder(out: &str) -> Result<PathBuf, String> {
+    let scheme = out.split_once("://").map(|(scheme, _)| scheme);
+    let is_url = scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if is_url {
+        return Err(format!(
+            "OUT must be a local folder (it holds the ledger and the lock), not the URL `{out}`; \
+             outputs are copied to a store with [publish] (SPEC §8)"
+        ));
+    }
+    Ok(PathBuf::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_is_a_local_folder_never_a_url() {
+        for url in [
+            "s3://bucket/out",
+            "az://container",
+            "gs://b",
+            "https://example.com/out",
+        ] {
+            let error = local_folder(url).unwrap_err();
+            assert!(
+                error.contains(url) && error.contains("local folder"),
+                "{error}"
+            );
+        }
+        for path in [
+            "out",
+            "/var/lib/faktura/out",
+            "./a://b",
+            "C:\\out",
+            "weird name://",
+        ] {
+            assert_eq!(local_folder(path), Ok(PathBuf::from(path)), "{path}");
+        }
+    }
 }

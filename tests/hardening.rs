@@ -446,3 +446,55 @@ fn a_usage_folder_that_cannot_be_listed_fails_the_run_naming_it() {
     let (code, stderr) = run(data.path(), out.path(), "2026-12-04");
     assert_eq!(code, 3, "{stderr}");
 }
+
+/// `--out s3://…` (an easy slip once DATA can be a store URL) made a local
+/// folder named `s3:` and ran there. OUT is always a local folder (SPEC
+/// §2): refused as a bad argument, nothing created, the message says why.
+#[test]
+fn an_out_url_is_refused_and_nothing_is_created() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = crate::common::sample_dir();
+    let data = data.to_str().unwrap();
+    for args in [
+        vec![
+            "run",
+            "--data",
+            data,
+            "--out",
+            "s3://bucket/out",
+            "--as-of",
+            AS_OF,
+        ],
+        vec![
+            "explain",
+            "--out",
+            "az://container/out",
+            "--profile",
+            "PRF-NORDLYS-NO",
+        ],
+        vec![
+            "preview",
+            "--data",
+            data,
+            "--out",
+            "gs://bucket/out",
+            "--profile",
+            "PRF-NORDLYS-NO",
+        ],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_faktura"))
+            .args(&args)
+            .current_dir(cwd.path())
+            .env_remove("FAKTURA_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("must be a local folder"), "{stderr}");
+        assert_eq!(
+            std::fs::read_dir(cwd.path()).unwrap().count(),
+            0,
+            "{args:?}"
+        );
+    }
+}
