@@ -205,13 +205,7 @@ pub struct ConfigArgs {
 /// ledger and the lock). A URL is refused (exit 2) rather than made a
 /// local folder named `s3:`.
 fn local_folder(out: &str) -> Result<PathBuf, String> {
-    let scheme = out.split_once("://").map(|(scheme, _)| scheme);
-    let is_url = scheme.is_some_and(|s| {
-        s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    });
-    if is_url {
+    if faktura::remote::url_scheme(out).is_some() {
         return Err(format!(
             "OUT must be a local folder (it holds the ledger and the lock), not the URL `{out}`; \
              outputs are copied to a store with [publish] (SPEC §8)"

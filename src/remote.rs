@@ -47,9 +47,18 @@ const SCHEMES: &[&str] = &["s3", "az", "gs"];
 
 /// Whether `location` is an object-store URL rather than a local path.
 pub fn is_store_url(location: &str) -> bool {
-    location
-        .split_once("://")
-        .is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
+    url_scheme(location).is_some_and(|scheme| SCHEMES.contains(&scheme))
+}
+
+/// The scheme of `location` when it is written as a URL (`scheme://…`, the
+/// scheme a letter then letters, digits, `+`, `-` or `.`, RFC 3986 §3.1),
+/// whether or not faktura can read it.
+pub fn url_scheme(location: &str) -> Option<&str> {
+    let (scheme, _) = location.split_once("://")?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    valid.then_some(scheme)
 }
 
 /// An object listed in a store, its key relative to the store's prefix.
@@ -417,6 +426,8 @@ mod tests {
         assert!(!is_store_url("data"));
         assert!(!is_store_url("http://example.com/data"));
         assert!(!is_store_url("s3:/bucket"));
+        assert_eq!(url_scheme("http://example.com/data"), Some("http"));
+        assert_eq!(url_scheme("./s3://bucket"), None);
     }
 
     #[test]
