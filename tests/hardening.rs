@@ -498,3 +498,45 @@ fn an_out_url_is_refused_and_nothing_is_created() {
         );
     }
 }
+
+#[test]
+fn an_e_mail_file_that_cannot_be_written_fails_alone_and_is_written_by_the_next_run() {
+    // The file transport writes a document's messages together (one
+    // writer per folder): one recipient's failure must stay that
+    // recipient's, and the others' files must still be recorded sent.
+    let out = tempfile::tempdir().unwrap();
+    let sample = crate::common::sample_dir();
+    run(&sample, out.path(), "2026-10-15");
+    let folder = out.path().join("outbox/INV-00000001");
+    let blocked = folder.join("kontor@astrom.example.eml");
+    std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
+    let (_, stderr) = run(&sample, out.path(), AS_OF);
+    assert!(stderr.contains("send:      18 sent, 1 failed"), "{stderr}");
+    let delivery = &latest_summary(out.path())["delivery"];
+    assert_eq!(
+        (&delivery["sent"], &delivery["failed"]),
+        (&18.into(), &1.into())
+    );
+    for sent in [
+        "bjorn.billing@astrom.example",
+        "revisor@nordrevision.example",
+    ] {
+        assert!(folder.join(format!("{sent}.eml")).is_file(), "{sent}");
+    }
+    let explained = crate::common::explain(
+        out.path(),
+        "7f3c2a10-5b1e-4c2d-9a8e-0d4f6b7c8e91",
+        Some("2026-10"),
+    );
+    assert!(
+        explained.contains(&blocked.display().to_string()),
+        "the failure names the file: {explained}"
+    );
+    std::fs::remove_dir_all(&blocked).unwrap();
+    let (_, stderr) = run(&sample, out.path(), AS_OF);
+    assert!(
+        stderr.contains("send:      1 sent, 0 failed, 0 refused, 18 sent earlier"),
+        "{stderr}"
+    );
+    assert!(blocked.is_file());
+}

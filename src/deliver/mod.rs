@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -54,7 +54,7 @@ pub enum DeliverError {
 }
 
 /// What a transport said about one message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
     /// Worth retrying later: 4xx, refused or dropped connections, timeouts.
@@ -233,10 +233,16 @@ pub struct Email<'a> {
     pub text: String,
     pub html: String,
     pub attachment_name: String,
-    pub pdf: Vec<u8>,
+    pub pdf: Body,
     pub message_id: String,
     /// The Date header: midnight UTC of the document's date, the same on a re-send.
     pub date: chrono::NaiveDate,
+}
+
+/// A PDF as a message attaches it (base64), encoded once for all the
+/// messages that attach it.
+pub fn pdf_body(pdf: Vec<u8>) -> Body {
+    Body::new(pdf)
 }
 
 /// A message with a plain-text and an HTML body and the PDF attached;
@@ -297,7 +303,7 @@ pub fn build_message(
     recipient: &str,
     locale: Locale,
     customer_name: &str,
-    pdf: Vec<u8>,
+    pdf: Body,
     settings: &MailSettings,
 ) -> Result<Message, DeliverError> {
     let labels = locale.labels();
@@ -337,7 +343,7 @@ pub fn build_credit_note_message(
     recipient: &str,
     locale: Locale,
     customer_name: &str,
-    pdf: Vec<u8>,
+    pdf: Body,
     settings: &MailSettings,
 ) -> Result<Message, DeliverError> {
     let labels = locale.labels();
@@ -387,7 +393,7 @@ pub fn build_reminder_message(
     recipient: &str,
     locale: Locale,
     customer_name: &str,
-    pdf: Vec<u8>,
+    pdf: Body,
     settings: &MailSettings,
 ) -> Result<Message, DeliverError> {
     let labels = locale.labels();

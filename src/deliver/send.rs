@@ -7,14 +7,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use lettre::message::Body;
+
 use crate::config::MailSettings;
 use crate::ledger::{Delivery, DeliveryOutcome, Document, IssuedInvoice, Ledger};
-use crate::model::{CreditNote, Invoice, InvoiceStatus};
+use crate::model::{CreditNote, Invoice, InvoiceStatus, Profile};
 use crate::render;
 
 use super::{
     DeliverError, Mailer, Outcome, ReminderFacts, SMTP_CONNECTIONS, build_credit_note_message,
-    build_message, build_reminder_message, pool,
+    build_message, build_reminder_message, pdf_body, pool,
 };
 
 /// What the send stage did.
@@ -133,12 +135,16 @@ impl Sending<'_> {
     ) -> Result<(), DeliverError> {
         let mut written = Vec::new();
         pool::send_all(
-            batch.to_vec(),
+            jobs(batch, self.mailer),
             senders,
-            |delivery| deliver_one(self, delivery),
+            |job| deliver_job(self, job),
             |done| {
-                self.progress.inc_by(done.len() as u64);
-                let records = done.into_iter().map(|(delivery, (outcome, tries))| {
+                let sent: Vec<_> = done
+                    .into_iter()
+                    .flat_map(|(job, outcomes)| job.into_iter().zip(outcomes))
+                    .collect();
+                self.progress.inc_by(sent.len() as u64);
+                let records = sent.into_iter().map(|(delivery, (outcome, tries))| {
                     let (status, reply) = report.count(&delivery, outcome);
                     DeliveryOutcome {
                         document: delivery.document,
@@ -163,6 +169,21 @@ impl Sending<'_> {
             ledger.record_deliveries(&written)?;
         }
         Ok(())
+    }
+}
+
+/// The batch cut into what one sender takes at a time. Over SMTP a single
+/// message, recorded as soon as the server accepts it. For the file
+/// transport a document's deliveries together (the batch is ordered by
+/// document): one writer fills the document's folder, reading the PDF
+/// once, where writers sharing a folder would queue on its lock.
+fn jobs(batch: &[Delivery], mailer: &Mailer) -> Vec<Vec<Delivery>> {
+    match mailer {
+        Mailer::Smtp { .. } => batch.iter().map(|d| vec![d.clone()]).collect(),
+        Mailer::File { .. } => batch
+            .chunk_by(|a, b| a.document == b.document && a.number == b.number)
+            .map(<[Delivery]>::to_vec)
+            .collect(),
     }
 }
 
@@ -285,26 +306,42 @@ impl DeliveryReport {
     }
 }
 
-/// Builds one outbox message (PDF from disk, rendered again if missing) and
-/// hands it to the transport, with retries. Never fails: a message that
-/// cannot be built for its recipient is refused (`bounced`, with the
-/// reason); one whose document or PDF cannot be had now is `failed`, and
-/// tried again on the next run.
-fn deliver_one(sending: &Sending, delivery: &Delivery) -> (Outcome, u32) {
-    match build(sending, delivery) {
-        Ok((message, folder)) => {
-            sending
-                .mailer
-                .send_with_retry(&message, &folder, &delivery.recipient)
-        }
-        Err(outcome) => (outcome, 1),
-    }
+/// Builds the messages of a job's deliveries (all of one document: the
+/// PDF from disk, rendered again if missing) and hands each to the
+/// transport, with retries; an outcome for every delivery, in order.
+/// Never fails: a message that cannot be built for its recipient is
+/// refused (`bounced`, with the reason); one whose document or PDF cannot
+/// be had now is `failed`, and tried again on the next run.
+fn deliver_job(sending: &Sending, job: &[Delivery]) -> Vec<(Outcome, u32)> {
+    let Some(first) = job.first() else {
+        return Vec::new();
+    };
+    let attachment = attachment(sending, first);
+    job.iter()
+        .map(|delivery| {
+            let built = attachment
+                .as_ref()
+                .map_err(Outcome::clone)
+                .and_then(|(profile, pdf)| build(sending, delivery, profile, pdf.clone()));
+            match built {
+                Ok((message, folder)) => {
+                    sending
+                        .mailer
+                        .send_with_retry(&message, &folder, &delivery.recipient)
+                }
+                Err(outcome) => (outcome, 1),
+            }
+        })
+        .collect()
 }
 
-/// The message of `delivery` and its outbox folder, or the outcome that
-/// stands for it when it cannot be built.
-fn build(sending: &Sending, delivery: &Delivery) -> Result<(lettre::Message, String), Outcome> {
-    let (inputs, documents) = (sending.inputs, sending.documents);
+/// The profile a document is for and the PDF its messages attach, or the
+/// outcome that stands for its messages when either cannot be had.
+fn attachment<'a>(
+    sending: &'a Sending,
+    delivery: &Delivery,
+) -> Result<(&'a Profile, Body), Outcome> {
+    let documents = sending.documents;
     let number = &delivery.number;
     let unknown = || Outcome::Transient(format!("outbox names unknown document {number}"));
     let (profile_id, period) = match delivery.document {
@@ -317,11 +354,23 @@ fn build(sending: &Sending, delivery: &Delivery) -> Result<(lettre::Message, Str
             (&invoice.head.profile_id, invoice.head.period)
         }
     };
-    let Some(profile) = inputs.render.reference.profiles.get(profile_id) else {
+    let Some(profile) = sending.inputs.render.reference.profiles.get(profile_id) else {
         let reason = format!("profile {profile_id} is not in profiles.csv");
         return Err(Outcome::Transient(reason));
     };
-    let pdf = pdf_of(sending, delivery, period)?;
+    Ok((profile, pdf_body(pdf_of(sending, delivery, period)?)))
+}
+
+/// The message of `delivery` with `pdf` attached and its outbox folder, or
+/// the refusal that stands for it when it cannot be built.
+fn build(
+    sending: &Sending,
+    delivery: &Delivery,
+    profile: &Profile,
+    pdf: Body,
+) -> Result<(lettre::Message, String), Outcome> {
+    let (inputs, documents) = (sending.inputs, sending.documents);
+    let number = &delivery.number;
     let (locale, name, recipient) = (profile.locale, &profile.name, &delivery.recipient);
     let built = match delivery.document {
         Document::Invoice => {
