@@ -16,10 +16,12 @@ use std::sync::mpsc::{Receiver, sync_channel};
 /// arrived per call. Returns the first recording error, after the senders
 /// have stopped; jobs not yet taken are then left unsent.
 ///
-/// An accepted message not yet recorded is in the batch being recorded
-/// (at most 1 + the channel), in the channel (`senders` outcomes), or held
-/// by a sender blocked on the full channel: a kill repeats at most
-/// 3 x `senders` + 1 messages, each once.
+/// An accepted job not yet recorded is in the batch being recorded (at
+/// most 1 + the channel), in the channel (`senders` outcomes), or held by
+/// a sender blocked on the full channel: a kill repeats at most
+/// 3 x `senders` + 1 jobs, each once (over SMTP a job is one message; the
+/// file transport records a batch only once its files are flushed, and a
+/// repeat rewrites the same file).
 pub fn send_all<J, O, E>(
     jobs: Vec<J>,
     senders: usize,
