@@ -26,11 +26,15 @@ body = (os.urandom(file_bytes).hex() * 2)[:file_bytes].encode()
 os.makedirs(root)
 
 
+def recipients(invoice):
+    return 3 if invoice % 20 else 2
+
+
 def write(first):
     for i in range(first, invoices, writers):
         folder = f"{root}/INV-{i:08d}/reminder-1"
         os.makedirs(folder)
-        for r in range(3 if i % 20 else 2):
+        for r in range(recipients(i)):
             path = f"{folder}/person{r}@customer.example.eml"
             with open(path + ".tmp", "wb") as f:
                 f.write(body)
@@ -46,6 +50,6 @@ for t in threads:
 written = time.time()
 os.sync()
 done = time.time()
-files = sum(3 if i % 20 else 2 for i in range(invoices))
+files = sum(recipients(i) for i in range(invoices))
 print(f"{files} files of {file_bytes} bytes: written {written - start:.2f} s, "
       f"synced {done - written:.2f} s, {done - start:.2f} s in all")

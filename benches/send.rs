@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use faktura::config::{MailSettings, TransportKind};
-use faktura::deliver::{Mailer, Outcome, SMTP_CONNECTIONS, build_message, pdf_body};
+use faktura::deliver::{Mailer, Outcome, SMTP_CONNECTIONS, build_message};
 use faktura::model::Locale;
 use lettre::Message;
 
@@ -53,7 +53,7 @@ fn send(c: &mut Criterion) {
                 &recipient,
                 Locale::NlNl,
                 "Polder Data B.V.",
-                pdf_body(pdf.clone()),
+                lettre::message::Body::new(pdf.clone()),
                 &settings,
             )
             .unwrap()

@@ -233,16 +233,12 @@ pub struct Email<'a> {
     pub text: String,
     pub html: String,
     pub attachment_name: String,
+    /// The PDF as lettre encodes it (`Body::new`: base64), encoded once
+    /// for all the messages that attach it.
     pub pdf: Body,
     pub message_id: String,
     /// The Date header: midnight UTC of the document's date, the same on a re-send.
     pub date: chrono::NaiveDate,
-}
-
-/// A PDF as a message attaches it (base64), encoded once for all the
-/// messages that attach it.
-pub fn pdf_body(pdf: Vec<u8>) -> Body {
-    Body::new(pdf)
 }
 
 /// A message with a plain-text and an HTML body and the PDF attached;

@@ -16,7 +16,7 @@ use crate::render;
 
 use super::{
     DeliverError, Mailer, Outcome, ReminderFacts, SMTP_CONNECTIONS, build_credit_note_message,
-    build_message, build_reminder_message, pdf_body, pool,
+    build_message, build_reminder_message, pool,
 };
 
 /// What the send stage did.
@@ -262,14 +262,18 @@ impl InvoicesToRender {
         batch: &[Delivery],
     ) -> Result<Self, DeliverError> {
         let out = inputs.render.out_dir;
-        let missing: BTreeSet<String> = batch
+        // Each invoice's PDF looked for once, however many recipients it has.
+        let numbers: BTreeSet<&String> = batch
             .iter()
             .filter(|d| d.document != Document::CreditNote)
-            .filter_map(|d| documents.invoices.get(&d.number))
+            .map(|d| &d.number)
+            .collect();
+        let missing: Vec<String> = numbers
+            .into_iter()
+            .filter_map(|number| documents.invoices.get(number))
             .filter(|i| !render::pdf_path(out, i.head.period, &i.head.number).exists())
             .map(|i| i.head.number.clone())
             .collect();
-        let missing: Vec<String> = missing.into_iter().collect();
         Ok(InvoicesToRender(
             ledger
                 .invoices_numbered(&missing)?
@@ -316,10 +320,10 @@ fn deliver_job(sending: &Sending, job: &[Delivery]) -> Vec<(Outcome, u32)> {
     let Some(first) = job.first() else {
         return Vec::new();
     };
-    let attachment = attachment(sending, first);
+    let parts = document_parts(sending, first);
     job.iter()
         .map(|delivery| {
-            let built = attachment
+            let built = parts
                 .as_ref()
                 .map_err(Outcome::clone)
                 .and_then(|(profile, pdf)| build(sending, delivery, profile, pdf.clone()));
@@ -335,9 +339,10 @@ fn deliver_job(sending: &Sending, job: &[Delivery]) -> Vec<(Outcome, u32)> {
         .collect()
 }
 
-/// The profile a document is for and the PDF its messages attach, or the
-/// outcome that stands for its messages when either cannot be had.
-fn attachment<'a>(
+/// What all of a document's messages share: the profile it is for and
+/// the PDF they attach; or the outcome that stands for each of them when
+/// either cannot be had.
+fn document_parts<'a>(
     sending: &'a Sending,
     delivery: &Delivery,
 ) -> Result<(&'a Profile, Body), Outcome> {
@@ -358,7 +363,7 @@ fn attachment<'a>(
         let reason = format!("profile {profile_id} is not in profiles.csv");
         return Err(Outcome::Transient(reason));
     };
-    Ok((profile, pdf_body(pdf_of(sending, delivery, period)?)))
+    Ok((profile, Body::new(pdf_of(sending, delivery, period)?)))
 }
 
 /// The message of `delivery` with `pdf` attached and its outbox folder, or
