@@ -44,6 +44,17 @@ struct ScaledSums {
     rows: i64,
 }
 
+/// Where a day's rows of one subscription go.
+#[derive(Clone, Copy)]
+struct SubscriptionAt {
+    profile: u32,
+    period_start: NaiveDate,
+    subscription: u32,
+    is_mosp: bool,
+    /// Whether the day is within the subscription's free trial (rule 2).
+    in_trial: bool,
+}
+
 /// A profile as the merge needs it.
 struct ProfilePlan<'r> {
     id: &'r str,
@@ -175,30 +186,35 @@ impl<'r> LineMerge<'r> {
         // Each row's group (texts numbered on this thread), then the sums
         // of each shard's rows on the cores.
         let mut groups: Vec<Option<GroupKey>> = vec![None; cache.height()];
+        // A cache's rows come sorted by subscription: a row of the same
+        // profile and subscription as the row before takes that row's
+        // lookups instead of hashing both ids again.
+        let mut last: Option<(&str, &str, Option<SubscriptionAt>)> = None;
         for (i, group) in groups.iter_mut().enumerate() {
-            let Some(&p) = self.profile_index.get(profile[i]) else {
-                continue;
+            let (profile, sub) = (profile[i], subscription[i]);
+            let at = match last {
+                Some((p, s, at)) if p == profile && s == sub => at,
+                _ => {
+                    let at = self.subscription_at(profile, sub, day, &period_of);
+                    last = Some((profile, sub, at));
+                    at
+                }
             };
-            let Some(period_start) = period_of[p as usize] else {
+            let Some(at) = at else {
                 continue;
             };
             let line = line_of_row[i];
-            let sub = subscription[i];
-            let subscription_id = self.subscriptions.id(sub.as_bytes(), || sub.into());
-            let kind = if self.profiles[p as usize].is_mosp && self.line_is_purchase[line as usize]
-            {
+            let kind = if at.is_mosp && self.line_is_purchase[line as usize] {
                 Kind::Purchases
             } else {
                 Kind::Services
             };
-            let trial = kind == Kind::Services
-                && eligible[i]
-                && self.trial_ends.get(sub).is_some_and(|end| day <= *end);
+            let trial = kind == Kind::Services && eligible[i] && at.in_trial;
             *group = Some(GroupKey {
-                profile: p,
+                profile: at.profile,
                 kind,
-                period_start,
-                subscription: subscription_id,
+                period_start: at.period_start,
+                subscription: at.subscription,
                 line,
                 credit_eligible: eligible[i],
                 covered_by: if trial {
@@ -224,6 +240,27 @@ impl<'r> LineMerge<'r> {
                 }
             });
         Ok(())
+    }
+
+    /// What a day's row of `profile` and subscription `sub` adds to: its
+    /// profile's wanted period holding the day (`period_of`, by profile),
+    /// none when there is none.
+    fn subscription_at(
+        &mut self,
+        profile: &str,
+        sub: &str,
+        day: NaiveDate,
+        period_of: &[Option<NaiveDate>],
+    ) -> Option<SubscriptionAt> {
+        let &p = self.profile_index.get(profile)?;
+        let period_start = period_of[p as usize]?;
+        Some(SubscriptionAt {
+            profile: p,
+            period_start,
+            subscription: self.subscriptions.id(sub.as_bytes(), || sub.into()),
+            is_mosp: self.profiles[p as usize].is_mosp,
+            in_trial: self.trial_ends.get(sub).is_some_and(|end| day <= *end),
+        })
     }
 
     /// The month's number of each cache row's line: through the day's

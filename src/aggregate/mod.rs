@@ -210,14 +210,31 @@ fn merge_period_lines(
     if caches == Caches::Write {
         daily_caches(&needed)?;
     }
-    for partition in &needed {
-        let day = partition_day(partition).expect("needed partitions have a day");
-        let cache = cache_of(partition);
-        let (sums, texts) = read_cache(partition, &cache, caches)?;
-        merge
-            .add_day(day, &sums, texts.as_ref())
-            .map_err(|e| e.located(&cache))?;
-    }
+    // The next day's cache is read (and its pages decompressed) while this
+    // one is merged: the merge's first half is one thread's, so reading
+    // alongside it fills the other core.
+    std::thread::scope(|scope| {
+        let (sender, days) = std::sync::mpsc::sync_channel(1);
+        let needed = &needed;
+        scope.spawn(move || {
+            for partition in needed {
+                let cache = cache_of(partition);
+                let read = read_cache(partition, &cache, caches);
+                let failed = read.is_err();
+                if sender.send((partition, cache, read)).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for (partition, cache, read) in days {
+            let day = partition_day(partition).expect("needed partitions have a day");
+            let (sums, texts) = read?;
+            merge
+                .add_day(day, &sums, texts.as_ref())
+                .map_err(|e| e.located(&cache))?;
+        }
+        Ok::<_, AggregateError>(())
+    })?;
     merge.into_period_lines()
 }
 
