@@ -7,7 +7,8 @@
 //! profiles' rows into a map of its own. Lookups in one map of a month's
 //! 1.5 million groups miss the cache; in a map of half of them, less so.
 //! Memory follows the distinct lines of the month, not the cache rows:
-//! days are read one at a time.
+//! days are read one at a time (the next while one is merged, see
+//! `merge_period_lines`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
