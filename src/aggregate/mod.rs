@@ -343,4 +343,45 @@ mod tests {
             );
         }
     }
+
+    /// A damaged day cache among others stops the merge with an error
+    /// naming that cache, whichever day it is (the caches are read ahead
+    /// of the merge, on a thread of their own).
+    #[test]
+    fn a_damaged_day_cache_is_named_in_the_error() {
+        let data = tempfile::tempdir().unwrap();
+        let start = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        crate::synth::generate(&crate::synth::GenOptions {
+            out_dir: data.path().to_path_buf(),
+            days: 5,
+            rows_per_day: 100,
+            profiles: 5,
+            seed: 4,
+            start,
+            shape: Default::default(),
+        })
+        .unwrap();
+        let reference = crate::reference::load_reference(data.path()).unwrap();
+        let usage = crate::data_source::UsageSource::Folder(data.path().to_path_buf());
+        for damaged in [0, 2, 4] {
+            let out = tempfile::tempdir().unwrap();
+            let opts = crate::ingest::IngestOptions {
+                usage: &usage,
+                out_dir: out.path(),
+                billing_start: start,
+                reference: &reference,
+            };
+            crate::ingest::ingest(&opts, &Default::default(), |_, _| Ok(())).unwrap();
+            let partitions = usage_partitions(out.path()).unwrap();
+            assert_eq!(partitions.len(), 5);
+            let cache = cache_of(&partitions[damaged]);
+            std::fs::write(&cache, b"not parquet").unwrap();
+            let every_period = every_period(&partitions, &reference);
+            let error = period_lines_from(&partitions, &reference, &every_period).unwrap_err();
+            assert!(
+                error.to_string().contains(&cache.display().to_string()),
+                "day {damaged}: {error}"
+            );
+        }
+    }
 }
